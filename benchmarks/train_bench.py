@@ -1,0 +1,160 @@
+"""DCGAN training speed: ganeval's trainer against a plain PyTorch DCGAN loop.
+
+The reference is a from-scratch reimplementation of the loop of the PyTorch examples'
+``dcgan/main.py``: the same architecture (nz 100, ngf = ndf = 64, 64×64 RGB), N(0, 0.02)
+init, BCELoss on a sigmoid output, Adam(2e-4, β1 0.5), D stepped on a real then a fake
+batch, G stepped through the updated D with the same fakes. Its data is the same
+synthetic faces, already decoded to a float tensor and served by a shuffling DataLoader
+(no image decoding, which favours the reference). Both run in this process, in alternating
+rounds, with the same batch size and thread count; img/s counts real images per second
+(one batch per step for both). Timed: ``Trainer.train_step`` (logging, grids and
+checkpoints happen every few hundred steps in a real run and are left out).
+
+    python benchmarks/train_bench.py                 # 64×64, batch 128, 3 rounds of 4 steps
+    python benchmarks/train_bench.py --steps 10 --rounds 5 --threads 2
+"""
+from __future__ import annotations
+
+import argparse
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import torch
+from torch import nn
+from torch.utils.data import DataLoader, TensorDataset
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from ganeval.atomic import save_npz  # noqa: E402
+from ganeval.synth import make_faces  # noqa: E402
+from models.registry import get_family  # noqa: E402
+from models.trainer import Trainer, TrainConfig  # noqa: E402
+
+NZ, NGF, NDF, NC = 100, 64, 64, 3
+
+
+# ------------------------------------------------------------------ the plain reference loop
+
+def _init(m: nn.Module) -> None:
+    kind = type(m).__name__
+    if "Conv" in kind:
+        nn.init.normal_(m.weight, 0.0, 0.02)
+    elif "BatchNorm" in kind:
+        nn.init.normal_(m.weight, 1.0, 0.02)
+        nn.init.zeros_(m.bias)
+
+
+def plain_generator() -> nn.Module:
+    g = nn.Sequential(
+        nn.ConvTranspose2d(NZ, NGF * 8, 4, 1, 0, bias=False), nn.BatchNorm2d(NGF * 8), nn.ReLU(True),
+        nn.ConvTranspose2d(NGF * 8, NGF * 4, 4, 2, 1, bias=False), nn.BatchNorm2d(NGF * 4), nn.ReLU(True),
+        nn.ConvTranspose2d(NGF * 4, NGF * 2, 4, 2, 1, bias=False), nn.BatchNorm2d(NGF * 2), nn.ReLU(True),
+        nn.ConvTranspose2d(NGF * 2, NGF, 4, 2, 1, bias=False), nn.BatchNorm2d(NGF), nn.ReLU(True),
+        nn.ConvTranspose2d(NGF, NC, 4, 2, 1, bias=False), nn.Tanh(),
+    )
+    g.apply(_init)
+    return g
+
+
+def plain_discriminator() -> nn.Module:
+    d = nn.Sequential(
+        nn.Conv2d(NC, NDF, 4, 2, 1, bias=False), nn.LeakyReLU(0.2, inplace=True),
+        nn.Conv2d(NDF, NDF * 2, 4, 2, 1, bias=False), nn.BatchNorm2d(NDF * 2), nn.LeakyReLU(0.2, inplace=True),
+        nn.Conv2d(NDF * 2, NDF * 4, 4, 2, 1, bias=False), nn.BatchNorm2d(NDF * 4), nn.LeakyReLU(0.2, inplace=True),
+        nn.Conv2d(NDF * 4, NDF * 8, 4, 2, 1, bias=False), nn.BatchNorm2d(NDF * 8), nn.LeakyReLU(0.2, inplace=True),
+        nn.Conv2d(NDF * 8, 1, 4, 1, 0, bias=False), nn.Sigmoid(),
+    )
+    d.apply(_init)
+    return d
+
+
+class PlainLoop:
+    def __init__(self, images_uint8: torch.Tensor, batch_size: int):
+        data = images_uint8.permute(0, 3, 1, 2).float().div(127.5).sub(1)  # Normalize((.5,)*3, (.5,)*3)
+        self.loader = DataLoader(TensorDataset(data), batch_size=batch_size, shuffle=True, drop_last=True)
+        self.it = iter(self.loader)
+        self.netG, self.netD = plain_generator(), plain_discriminator()
+        self.criterion = nn.BCELoss()
+        self.optD = torch.optim.Adam(self.netD.parameters(), lr=2e-4, betas=(0.5, 0.999))
+        self.optG = torch.optim.Adam(self.netG.parameters(), lr=2e-4, betas=(0.5, 0.999))
+
+    def _next(self) -> torch.Tensor:
+        try:
+            return next(self.it)[0]
+        except StopIteration:
+            self.it = iter(self.loader)
+            return next(self.it)[0]
+
+    def step(self) -> None:
+        real = self._next()
+        b = real.size(0)
+        ones, zeros = torch.full((b,), 1.0), torch.full((b,), 0.0)
+        self.netD.zero_grad()
+        err_real = self.criterion(self.netD(real).view(-1), ones)
+        err_real.backward()
+        fake = self.netG(torch.randn(b, NZ, 1, 1))
+        err_fake = self.criterion(self.netD(fake.detach()).view(-1), zeros)
+        err_fake.backward()
+        self.optD.step()
+        self.netG.zero_grad()
+        err_g = self.criterion(self.netD(fake).view(-1), ones)
+        err_g.backward()
+        self.optG.step()
+
+
+# ------------------------------------------------------------------ timing
+
+def timed(step, n: int) -> float:
+    t0 = time.perf_counter()
+    for _ in range(n):
+        step()
+    return time.perf_counter() - t0
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--resolution", type=int, default=64)
+    ap.add_argument("--batch-size", type=int, default=128)
+    ap.add_argument("--images", type=int, default=1024)
+    ap.add_argument("--steps", type=int, default=4, help="timed steps per round")
+    ap.add_argument("--warmup", type=int, default=2)
+    ap.add_argument("--rounds", type=int, default=3)
+    ap.add_argument("--threads", type=int, default=torch.get_num_threads())
+    args = ap.parse_args()
+    if args.resolution != 64:
+        raise SystemExit("the reference loop is the 64×64 DCGAN")
+    torch.set_num_threads(args.threads)
+    torch.manual_seed(0)
+    faces = make_faces(args.images, args.resolution, seed=0)
+    with tempfile.TemporaryDirectory() as tmp:
+        data = Path(tmp) / "faces.npz"
+        save_npz(data, images=faces)
+        cfg = get_family("dcgan").config(args.resolution, 3, z_dim=NZ, width=NGF)
+        ours = Trainer(cfg, TrainConfig(data=str(data), out=str(Path(tmp) / "run"), steps=10**9,
+                                        batch_size=args.batch_size), "cpu")
+        plain = PlainLoop(torch.from_numpy(faces), args.batch_size)
+        n_params = (sum(p.numel() for p in ours.G.parameters()), sum(p.numel() for p in ours.D.parameters()))
+        n_plain = (sum(p.numel() for p in plain.netG.parameters()), sum(p.numel() for p in plain.netD.parameters()))
+        assert n_params == n_plain, (n_params, n_plain)
+        timed(ours.train_step, args.warmup)
+        timed(plain.step, args.warmup)
+        rates: dict[str, list[float]] = {"ganeval": [], "plain": []}
+        for r in range(args.rounds):
+            order = (("ganeval", ours.train_step), ("plain", plain.step))
+            for name, step in order if r % 2 == 0 else order[::-1]:
+                rates[name].append(args.steps * args.batch_size / timed(step, args.steps))
+    ours_r, plain_r = statistics.median(rates["ganeval"]), statistics.median(rates["plain"])
+    print(f"DCGAN {args.resolution}×{args.resolution} training, CPU, {args.threads} thread(s), batch {args.batch_size}, "
+          f"G {n_params[0]:,} / D {n_params[1]:,} params, {args.rounds} rounds × {args.steps} steps (median)\n")
+    print("| loop | img/s (median) | img/s per round | ratio |")
+    print("| --- | ---: | --- | ---: |")
+    print(f"| ganeval trainer | {ours_r:.1f} | {', '.join(f'{x:.1f}' for x in rates['ganeval'])} | {ours_r / plain_r:.2f}× |")
+    print(f"| plain PyTorch-example loop | {plain_r:.1f} | {', '.join(f'{x:.1f}' for x in rates['plain'])} | 1.00× |")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,3 @@
+from ganeval.cli.main import main
+
+raise SystemExit(main())

@@ -1,0 +1,54 @@
+"""Atomic writes: a temp file beside the target, then rename, so an interrupted run never
+leaves a half-written output behind."""
+from __future__ import annotations
+
+import contextlib
+import io
+import os
+import tempfile
+from pathlib import Path
+from typing import Any, Iterator
+
+import numpy as np
+
+
+@contextlib.contextmanager
+def atomic_path(target: str | os.PathLike, suffix: str = "") -> Iterator[Path]:
+    """Yield a temp path in the target's folder; rename it onto ``target`` on success."""
+    target = Path(target)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=suffix or ".tmp", dir=target.parent)
+    os.close(fd)
+    tmp_path = Path(tmp)
+    try:
+        yield tmp_path
+        os.replace(tmp_path, target)
+    finally:
+        if tmp_path.exists():
+            tmp_path.unlink()
+
+
+def write_bytes(target: str | os.PathLike, data: bytes) -> None:
+    with atomic_path(target) as tmp:
+        tmp.write_bytes(data)
+
+
+def write_text(target: str | os.PathLike, text: str) -> None:
+    write_bytes(target, text.encode("utf-8"))
+
+
+def save_npz(target: str | os.PathLike, **arrays: Any) -> None:
+    """np.savez into memory, then atomically onto ``target`` (np.savez would add '.npz')."""
+    buf = io.BytesIO()
+    np.savez(buf, **arrays)
+    write_bytes(target, buf.getvalue())
+
+
+def torch_save(target: str | os.PathLike, obj: Any) -> None:
+    """torch.save names the archive inside after the file it writes; saving through memory
+    keeps the bytes (and so content hashes) independent of the temp file's random name."""
+    import torch
+
+    buf = io.BytesIO()
+    torch.save(obj, buf)
+    write_bytes(target, buf.getvalue())

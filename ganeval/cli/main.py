@@ -1,0 +1,75 @@
+"""The ``ganeval`` command: dispatches to one module per subcommand.
+
+Every subcommand module exposes ``register(subparsers)``, which adds its parser and sets
+``func`` to a handler taking the parsed args and returning an exit code. Errors become one
+line on stderr: exit 2 for bad usage or input, 1 for runtime failures, 130 on Ctrl-C."""
+from __future__ import annotations
+
+import argparse
+import importlib
+import os
+import sys
+import traceback
+
+from ganeval import __version__
+from ganeval.errors import GanevalError
+
+# subcommand modules, in the order `ganeval --help` lists them
+COMMANDS = (
+    "ganeval.cli.fid",
+    "ganeval.cli.synth",
+    "ganeval.cli.weights",
+    "ganeval.cli.nearest",
+    "ganeval.cli.gan",
+    "ganeval.cli.demo",
+)
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str):  # one line, exit 2
+        self.exit(2, f"{self.prog}: error: {message}\n")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(
+        prog="ganeval",
+        description="Train, sample and measure anime-face GANs.",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("--version", action="version", version=f"ganeval {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
+    for name in COMMANDS:
+        try:
+            module = importlib.import_module(name)
+        except ModuleNotFoundError as err:
+            if err.name == name:  # command not written yet
+                continue
+            raise
+        module.register(sub)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not getattr(args, "func", None):
+        parser.print_help()
+        return 2
+    try:
+        return int(args.func(args) or 0)
+    except GanevalError as err:
+        print(f"ganeval {args.command}: error: {err}", file=sys.stderr)
+        return err.exit_code
+    except KeyboardInterrupt:
+        print(f"ganeval {args.command}: interrupted", file=sys.stderr)
+        return 130
+    except Exception as err:  # noqa: BLE001 - last resort: one line, not a traceback
+        if os.environ.get("GANEVAL_DEBUG") == "1":
+            traceback.print_exc()
+        print(f"ganeval {args.command}: error: {type(err).__name__}: {err} "
+              "(set GANEVAL_DEBUG=1 for the traceback)", file=sys.stderr)
+        return 1
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,84 @@
+"""The one image decoder: any file Pillow reads becomes an RGB uint8 H×W×3 array.
+
+Grayscale and palette images are expanded, transparency is composited on white,
+16-bit and 32-bit integer images are scaled (not clipped) to 8 bits, CMYK and other
+colour spaces go through Pillow's conversion."""
+from __future__ import annotations
+
+import io
+import os
+import warnings
+
+import numpy as np
+from PIL import Image
+
+IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".webp", ".bmp")
+
+# Pillow's decompression-bomb check stays on; a bomb counts as a corrupt file.
+warnings.simplefilter("error", Image.DecompressionBombWarning)
+
+
+class CorruptImage(Exception):
+    """A file that cannot be decoded as an image."""
+
+
+def is_image_name(name: str) -> bool:
+    return name.lower().endswith(IMAGE_EXTENSIONS)
+
+
+def _high_bit_to_uint8(img: Image.Image) -> np.ndarray:
+    arr = np.asarray(img)
+    if arr.dtype == np.uint8:
+        return arr
+    if np.issubdtype(arr.dtype, np.floating):
+        peak = 1.0 if float(np.nanmax(arr, initial=0.0)) <= 1.0 else 255.0
+        return np.clip(np.nan_to_num(arr) * (255.0 / peak), 0, 255).round().astype(np.uint8)
+    arr = arr.astype(np.int64)
+    peak = 65535 if arr.max(initial=0) > 255 or img.mode.startswith("I;16") else 255
+    return np.clip(np.round(arr * (255.0 / peak)), 0, 255).astype(np.uint8)
+
+
+def to_rgb_array(img: Image.Image) -> np.ndarray:
+    """Convert any Pillow image to RGB uint8, compositing transparency on white."""
+    if img.mode == "RGB":
+        return np.asarray(img, dtype=np.uint8)
+    if img.mode in ("I", "I;16", "I;16L", "I;16B", "I;16N", "F"):
+        gray = _high_bit_to_uint8(img)
+        return np.repeat(gray[..., None], 3, axis=2)
+    has_alpha = img.mode in ("RGBA", "LA", "PA", "RGBa", "La") or (
+        img.mode == "P" and "transparency" in img.info
+    )
+    if has_alpha:
+        rgba = img.convert("RGBA")
+        background = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
+        return np.asarray(Image.alpha_composite(background, rgba).convert("RGB"), dtype=np.uint8)
+    return np.asarray(img.convert("RGB"), dtype=np.uint8)
+
+
+def decode_image(data: bytes | str | os.PathLike) -> np.ndarray:
+    """Decode bytes or a path into RGB uint8 H×W×3; raise CorruptImage on failure."""
+    try:
+        fh = io.BytesIO(data) if isinstance(data, (bytes, bytearray)) else open(data, "rb")
+        with fh, Image.open(fh) as img:
+            img.load()  # truncated files fail here, not later
+            arr = to_rgb_array(img)
+    except (OSError, ValueError, SyntaxError, Image.DecompressionBombError,
+            Image.DecompressionBombWarning, EOFError) as err:
+        raise CorruptImage(str(err) or type(err).__name__) from err
+    if arr.ndim != 3 or arr.shape[2] != 3 or arr.shape[0] < 1 or arr.shape[1] < 1:
+        raise CorruptImage(f"unexpected decoded shape {arr.shape}")
+    return np.ascontiguousarray(arr)
+
+
+def resize_rgb(arr: np.ndarray, size: int | tuple[int, int]) -> np.ndarray:
+    """Resize with Pillow's bicubic filter (antialiased when shrinking); size is (h, w)."""
+    h, w = (size, size) if isinstance(size, int) else size
+    if arr.shape[:2] == (h, w):
+        return arr
+    return np.asarray(Image.fromarray(arr).resize((w, h), Image.Resampling.BICUBIC), dtype=np.uint8)
+
+
+def encode_png(arr: np.ndarray) -> bytes:
+    buf = io.BytesIO()
+    Image.fromarray(arr).save(buf, format="PNG")
+    return buf.getvalue()

@@ -1,0 +1,161 @@
+"""Features and (mu, sigma) statistics of an image source, a generator or a .npz file.
+
+Statistics files are pytorch-fid's format (``mu``, ``sigma``) plus optional metadata keys
+that pytorch-fid ignores. Features of a source are cached by content hash + network +
+weights, so a second run over the same images costs nothing."""
+from __future__ import annotations
+
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterable
+
+import numpy as np
+import torch
+
+from ganeval import atomic
+from ganeval.cache import cache_dir, settings_key
+from ganeval.errors import BadInput
+from ganeval.features.base import FeatureExtractor
+from ganeval.metrics.fid import check_stats, mean_and_covariance
+from ganeval.sources import Source
+
+CACHE_VERSION = 1
+
+
+@dataclass
+class FeatureSet:
+    """What FID/KID need of one side: statistics always, raw features when known."""
+
+    label: str
+    mu: np.ndarray
+    sigma: np.ndarray
+    n: int
+    features: np.ndarray | None = None
+    extractor: str | None = None
+    origin: str = "images"      # images | statistics | generator
+    cached: bool = False
+    skipped: int = 0
+
+    @classmethod
+    def from_features(cls, label: str, features: np.ndarray, **kw) -> "FeatureSet":
+        if len(features) < 2:
+            raise BadInput(f"{label}: FID needs at least 2 images, got {len(features)}")
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # the caller warns once, with the label
+            mu, sigma = mean_and_covariance(features)
+        return cls(label, mu, sigma, len(features), features, **kw)
+
+
+def is_stats_file(path: str | Path) -> bool:
+    path = Path(path)
+    if path.suffix.lower() != ".npz" or not path.is_file():
+        return False
+    try:
+        with np.load(path, allow_pickle=False) as npz:
+            return "mu" in npz.files and "sigma" in npz.files
+    except (ValueError, OSError):
+        return False
+
+
+def load_stats(path: str | Path) -> FeatureSet:
+    path = Path(path)
+    try:
+        with np.load(path, allow_pickle=False) as npz:
+            mu, sigma = check_stats(npz["mu"], npz["sigma"], str(path))
+            extractor = str(npz["extractor"]) if "extractor" in npz.files else None
+            n = int(npz["n"]) if "n" in npz.files else 0
+    except (ValueError, OSError, KeyError) as err:
+        raise BadInput(f"{path}: not a readable statistics file ({err})") from err
+    return FeatureSet(str(path), mu, sigma, n, None, extractor, origin="statistics")
+
+
+def save_stats(path: str | Path, fs: FeatureSet) -> None:
+    """pytorch-fid's layout; float64 as np.cov gives, plus metadata pytorch-fid ignores."""
+    meta = {"n": np.int64(fs.n)}
+    if fs.extractor:
+        meta["extractor"] = np.array(fs.extractor)
+    atomic.save_npz(path, mu=fs.mu, sigma=fs.sigma, **meta)
+
+
+def _prepare_device(device: torch.device) -> None:
+    if device.type == "cuda":
+        # TF32 convolutions shift pool3 features by ~1e-3: keep full fp32 for parity
+        torch.backends.cudnn.allow_tf32 = False
+        torch.backends.cuda.matmul.allow_tf32 = False
+
+
+@torch.inference_mode()
+def extract_features(extractor: FeatureExtractor, batches: Iterable[torch.Tensor], device: torch.device) -> np.ndarray:
+    """Run uint8 N×H×W×3 batches through the network; returns float32 N×D."""
+    _prepare_device(device)
+    extractor = extractor.to(device).eval()
+    out = []
+    for images in batches:
+        x = images.to(device, non_blocking=True).permute(0, 3, 1, 2)
+        out.append(extractor(x).float().cpu().numpy())
+    if not out:
+        return np.empty((0, extractor.info.dim), dtype=np.float32)
+    return np.concatenate(out)
+
+
+def _cache_file(source: Source, extractor: FeatureExtractor) -> Path:
+    info = extractor.info
+    key = settings_key(v=CACHE_VERSION, net=info.name, weights=info.weights_id, size=info.input_size)
+    return cache_dir("features") / f"{info.name}-{source.content_hash()}-{key}.npz"
+
+
+def source_features(
+    source: Source,
+    extractor: FeatureExtractor,
+    device: torch.device,
+    batch_size: int = 50,
+    num_workers: int = 0,
+    strict: bool = False,
+    use_cache: bool = True,
+    on_skip=None,
+) -> FeatureSet:
+    """Features of every readable image in ``source``, from the cache when possible."""
+    label = str(source.path)
+    cache_file = _cache_file(source, extractor) if use_cache else None
+    if cache_file is not None and cache_file.is_file():
+        try:
+            with np.load(cache_file, allow_pickle=False) as npz:
+                fs = FeatureSet(label, npz["mu"], npz["sigma"], int(npz["n"]), npz["features"],
+                                extractor.info.name, cached=True, skipped=int(npz["skipped"]))
+            return fs
+        except (ValueError, OSError, KeyError):
+            cache_file.unlink(missing_ok=True)  # a damaged cache entry is recomputed
+    loader = source.loader(batch_size=batch_size, num_workers=num_workers, mixed_size=extractor.info.input_size,
+                           strict=strict, desc=f"{extractor.info.name} features: {source.path.name}")
+    features = extract_features(extractor, (b.images for b in loader), device)
+    if loader.corrupt and on_skip is not None:
+        on_skip(loader.report_corrupt())
+    fs = FeatureSet.from_features(label, features, extractor=extractor.info.name, skipped=len(loader.corrupt))
+    if cache_file is not None:
+        atomic.save_npz(cache_file, mu=fs.mu, sigma=fs.sigma, n=np.int64(fs.n), features=features,
+                        skipped=np.int64(fs.skipped))
+    return fs
+
+
+def generator_features(
+    checkpoint: str | Path,
+    extractor: FeatureExtractor,
+    device: torch.device,
+    n: int,
+    batch_size: int,
+    seed: int,
+) -> FeatureSet:
+    """Stream n samples from a generator checkpoint straight into the network."""
+    from models.sampling import generate_uint8_batches  # models/ depends on ganeval, not the reverse at import
+
+    from ganeval.progress import progress
+
+    def batches():
+        with progress(total=n, desc=f"sampling {Path(checkpoint).name}", unit="img") as bar:
+            for images in generate_uint8_batches(checkpoint, n, batch_size, seed, device):
+                bar.update(len(images))
+                yield images
+
+    features = extract_features(extractor, batches(), device)
+    return FeatureSet.from_features(f"generator {checkpoint}", features, extractor=extractor.info.name, origin="generator")

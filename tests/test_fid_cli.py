@@ -1,0 +1,105 @@
+"""`ganeval fid` end to end on synthetic faces with test-built Inception weights."""
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+from PIL import Image, ImageFilter
+
+from ganeval.cli.main import main
+
+N = 12  # small sets: Inception runs at 299×299 on CPU
+
+
+def _fid(capsys, *args) -> dict:
+    code = main(["fid", *map(str, args), "--json", "--num-workers", "0", "--device", "cpu"])
+    out = capsys.readouterr().out
+    assert code == 0, out
+    return json.loads(out)
+
+
+def _blurred(faces: np.ndarray, radius: float) -> np.ndarray:
+    return np.stack([np.asarray(Image.fromarray(f).filter(ImageFilter.GaussianBlur(radius))) for f in faces])
+
+
+@pytest.fixture()
+def sets(tmp_path, faces32):
+    paths = {}
+    a = faces32[:N]
+    for name, arr in {"a": a, "b": faces32[N:2 * N], "blur1": _blurred(a, 0.7), "blur2": _blurred(a, 1.5),
+                      "blur3": _blurred(a, 3.0)}.items():
+        paths[name] = tmp_path / f"{name}.npz"
+        np.savez(paths[name], images=arr)
+    rng = np.random.default_rng(0)
+    for level in (10, 40):
+        noisy = np.clip(a.astype(int) + rng.normal(0, level, a.shape), 0, 255).astype(np.uint8)
+        paths[f"noise{level}"] = tmp_path / f"noise{level}.npz"
+        np.savez(paths[f"noise{level}"], images=noisy)
+    folder = tmp_path / "a_png"
+    folder.mkdir()
+    for i, face in enumerate(a):
+        Image.fromarray(face).save(folder / f"{i:03d}.png")
+    paths["a_png"] = folder
+    return paths
+
+
+def test_fid_end_to_end(capsys, sets, inception_weights, tmp_path):
+    w = ("--weights", inception_weights)
+    same = _fid(capsys, sets["a"], sets["a_png"], *w)  # same pixels, different containers
+    assert same["fid"] == pytest.approx(0.0, abs=1e-3)
+    assert same["kid_mean"] == pytest.approx(0.0, abs=1e-3)
+    assert same["standard_weights"] is False
+    assert same["a"]["n"] == N and same["b"]["n"] == N
+
+    blur = [_fid(capsys, sets["a"], sets[k], *w)["fid"] for k in ("blur1", "blur2", "blur3")]
+    assert 0 < blur[0] < blur[1] < blur[2], blur
+    noise = [_fid(capsys, sets["a"], sets[k], *w)["fid"] for k in ("noise10", "noise40")]
+    assert 0 < noise[0] < noise[1], noise
+
+    # second run comes from the feature cache
+    again = _fid(capsys, sets["a"], sets["blur1"], *w)
+    assert again["a"]["cached"] and again["b"]["cached"]
+    assert again["fid"] == pytest.approx(blur[0], rel=1e-12)
+
+    # statistics round trip: stats file vs images gives the same FID, KID becomes n/a
+    stats = tmp_path / "a_stats.npz"
+    assert main(["fid", str(sets["a"]), "--save-stats", str(stats), *w, "--num-workers", "0"]) == 0
+    capsys.readouterr()
+    from_stats = _fid(capsys, stats, sets["blur2"], *w)
+    assert from_stats["fid"] == pytest.approx(blur[1], rel=1e-9)
+    assert from_stats["kid_mean"] is None
+
+    # the human-readable form
+    assert main(["fid", str(sets["a"]), str(sets["b"]), *w, "--num-workers", "0"]) == 0
+    text = capsys.readouterr().out
+    assert "FID (inception, 2048-d):" in text and "KID:" in text
+
+
+def _fails(capsys, args, code, fragment):
+    assert main(args) == code
+    err = capsys.readouterr().err
+    lines = [line for line in err.strip().splitlines() if not line.startswith("warning:")]
+    assert len(lines) == 1 and fragment in lines[0], err
+    assert "Traceback" not in err
+
+
+def test_fid_bad_input(capsys, tmp_path, sets, inception_weights):
+    w = ["--weights", inception_weights]
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    _fails(capsys, ["fid", str(empty), str(sets["a"]), *w], 2, "contains no images")
+    _fails(capsys, ["fid", str(tmp_path / "missing"), str(sets["a"]), *w], 2, "no such file")
+    np.savez(tmp_path / "s3.npz", mu=np.zeros(3), sigma=np.eye(3))
+    np.savez(tmp_path / "s4.npz", mu=np.zeros(4), sigma=np.eye(4))
+    _fails(capsys, ["fid", str(tmp_path / "s3.npz"), str(tmp_path / "s4.npz"), *w], 2, "different dimensions")
+    np.savez(tmp_path / "one.npz", images=np.zeros((1, 32, 32, 3), np.uint8))
+    _fails(capsys, ["fid", str(tmp_path / "one.npz"), str(sets["a"]), *w, "--num-workers", "0"], 2, "at least 2 images")
+    _fails(capsys, ["fid", str(sets["a"]), str(sets["b"]), "--device", "cuda:7", *w], 2, "device")
+    bad_stats = tmp_path / "bad_stats.npz"
+    np.savez(bad_stats, mu=np.zeros(2048), sigma=np.eye(2048), extractor=np.array("illust2vec"))
+    _fails(capsys, ["fid", str(bad_stats), str(sets["a"]), *w, "--num-workers", "0"], 2, "illust2vec features")
+
+
+def test_missing_weights_offline_names_the_file(capsys, sets):
+    _fails(capsys, ["fid", str(sets["a"]), str(sets["b"])], 1, "pt_inception-2015-12-05-6726825d.pth")
