@@ -10,8 +10,12 @@ rounds, with the same batch size and thread count; img/s counts real images per 
 (one batch per step for both). Timed: ``Trainer.train_step`` (logging, grids and
 checkpoints happen every few hundred steps in a real run and are left out).
 
-    python benchmarks/train_bench.py                 # 64×64, batch 128, 3 rounds of 4 steps
-    python benchmarks/train_bench.py --steps 10 --rounds 5 --threads 2
+Single steps of the two loops alternate, so a busy machine slows both alike; the table
+gives img/s from the fastest step (the least disturbed) and from the median step, and the
+median over step pairs of (plain step time / ganeval step time).
+
+    python benchmarks/train_bench.py                 # 64×64, batch 128, 12 steps each
+    python benchmarks/train_bench.py --steps 30 --threads 2
 """
 from __future__ import annotations
 
@@ -108,10 +112,9 @@ class PlainLoop:
 
 # ------------------------------------------------------------------ timing
 
-def timed(step, n: int) -> float:
+def timed(step) -> float:
     t0 = time.perf_counter()
-    for _ in range(n):
-        step()
+    step()
     return time.perf_counter() - t0
 
 
@@ -120,9 +123,8 @@ def main() -> None:
     ap.add_argument("--resolution", type=int, default=64)
     ap.add_argument("--batch-size", type=int, default=128)
     ap.add_argument("--images", type=int, default=1024)
-    ap.add_argument("--steps", type=int, default=4, help="timed steps per round")
+    ap.add_argument("--steps", type=int, default=12, help="timed steps of each loop")
     ap.add_argument("--warmup", type=int, default=2)
-    ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--threads", type=int, default=torch.get_num_threads())
     args = ap.parse_args()
     if args.resolution != 64:
@@ -140,20 +142,26 @@ def main() -> None:
         n_params = (sum(p.numel() for p in ours.G.parameters()), sum(p.numel() for p in ours.D.parameters()))
         n_plain = (sum(p.numel() for p in plain.netG.parameters()), sum(p.numel() for p in plain.netD.parameters()))
         assert n_params == n_plain, (n_params, n_plain)
-        timed(ours.train_step, args.warmup)
-        timed(plain.step, args.warmup)
-        rates: dict[str, list[float]] = {"ganeval": [], "plain": []}
-        for r in range(args.rounds):
-            order = (("ganeval", ours.train_step), ("plain", plain.step))
-            for name, step in order if r % 2 == 0 else order[::-1]:
-                rates[name].append(args.steps * args.batch_size / timed(step, args.steps))
-    ours_r, plain_r = statistics.median(rates["ganeval"]), statistics.median(rates["plain"])
-    print(f"DCGAN {args.resolution}×{args.resolution} training, CPU, {args.threads} thread(s), batch {args.batch_size}, "
-          f"G {n_params[0]:,} / D {n_params[1]:,} params, {args.rounds} rounds × {args.steps} steps (median)\n")
-    print("| loop | img/s (median) | img/s per round | ratio |")
-    print("| --- | ---: | --- | ---: |")
-    print(f"| ganeval trainer | {ours_r:.1f} | {', '.join(f'{x:.1f}' for x in rates['ganeval'])} | {ours_r / plain_r:.2f}× |")
-    print(f"| plain PyTorch-example loop | {plain_r:.1f} | {', '.join(f'{x:.1f}' for x in rates['plain'])} | 1.00× |")
+        for _ in range(args.warmup):
+            timed(ours.train_step), timed(plain.step)
+        # alternate single steps, so both loops see the same load from whatever else runs
+        t_ours, t_plain = [], []
+        for i in range(args.steps):
+            pair = ((t_ours, ours.train_step), (t_plain, plain.step))
+            for times, step in pair if i % 2 == 0 else pair[::-1]:
+                times.append(timed(step))
+    b = args.batch_size
+    paired = statistics.median(p / o for o, p in zip(t_ours, t_plain))
+    rows = [("ganeval trainer", t_ours), ("plain PyTorch-example loop", t_plain)]
+    print(f"DCGAN {args.resolution}×{args.resolution} training on CPU, {args.threads} thread(s), batch {b}, "
+          f"G {n_params[0]:,} / D {n_params[1]:,} params, {args.steps} alternating steps each\n")
+    print("| loop | img/s, best step | img/s, median step | ratio (best) | ratio (median of paired steps) |")
+    print("| --- | ---: | ---: | ---: | ---: |")
+    best_plain = b / min(t_plain)
+    for name, times in rows:
+        is_ours = times is t_ours
+        print(f"| {name} | {b / min(times):.1f} | {b / statistics.median(times):.1f} | "
+              f"{(b / min(times)) / best_plain:.2f}× | {paired if is_ours else 1.0:.2f}× |")
 
 
 if __name__ == "__main__":

@@ -101,7 +101,7 @@ def extract_features(extractor: FeatureExtractor, batches: Iterable[torch.Tensor
 
 def _cache_file(source: Source, extractor: FeatureExtractor) -> Path:
     info = extractor.info
-    key = settings_key(v=CACHE_VERSION, net=info.name, weights=info.weights_id, size=info.input_size)
+    key = settings_key(v=CACHE_VERSION, net=info.name, weights=info.weights_id, size=info.input_size, mode=info.mode)
     return cache_dir("features") / f"{info.name}-{source.content_hash()}-{key}.npz"
 
 

@@ -101,4 +101,5 @@ def load_generator(checkpoint: str | os.PathLike | dict[str, Any], device: str |
     generator = build_generator(cfg)
     key = "G_ema" if use_ema else "G"
     load_state(generator, data[key], key, data.get("path", "checkpoint"))
-    return generator.to(device).eval().requires_grad_(False), cfg
+    generator = generator.to(device, memory_format=torch.channels_last)  # as trained: same kernels, same pixels
+    return generator.eval().requires_grad_(False), cfg

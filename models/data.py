@@ -1,6 +1,6 @@
 """Real images for training: any ganeval image source, resized once, drawn in a resumable order.
 
-Small sets are decoded once into one uint8 tensor (N×C×H×W); sets larger than
+Small sets are decoded once into one uint8 tensor (N×H×W×C); sets larger than
 ``memory_limit`` bytes are decoded on the fly by DataLoader workers. The order is a
 ``DistributedSampler`` permutation per epoch (seed + epoch), split across processes, so
 the batch drawn after k batches is a function of (seed, k, rank) alone: that is what lets
@@ -23,11 +23,13 @@ MEMORY_LIMIT = 2 << 30  # decode up to 2 GiB of pixels into memory, stream beyon
 
 
 def to_channels(images: np.ndarray, channels: int) -> np.ndarray:
-    """N×H×W×3 RGB → N×H×W×channels; grayscale is ITU-R 601 luma, as Pillow's "L" mode."""
+    """N×H×W×3 RGB → N×H×W×channels; grayscale is ITU-R 601 luma in Pillow's fixed-point
+    arithmetic, so it equals ``Image.convert("L")`` exactly."""
     if channels == 3:
         return images
-    luma = images.astype(np.float32) @ np.array([0.299, 0.587, 0.114], np.float32)
-    return np.clip(np.rint(luma), 0, 255).astype(np.uint8)[..., None]
+    rgb = images.astype(np.uint32)
+    luma = (rgb[..., 0] * 19595 + rgb[..., 1] * 38470 + rgb[..., 2] * 7471 + 0x8000) >> 16
+    return luma.astype(np.uint8)[..., None]
 
 
 class _Decoded(Dataset):
@@ -44,18 +46,18 @@ class _Decoded(Dataset):
             img = resize_rgb(self.source.read(index), self.resolution)
         except CorruptImage:
             return None
-        return torch.from_numpy(np.ascontiguousarray(to_channels(img[None], self.channels)[0].transpose(2, 0, 1)))
+        return torch.from_numpy(np.array(to_channels(img[None], self.channels)[0]))  # a writable copy
 
 
 def _stack(items: list[torch.Tensor | None]) -> torch.Tensor:
     good = [t for t in items if t is not None]
     if not good:
         raise GanevalError("every image of a training batch is unreadable; check the data source")
-    return torch.stack(good)
+    return torch.stack(good)  # N×H×W×C
 
 
 class RealBatches:
-    """An endless, resumable stream of uint8 N×C×H×W batches for one process."""
+    """An endless, resumable stream of uint8 batches for one process."""
 
     def __init__(self, path: str | os.PathLike, resolution: int, channels: int, batch_size: int,
                  seed: int = 0, rank: int = 0, world_size: int = 1, num_workers: int = 0,
@@ -65,7 +67,7 @@ class RealBatches:
         self.images: torch.Tensor | None = None
         if len(self.source) * resolution * resolution * channels <= memory_limit:
             array = self.source.read_all(num_workers=num_workers, size=resolution, desc="decoding training images")
-            self.images = torch.from_numpy(np.ascontiguousarray(to_channels(array, channels).transpose(0, 3, 1, 2)))
+            self.images = torch.from_numpy(np.ascontiguousarray(to_channels(array, channels)))  # N×H×W×C
         self.dataset = _Decoded(self.source, resolution, channels)
         n = len(self)
         self.sampler = DistributedSampler(range(n), num_replicas=world_size, rank=rank,
@@ -112,11 +114,12 @@ class RealBatches:
                     yield images
 
     def __next__(self) -> torch.Tensor:
+        """The next N×C×H×W uint8 batch, laid out channels-last (a free view of N×H×W×C)."""
         if self._epoch_iter is None:
             self._epoch_iter = self._iterate()
         batch = next(self._epoch_iter)
         self.batches_seen += 1
-        return batch
+        return batch.permute(0, 3, 1, 2)
 
     def __iter__(self) -> "RealBatches":
         return self

@@ -165,7 +165,9 @@ class Trainer:
 
         torch.manual_seed(train_cfg.seed)  # identical initial weights on every process
         G, D = build_models(model_cfg)
-        self.G, self.D = G.to(self.device), D.to(self.device)
+        # channels-last: faster convolutions on CPU (oneDNN) and on CUDA tensor cores
+        self.G = G.to(self.device, memory_format=torch.channels_last)
+        self.D = D.to(self.device, memory_format=torch.channels_last)
         self.G_ema = copy.deepcopy(self.G).eval().requires_grad_(False) if world.is_main else None
         fam = self.family
         self.opt_G = torch.optim.Adam(self.G.parameters(), lr=fam.lr_g, betas=fam.betas)

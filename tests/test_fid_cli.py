@@ -47,13 +47,16 @@ def sets(tmp_path, faces32):
 def test_fid_end_to_end(capsys, sets, inception_weights, tmp_path):
     w = ("--weights", inception_weights)
     same = _fid(capsys, sets["a"], sets["a_png"], *w)  # same pixels, different containers
-    assert same["fid"] == pytest.approx(0.0, abs=1e-3)
-    assert same["kid_mean"] == pytest.approx(0.0, abs=1e-3)
+    assert same["fid"] == pytest.approx(0.0, abs=1e-6)
     assert same["standard_weights"] is False
     assert same["a"]["n"] == N and same["b"]["n"] == N
 
-    blur = [_fid(capsys, sets["a"], sets[k], *w)["fid"] for k in ("blur1", "blur2", "blur3")]
-    assert 0 < blur[0] < blur[1] < blur[2], blur
+    blurred = [_fid(capsys, sets["a"], sets[k], *w) for k in ("blur1", "blur2", "blur3")]
+    blur = [r["fid"] for r in blurred]
+    assert same["fid"] * 100 < blur[0] < blur[1] < blur[2], blur
+    # unbiased KID of identical sets is negative (the estimator assumes independent samples)
+    kid = [r["kid_mean"] for r in blurred]
+    assert same["kid_mean"] < kid[0] < kid[1] < kid[2], kid
     noise = [_fid(capsys, sets["a"], sets[k], *w)["fid"] for k in ("noise10", "noise40")]
     assert 0 < noise[0] < noise[1], noise
 
@@ -103,3 +106,22 @@ def test_fid_bad_input(capsys, tmp_path, sets, inception_weights):
 
 def test_missing_weights_offline_names_the_file(capsys, sets):
     _fails(capsys, ["fid", str(sets["a"]), str(sets["b"])], 1, "pt_inception-2015-12-05-6726825d.pth")
+
+
+def test_fid_from_generator_equals_sample_then_fid(capsys, tmp_path, sets, inception_weights):
+    run = tmp_path / "run"
+    assert main(["train", "dcgan", "--data", str(sets["a"]), "--out", str(run), "--resolution", "32",
+                 "--steps", "2", "--batch-size", "4", "--device", "cpu", "--num-workers", "0"]) == 0
+    ckpt = run / "checkpoint.pt"
+    assert ckpt.is_file()
+    samples = tmp_path / "samples.npz"
+    assert main(["sample", str(ckpt), "-n", str(N), "-o", str(samples), "--seed", "5", "--batch-size", "5",
+                 "--device", "cpu"]) == 0
+    capsys.readouterr()
+    w = ("--weights", inception_weights)
+    streamed = _fid(capsys, sets["a"], "--generator", ckpt, "-n", N, "--seed", 5, "--batch-size", 5, *w)
+    written = _fid(capsys, sets["a"], samples, "--batch-size", 5, *w)
+    assert streamed["b"]["origin"] == "generator" and streamed["b"]["n"] == N
+    assert streamed["fid"] == pytest.approx(written["fid"], rel=1e-6)
+    assert streamed["kid_mean"] == pytest.approx(written["kid_mean"], rel=1e-5, abs=1e-9)
+    assert streamed["fid"] > 1.0  # an untrained generator is far from the faces

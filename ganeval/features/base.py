@@ -14,6 +14,7 @@ class ExtractorInfo:
     input_size: int    # the network's native input side; mixed-size sets are resized to it
     weights_id: str    # sha256 of the weight file, part of every cache key
     standard: bool     # True when the weights are the published ones (numbers comparable to papers)
+    mode: str = "exact"  # "exact": the reference's op order; "fast": reordered float32 math
 
 
 class FeatureExtractor(nn.Module):

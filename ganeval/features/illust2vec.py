@@ -15,13 +15,13 @@ from __future__ import annotations
 
 import os
 import sys
-import tempfile
 from pathlib import Path
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ganeval.atomic import torch_save
 from ganeval.cache import file_sha256
 from ganeval.device import resolve_device
 from ganeval.errors import BadInput
@@ -132,17 +132,9 @@ def is_published_architecture(state: dict[str, torch.Tensor]) -> bool:
 
 
 def save_converted(state: dict[str, torch.Tensor], meta: dict, target: str | os.PathLike) -> Path:
-    """Atomically write a converted state dict plus metadata.
-
-    torch names the zip archive inside after the file being written, so the data is saved under
-    a fixed name in a temp folder beside ``target`` and renamed: the bytes, hence
-    ``weights_id``, depend only on the content."""
+    """Atomically write a converted state dict plus metadata (bytes depend only on content)."""
     target = Path(target)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    with tempfile.TemporaryDirectory(prefix=f".{target.name}.", dir=target.parent) as tmp:
-        staged = Path(tmp) / "illust2vec.pt"
-        torch.save({"format": FILE_FORMAT, "meta": meta, "state_dict": state}, staged)
-        os.replace(staged, target)
+    torch_save(target, {"format": FILE_FORMAT, "meta": meta, "state_dict": state})
     return target
 
 

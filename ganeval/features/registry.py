@@ -11,11 +11,13 @@ from ganeval.features.base import FeatureExtractor
 FEATURES = ("inception", "illust2vec")
 
 
-def build_extractor(name: str, weights: str | os.PathLike | None, device: torch.device) -> FeatureExtractor:
+def build_extractor(name: str, weights: str | os.PathLike | None, device: torch.device,
+                    fast: bool = False) -> FeatureExtractor:
+    """``fast`` trades bit-parity with the reference for speed where a network offers it."""
     if name == "inception":
         from ganeval.features.inception import build_inception
 
-        return build_inception(weights, device)
+        return build_inception(weights, device, fast)
     if name == "illust2vec":
         from ganeval.features.illust2vec import build_illust2vec
 

@@ -1,0 +1,176 @@
+"""``ganeval demo``: the main job on built-in synthetic faces, end to end.
+
+Each step runs the same code as its command. A step that needs pretrained weights which
+are missing offline says so in one line and the demo goes on with the rest."""
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+from PIL import Image, ImageFilter
+
+from ganeval import atomic
+from ganeval.cli.common import HelpFormatter, add_device_args, positive_int
+from ganeval.errors import GanevalError, MissingWeights
+from ganeval.synth import make_faces
+
+EXAMPLES = """examples:
+  ganeval demo                       everything into ./demo-out
+  ganeval demo --out /tmp/demo -n 300
+"""
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("demo", help="run the main job on built-in synthetic faces",
+                       description=__doc__, epilog=EXAMPLES, formatter_class=HelpFormatter)
+    p.add_argument("--out", default="demo-out", help="output folder (replaced)")
+    p.add_argument("-n", "--num", type=positive_int, default=200, help="faces per set")
+    p.add_argument("--size", type=int, default=64, help="face size in pixels")
+    p.add_argument("--train-faces", type=positive_int, default=2000, help="training set size for the GAN")
+    p.add_argument("--train-steps", type=positive_int, default=600, help="DCGAN training steps")
+    p.add_argument("--inception-weights", default=None, help="FID Inception weight file (default: cache or download)")
+    p.add_argument("--illust2vec-weights", default=None, help="illustration2vec .pt or .caffemodel (default: cache)")
+    add_device_args(p)
+    p.set_defaults(func=run)
+
+
+def _blur(faces: np.ndarray, radius: float) -> np.ndarray:
+    return np.stack([np.asarray(Image.fromarray(f).filter(ImageFilter.GaussianBlur(radius))) for f in faces])
+
+
+def _cli(argv: list[str]) -> dict | None:
+    """Run a ganeval command in-process and return its --json output."""
+    import contextlib
+    import io
+
+    from ganeval.cli.main import build_parser
+
+    args = build_parser().parse_args(argv)
+    buf = io.StringIO()
+    with contextlib.redirect_stdout(buf):
+        code = args.func(args)
+    if code:
+        raise GanevalError(f"`ganeval {' '.join(argv)}` exited with {code}")
+    text = buf.getvalue().strip()
+    return json.loads(text) if text.startswith("{") else None
+
+
+class Demo:
+    def __init__(self, out: Path, device: str):
+        self.out, self.device = out, device
+        self.done: list[str] = []
+        self.skipped: list[str] = []
+        self.failed: list[str] = []
+
+    def step(self, title: str, fn: Callable[[], str]) -> None:
+        print(f"== {title}", flush=True)
+        try:
+            summary = fn()
+        except MissingWeights as err:
+            line = f"skipped ({err})"
+            self.skipped.append(f"{title}: {line}")
+            print(f"   {line}", flush=True)
+            return
+        except (GanevalError, SystemExit) as err:
+            line = f"failed ({err})"
+            self.failed.append(f"{title}: {line}")
+            print(f"   {line}", flush=True)
+            return
+        self.done.append(f"{title}: {summary}")
+        print(f"   {summary}", flush=True)
+
+
+def run(args) -> int:
+    out = Path(args.out)
+    if out.exists():
+        shutil.rmtree(out)
+    out.mkdir(parents=True)
+    demo = Demo(out, args.device)
+    sets: dict[str, Path] = {}
+
+    def make_sets() -> str:
+        a = make_faces(args.num, args.size, seed=0, desc="faces A")
+        b = make_faces(args.num, args.size, seed=1, desc="faces B")
+        for name, arr in {"faces_a": a, "faces_b": b, "faces_a_blur1": _blur(a, 1.0), "faces_a_blur2": _blur(a, 2.0)}.items():
+            sets[name] = out / f"{name}.npz"
+            atomic.save_npz(sets[name], images=arr)
+        grid = np.concatenate([np.concatenate(list(a[r * 8:(r + 1) * 8]), axis=1) for r in range(min(4, len(a) // 8))])
+        atomic.write_bytes(out / "faces_a_preview.png", _png(grid))
+        return f"{args.num} faces per set at {args.size}px in {out} (A: seed 0, B: seed 1, A blurred σ=1 and σ=2)"
+
+    def fid_step(features: str) -> Callable[[], str]:
+        def run_fid() -> str:
+            rows = {}
+            for other in ("faces_b", "faces_a_blur1", "faces_a_blur2"):
+                weights = args.inception_weights if features == "inception" else args.illust2vec_weights
+                res = _cli(["fid", str(sets["faces_a"]), str(sets[other]), "--features", features, "--json",
+                            "--device", demo.device] + (["--weights", weights] if weights else []))
+                rows[other] = res
+            atomic.write_text(out / f"fid_{features}.json", json.dumps(rows, indent=2))
+            return "; ".join(f"A vs {k}: FID {v['fid']:.2f}, KID {v['kid_mean']:.4f}" for k, v in rows.items())
+        return run_fid
+
+    demo.step("synthetic faces", make_sets)
+    demo.step("FID/KID on Inception pool3", fid_step("inception"))
+    demo.step("FID/KID on illustration2vec", fid_step("illust2vec"))
+    for title, fn in _later_steps(demo, sets, args):
+        demo.step(title, fn)
+
+    print(f"\nDemo finished: {len(demo.done)} step(s) ran, {len(demo.skipped)} skipped, {len(demo.failed)} failed. "
+          f"Outputs in {out.resolve()}")
+    for line in demo.skipped:
+        print(f"  skipped: {line}")
+    for line in demo.failed:
+        print(f"  FAILED: {line}")
+    return 1 if demo.failed else 0
+
+
+def _png(arr: np.ndarray) -> bytes:
+    from ganeval.images import encode_png
+
+    return encode_png(arr)
+
+
+def _later_steps(demo: Demo, sets: dict[str, Path], args) -> list[tuple[str, Callable[[], str]]]:
+    """Train a small GAN on the faces, sample it, and ask whether it copies its training set."""
+    run_dir = demo.out / "dcgan-run"
+    samples = demo.out / "dcgan_samples.npz"
+
+    def train() -> str:
+        train_set = demo.out / "train_faces.npz"
+        atomic.save_npz(train_set, images=make_faces(args.train_faces, 32, seed=2, desc="training faces"))
+        sets["train"] = train_set
+        _cli(["train", "dcgan", "--data", str(train_set), "--out", str(run_dir), "--resolution", "32",
+              "--steps", str(args.train_steps), "--batch-size", "64", "--sample-every", str(max(1, args.train_steps // 6)),
+              "--device", demo.device])
+        return f"{args.train_steps} DCGAN steps at 32px on {args.train_faces} faces in {run_dir} (grids/, metrics.csv, checkpoint.pt)"
+
+    def sample() -> str:
+        _cli(["sample", str(run_dir / "checkpoint.pt"), "-n", str(args.num), "-o", str(samples), "--seed", "1",
+              "--device", demo.device])
+        return f"{args.num} samples in {samples}"
+
+    def nearest() -> str:
+        target = demo.out / "nearest"
+        res = _cli(["nearest", str(samples), str(sets["train"]), "-k", "4", "-o", str(target), "--json",
+                    "--device", demo.device]) or {}
+        share = res.get("copy_share")
+        extra = f"; share of samples with top-1 SSIM above the copy threshold: {share:.1%}" if isinstance(share, float) else ""
+        return f"SSIM nearest training faces of every sample in {target}{extra}"
+
+    def fid_generator() -> str:
+        res = _cli(["fid", str(sets["train"]), "--generator", str(run_dir / "checkpoint.pt"), "-n", str(args.num),
+                    "--json", "--device", demo.device]
+                   + (["--weights", args.inception_weights] if args.inception_weights else []))
+        return f"FID (Inception) of {args.num} generator samples against the training faces: {res['fid']:.2f}"
+
+    return [
+        ("train a DCGAN briefly", train),
+        ("sample the generator", sample),
+        ("does it copy its training set? (SSIM nearest neighbours)", nearest),
+        ("FID straight from the generator", fid_generator),
+    ]
