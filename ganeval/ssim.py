@@ -85,10 +85,16 @@ def to_planes(images: np.ndarray | torch.Tensor, gray: bool = False, dtype: torc
             return torch.from_numpy(lum).to(dtype)
         np_dtype = torch.empty((), dtype=dtype).numpy().dtype
         return torch.from_numpy(np.ascontiguousarray(arr, dtype=np_dtype))
-    t = torch.as_tensor(images, device=device)
+    # torch.tensor copies (memory-mapped training arrays are read-only)
+    t = images.to(device) if isinstance(images, torch.Tensor) else torch.tensor(images, device=device)
+    return _planes_torch(t, nhwc, gray, dtype)
+
+
+def _planes_torch(t: torch.Tensor, nhwc: bool, gray: bool, dtype: torch.dtype) -> torch.Tensor:
+    """The device-side twin of the numpy path in :func:`to_planes` (used on GPUs)."""
     t = t.permute(0, 3, 1, 2) if nhwc else t
     if gray:
-        weights = torch.tensor(LUMA, dtype=torch.float64, device=device)
+        weights = torch.tensor(LUMA, dtype=torch.float64, device=t.device)
         return torch.einsum("nchw,c->nhw", t.to(torch.float64), weights).unsqueeze(1).to(dtype)
     return t.to(dtype).contiguous()
 
@@ -143,9 +149,11 @@ class SSIMEngine:
         self.gh = torch.tensor(gh.copy(), dtype=dtype, device=self.device)
         self.gw_t = torch.tensor(gw.T.copy(), dtype=dtype, device=self.device)
         self.out_h, self.out_w = self.gh.shape[0], self.gw_t.shape[1]
-        if chunk is None:  # a few MB per intermediate on CPU (measured best); big batches on a GPU
-            per_pair = self.channels * self.height * self.width
-            chunk = min(256, max(8, (1 << 21) // per_pair)) if self.device.type == "cpu" else max(1, (1 << 25) // per_pair)
+        if chunk is None:
+            # CPU: keep a chunk's product planes and maps within ~4 MB (measured: 2-3× faster
+            # than larger chunks, which fall out of cache); GPU: big batches
+            per_pair = self.channels * (self.height * self.width + 4 * self.out_h * self.out_w)
+            chunk = min(256, max(4, (1 << 20) // per_pair)) if self.device.type == "cpu" else max(1, (1 << 26) // per_pair)
         self.chunk = int(chunk)
         self._c1 = torch.tensor(C1, dtype=dtype, device=self.device)
         self._c2 = torch.tensor(C2, dtype=dtype, device=self.device)

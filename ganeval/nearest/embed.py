@@ -77,6 +77,7 @@ class Embedder:
         self.grids = {name: (g if g > 0 else half) for name, g in
                       (("structure", spec.structure_grid), ("flat", spec.flat_grid), ("colour", spec.colour_grid))}
         self.pools = {g: (mat(pool_matrix(vh, g)), mat(pool_matrix(vw, g).T)) for g in set(self.grids.values())}
+        self.dim = int(self._embed_batch(np.zeros((1, 3, height, width), np.uint8)).shape[1])
 
     def _pool(self, maps: torch.Tensor, grid: int) -> torch.Tensor:
         ph, pw_t = self.pools[grid]

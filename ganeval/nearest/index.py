@@ -8,8 +8,11 @@ streams the set in chunks into memory-mapped files, so memory stays bounded:
 * ``planes.npy``: N×3×H×W uint8 (100k 64×64 images: 1.2 GB on disk);
 * ``screen.npy``: each image's local SSIM mean and variance at the screening stride
   (N×2×C×14×14 float32 at 64×64: 4.7 kB per image);
-* ``index.faiss``: the embeddings (flat: 25 kB per image at 64×64; with ``pca_dim``
-  far less) and ``meta.json``: keys, size, settings.
+* ``index.faiss``: the embeddings (flat: 18 kB per 64×64 image, 45 kB at 96×96; with
+  ``pca_dim`` far less) and ``meta.json``: keys, size, settings.
+
+100k 64×64 training images: ~3 GB on disk; building and searching peaked at 6.3 GB RSS
+(memory-mapped pages included).
 
 Flat (exact inner product) up to ``IVF_THRESHOLD`` images, PCA + IVF above it; faiss-gpu
 is used for the search when it is installed and sees a GPU."""
@@ -32,8 +35,9 @@ from ganeval.cache import cache_dir, settings_key
 from ganeval.errors import BadInput
 from ganeval.images import resize_rgb
 from ganeval.nearest.embed import Embedder, EmbedSpec
+from ganeval.nearest.parallel import cpu_workers, run_parallel
 from ganeval.progress import progress
-from ganeval.sources import ArraySource, Source
+from ganeval.sources import ArraySource, FolderSource, Source, ZipSource
 from ganeval.ssim import SSIMEngine, planar
 
 INDEX_VERSION = 1
@@ -59,25 +63,30 @@ class LoadedImages:
         return sum(self.resized_from.values())
 
 
+_GRAY_MODES = ("1", "L", "LA", "I", "I;16", "I;16L", "I;16B", "F")
+
+
 def native_channels(source: Source) -> int:
-    """1 for grayscale sets, 3 for colour: from the array, or from the first file's mode."""
-    if isinstance(source, ArraySource):
-        return 1 if source.array.shape[3] == 1 else 3
+    """1 for a grayscale set, 3 for colour: the array's channels, or the first readable
+    file's Pillow mode (decoding always yields RGB, so this is read before decoding)."""
+    import io
+
     from PIL import Image
 
+    if isinstance(source, ArraySource):
+        return 1 if source.array.shape[3] == 1 else 3
     for i in range(min(len(source), 8)):
         try:
-            if hasattr(source, "files"):
-                with Image.open(source.files[i]) as img:
-                    mode = img.mode
+            if isinstance(source, FolderSource):
+                opened = Image.open(source.files[i])
+            elif isinstance(source, ZipSource):
+                opened = Image.open(io.BytesIO(source._open().read(source.members[i])))
             else:
-                import io
-
-                with Image.open(io.BytesIO(source._open().read(source.members[i]))) as img:  # ZipSource
-                    mode = img.mode
+                return 3
+            with opened as img:
+                return 1 if img.mode in _GRAY_MODES else 3
         except Exception:  # noqa: BLE001 - a corrupt first file says nothing; try the next
             continue
-        return 1 if mode in ("1", "L", "LA", "I", "I;16", "I;16L", "I;16B", "F") else 3
     return 3
 
 
@@ -212,18 +221,27 @@ def _to_gpu(index: faiss.Index) -> faiss.Index:  # pragma: no cover - needs fais
     return _GPU_CACHE[id(index)]
 
 
-def _new_faiss_index(dim: int, n: int, settings: IndexSettings, sample: np.ndarray) -> tuple[faiss.Index, str]:
-    """Flat IP (optionally PCA'd) below the IVF threshold; PCA + IVF above it."""
+def _new_faiss_index(embeddings: np.ndarray, settings: IndexSettings) -> tuple[faiss.Index, str]:
+    """Flat IP (optionally PCA'd) below the IVF threshold; PCA + IVF above it.
+
+    Only indexes that need training read a sample of ``embeddings`` (a memory map)."""
+    n, dim = embeddings.shape
     pca_dim = settings.spec.pca_dim
-    kind = "flat"
-    if n > settings.ivf_threshold:
-        kind = "ivf"
-        pca_dim = pca_dim or min(IVF_PCA_DIM, dim)
+    kind = "ivf" if n > settings.ivf_threshold else "flat"
+    if kind == "ivf":
+        pca_dim = pca_dim or IVF_PCA_DIM
+    nlist = int(max(16, 4 * np.sqrt(n))) if kind == "ivf" else 0
+    sample = None
+    if pca_dim or kind == "ivf":
+        size = min(n, max(20_000, 40 * nlist))
+        ids = np.sort(np.random.default_rng(0).choice(n, size=size, replace=False))
+        sample = np.ascontiguousarray(embeddings[ids])
+        pca_dim = min(pca_dim, dim, len(sample)) if pca_dim else 0  # PCA's rank is bounded by both
+        nlist = min(nlist, max(1, len(sample) // 39))
     out_dim = pca_dim or dim
     if kind == "flat":
         inner: faiss.Index = faiss.IndexFlatIP(out_dim)
     else:
-        nlist = int(min(max(16, 4 * np.sqrt(n)), max(16, len(sample) // 39)))
         inner = faiss.IndexIVFFlat(faiss.IndexFlatIP(out_dim), out_dim, nlist, faiss.METRIC_INNER_PRODUCT)
         inner.nprobe = max(8, nlist // 8)  # generous: the candidate list is re-scored exactly anyway
     index = faiss.IndexPreTransform(faiss.PCAMatrix(dim, pca_dim), inner) if pca_dim and pca_dim < dim else inner
@@ -248,7 +266,11 @@ def open_index(source: Source, settings: IndexSettings, batch_size: int = 64, nu
             if on_note:
                 on_note(f"cached index {entry} unreadable ({err}); rebuilding")
     start = time.perf_counter()
+    _remove_stale_builds(entry.parent)
     tmp = Path(tempfile.mkdtemp(prefix=".building-", dir=entry.parent))
+    umask = os.umask(0)
+    os.umask(umask)
+    os.chmod(tmp, 0o777 & ~umask)  # mkdtemp's 0700 would hide a shared cache from other users
     try:
         _build(source, settings, tmp, batch_size, num_workers, strict, device)
         meta = json.loads((tmp / "meta.json").read_text())
@@ -266,6 +288,17 @@ def open_index(source: Source, settings: IndexSettings, batch_size: int = 64, nu
     return _load(entry, cached=False)
 
 
+def _remove_stale_builds(folder: Path, max_age_s: float = 86_400) -> None:
+    """Builds interrupted more than a day ago (a live build touches its folder constantly)."""
+    now = time.time()
+    for path in folder.glob(".building-*"):
+        try:
+            if now - path.stat().st_mtime > max_age_s:
+                shutil.rmtree(path, ignore_errors=True)
+        except OSError:
+            pass
+
+
 def _build(source: Source, settings: IndexSettings, out: Path, batch_size: int, num_workers: int,
            strict: bool, device) -> None:
     n_max = len(source)
@@ -273,23 +306,27 @@ def _build(source: Source, settings: IndexSettings, out: Path, batch_size: int, 
     planes = stats = embeddings_tmp = embedder = screen = None
     keys: list[str] = []
     filled = 0
+    workers = cpu_workers(device)
     for imgs, indices in reader:
         if planes is None:
             h, w = reader.size
             screen = SSIMEngine(h, w, gray=settings.gray, device=device, stride=SCREEN_STRIDE)
+            embedder = Embedder(h, w, settings.spec, settings.gray, device)
             planes = np.lib.format.open_memmap(out / "planes.npy", mode="w+", dtype=np.uint8, shape=(n_max, 3, h, w))
             stats = np.lib.format.open_memmap(out / "screen.npy", mode="w+", dtype=np.float32,
                                               shape=(n_max, 2, screen.channels, screen.out_h, screen.out_w))
-            embedder = Embedder(h, w, settings.spec, settings.gray, device)
-        sl = slice(filled, filled + len(imgs))
-        planes[sl] = planar(imgs)
-        mu, var = screen.local_stats(planes[sl])
-        stats[sl, 0], stats[sl, 1] = mu.cpu().numpy(), var.cpu().numpy()
-        emb = embedder(planes[sl])
-        if embeddings_tmp is None:
             embeddings_tmp = np.lib.format.open_memmap(out / "embeddings.tmp.npy", mode="w+", dtype=np.float32,
-                                                       shape=(n_max, emb.shape[1]))
-        embeddings_tmp[sl] = emb
+                                                       shape=(n_max, embedder.dim))
+        parts = np.array_split(np.arange(filled, filled + len(imgs)), max(1, min(workers, len(imgs) // 8)))
+
+        def one(j: int) -> None:  # disjoint rows of the memory maps: safe in parallel threads
+            sl = slice(int(parts[j][0]), int(parts[j][-1]) + 1)
+            planes[sl] = planar(imgs[sl.start - filled : sl.stop - filled])
+            mu, var = screen.local_stats(planes[sl])
+            stats[sl, 0], stats[sl, 1] = mu.cpu().numpy(), var.cpu().numpy()
+            embeddings_tmp[sl] = embedder(planes[sl])
+
+        run_parallel(one, len(parts), workers)
         keys.extend(source.key(i) for i in indices)
         filled += len(imgs)
     if not filled:
@@ -300,10 +337,7 @@ def _build(source: Source, settings: IndexSettings, out: Path, batch_size: int, 
     if filled < n_max:  # corrupt files were skipped: shrink the files to what was read
         for name in ("planes.npy", "screen.npy"):
             _truncate(out / name, filled)
-    rng = np.random.default_rng(0)
-    sample_ids = np.sort(rng.choice(filled, size=min(filled, 65_536), replace=False))
-    sample = np.ascontiguousarray(embeddings_tmp[sample_ids])
-    index, kind = _new_faiss_index(embeddings_tmp.shape[1], filled, settings, sample)
+    index, kind = _new_faiss_index(embeddings_tmp[:filled], settings)
     with progress(total=filled, desc="adding to index", unit="img") as bar:
         for s in range(0, filled, 16_384):
             index.add(np.ascontiguousarray(embeddings_tmp[s : min(s + 16_384, filled)]))

@@ -5,30 +5,41 @@ is exact:
 
 1. **embed**: FAISS returns ``candidates`` training images per query by embedding inner
    product (:mod:`ganeval.nearest.embed`);
-2. **screen**: a strided SSIM (the exact SSIM map, averaged over every 4th row and column;
-   correlation ≈ 0.997 with the full score, ~5× cheaper) keeps the best ``shortlist``;
+2. **screen**: a strided SSIM (the exact SSIM map averaged over every 4th row and column,
+   correlation ≈ 0.997 with the full score) keeps the best ``shortlist``; it reads the
+   training images' local statistics from the index, so it costs a fraction of an exact
+   score;
 3. **score**: exact SSIM on the shortlist, then the top k.
 
 ``exhaustive`` scores every training image exactly (the ground truth of ``--exact``,
-``--mean-all`` and ``--check-recall``). Both work in chunks: at most ``query_block``
-queries' and ``train_chunk`` training images' SSIM moments are held at once.
+``--mean-all`` and ``--check-recall``). Both work in chunks: at most ``block`` queries'
+and ``train_chunk`` training images' SSIM moments (~256 MB each) are held at once.
 
-Default ``candidates``: the smallest power of two that gave recall@4 ≥ 0.99 against
-exhaustive search on the real anime-face set (it gives 1.000 on synthetic faces at a
-quarter of it); benchmarks/nearest_bench.py measures it."""
+Default ``candidates`` (1024, or 256·k for k > 4): the smallest power of two whose
+recall@4 against exhaustive search reached 0.99 on 9,000 real 96 px anime faces (0.988–0.998
+over 40–100 random queries; 0.956 at 512, 1.000 at 2048). Synthetic faces reach 1.000
+from 128 up. benchmarks/nearest_bench.py measures the whole curve."""
 from __future__ import annotations
 
+import threading
 from dataclasses import dataclass
+from typing import Callable
 
 import numpy as np
 import torch
 
 from ganeval.nearest.index import SCREEN_STRIDE, TrainIndex
+from ganeval.nearest.parallel import cpu_workers, run_parallel
 from ganeval.progress import progress
 from ganeval.ssim import SSIMEngine, planar
 
 DEFAULT_CANDIDATES = 1024
 MOMENTS_BUDGET = 256 << 20  # bytes of cached SSIM moments per side
+
+
+def default_candidates(k: int) -> int:
+    """FAISS candidates per query (see the module docstring for how 1024 was measured)."""
+    return max(DEFAULT_CANDIDATES, 256 * k)
 
 
 def default_shortlist(k: int) -> int:
@@ -65,7 +76,8 @@ def _best_k(scores: np.ndarray, ids: np.ndarray, k: int) -> tuple[np.ndarray, np
 class Searcher:
     """SSIM search over one training index on one device."""
 
-    def __init__(self, index: TrainIndex, device: torch.device | str = "cpu", train_chunk: int | None = None):
+    def __init__(self, index: TrainIndex, device: torch.device | str = "cpu", train_chunk: int | None = None,
+                 workers: int | None = None):
         self.index = index
         self.device = torch.device(device)
         h, w = index.size
@@ -74,6 +86,10 @@ class Searcher:
         per_image = 4 * self.engine.channels * (h * w + 4 * self.engine.out_h * self.engine.out_w)
         self.block = max(1, MOMENTS_BUDGET // per_image)
         self.train_chunk = train_chunk or min(self.block, 1024)
+        self.workers = workers if workers is not None else cpu_workers(self.device)
+
+    def _per_query(self, fn: Callable[[int], None], n: int) -> None:
+        run_parallel(fn, n, self.workers)
 
     @staticmethod
     def _gather(array: np.ndarray, ids: np.ndarray) -> np.ndarray:
@@ -97,23 +113,24 @@ class Searcher:
         out_ids = np.full((len(queries), k), -1, dtype=np.int64)
         out_scores = np.full((len(queries), k), -np.inf, dtype=np.float64)
         embedder = self.index.embedder(self.device) if n_cand < n else None
+        lock = threading.Lock()
         with progress(total=len(queries), desc=desc, unit="img") as bar:
             for s in range(0, len(queries), self.block):
                 block = queries[s : s + self.block]
                 if embedder is not None:
-                    ids = self.index.search(embedder(block), n_cand)
+                    ids = self.index.search(embedder(block), n_cand, use_gpu=self.device.type == "cuda")
                 else:
                     ids = np.broadcast_to(np.arange(n, dtype=np.int64), (len(block), n))
                 block = planar(block)
                 q_screen = self.screen.moments(block) if n_cand > shortlist else None
                 q_full = self.engine.moments(block)
-                for i in range(len(block)):
+
+                def one(i: int) -> None:
                     cand = ids[i][ids[i] >= 0]
                     if exclude is not None:
                         cand = cand[cand != exclude[s + i]]
                     if len(cand) > shortlist:
-                        order = np.argsort(cand, kind="stable")
-                        cand = cand[order]  # sorted: friendlier reads from the memory maps
+                        cand = np.sort(cand)  # sorted: friendlier reads from the memory maps
                         stats = torch.from_numpy(self.index.screen_stats[cand]).to(self.device)
                         screened = self.screen.one_to_raw(q_screen, i, self.index.planes[cand],
                                                           stats[:, 0], stats[:, 1]).cpu().numpy()
@@ -123,7 +140,10 @@ class Searcher:
                     best, best_scores = _best_k(scores, cand, k)
                     out_ids[s + i, : len(best)] = best
                     out_scores[s + i, : len(best)] = best_scores
-                    bar.update(1)
+                    with lock:
+                        bar.update(1)
+
+                self._per_query(one, len(block))
         return Neighbours(out_ids, out_scores, "cascade", n_cand, shortlist)
 
     # ------------------------------------------------------------------ exhaustive
@@ -143,7 +163,12 @@ class Searcher:
                 for t in range(0, n, self.train_chunk):
                     t_ids = np.arange(t, min(n, t + self.train_chunk), dtype=np.int64)
                     tm = self.engine.moments(np.asarray(self.index.planes[t : t + len(t_ids)]))
-                    block = np.stack([self.engine.one_to_many(q, i, tm).cpu().numpy() for i in range(nq)])
+                    block = np.empty((nq, len(t_ids)), dtype=np.float64)
+
+                    def one(i: int) -> None:
+                        block[i] = self.engine.one_to_many(q, i, tm).cpu().numpy()
+
+                    self._per_query(one, nq)
                     sums[s : s + nq] += block.sum(axis=1)
                     if exclude is not None:
                         hit = (exclude[s : s + nq, None] == t_ids[None, :])

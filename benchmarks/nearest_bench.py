@@ -1,0 +1,234 @@
+"""Benchmark ``ganeval nearest``: speed, memory and recall against exhaustive SSIM.
+
+Default workload: 1,000 generated × 20,000 training synthetic 64×64 faces on CPU. Prints a
+markdown table with
+
+* wall time and peak memory of the command (index built from scratch, then reused);
+* recall@1 and recall@4 against exhaustive exact SSIM on a random subset of queries;
+* the speed ratio against exhaustive batched SSIM (timed on that subset, extrapolated to
+  every query: exhaustive over 1000×20000 would take the better part of an hour);
+* the speed ratio against per-pair scikit-image SSIM (a timed sample of pairs,
+  extrapolated: the naive method);
+* recall as a function of --candidates on the same subset (how the default was chosen).
+
+With the real anime faces (``/work/shared/data/anime-faces-96px-10k.zip``, or --real) it
+repeats the measurement on them: 1,000 random faces as queries against the other 9,000.
+Real faces are the fair test of recall. They are read into a temporary folder that is
+deleted afterwards; nothing derived from them is kept.
+
+    python benchmarks/nearest_bench.py                      # full run (several minutes)
+    python benchmarks/nearest_bench.py --train 2000 --queries 100 --exhaustive-queries 10 --no-real
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+REAL_DEFAULT = ROOT.parent / "shared" / "data" / "anime-faces-96px-10k.zip"
+SWEEP = (128, 256, 512, 1024, 2048)
+
+
+def peak_rss_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
+
+
+# ------------------------------------------------------------------ measured in a child process
+
+def measure(gen: str, train: str, k: int, home: str, exhaustive_queries: int, seed: int) -> dict:
+    """Run the command twice (fresh cache, then cached), then the exhaustive reference."""
+    os.environ["GANEVAL_HOME"] = home
+    import torch
+
+    from ganeval.nearest.index import IndexSettings, load_images, open_index
+    from ganeval.nearest.pipeline import NearestOptions, run_nearest
+    from ganeval.nearest.search import Searcher, default_candidates, recall_at
+    from ganeval.sources import open_source
+
+    out: dict = {"threads": torch.get_num_threads()}
+    opts = NearestOptions(generated=gen, train=train, k=k, plots=False, contact_sheets=0, device="cpu")
+    t = time.perf_counter()
+    summary = run_nearest(opts)
+    out["wall_first"] = time.perf_counter() - t
+    out["timings_first"] = summary["timings_seconds"]
+    out["peak_rss_mb_first"] = peak_rss_mb()
+    t = time.perf_counter()
+    summary = run_nearest(opts)
+    out["wall_cached"] = time.perf_counter() - t
+    out["timings_cached"] = summary["timings_seconds"]
+    out["top1_mean"] = summary["ranks"][0]["mean"]
+    out["candidates"] = summary["settings"]["candidates"]
+    out["shortlist"] = summary["settings"]["shortlist"]
+
+    index = open_index(open_source(train), IndexSettings())
+    searcher = Searcher(index)
+    queries = load_images(open_source(gen), index.size).images
+    rows = np.sort(np.random.default_rng(seed).choice(len(queries), size=min(exhaustive_queries, len(queries)),
+                                                      replace=False))
+    sub = queries[rows]
+    t = time.perf_counter()
+    truth = searcher.exhaustive(sub, k)
+    out["exhaustive_seconds_per_query"] = (time.perf_counter() - t) / len(sub)
+    out["exhaustive_queries"] = len(sub)
+    found = searcher.cascade(sub, k, default_candidates(k))
+    out["recall@1"] = recall_at(found, truth, 1)
+    out[f"recall@{k}"] = recall_at(found, truth, k)
+    sweep = {}
+    for c in SWEEP:
+        if c >= len(index):
+            break
+        t = time.perf_counter()
+        nb = searcher.cascade(sub, k, c)
+        sweep[c] = {"recall@1": recall_at(nb, truth, 1), f"recall@{k}": recall_at(nb, truth, k),
+                    "ms_per_query": 1e3 * (time.perf_counter() - t) / len(sub)}
+    out["sweep"] = sweep
+    out["n_queries"], out["n_train"] = len(queries), len(index)
+    out["size"] = list(index.size)
+    out["peak_rss_mb"] = peak_rss_mb()
+    return out
+
+
+def skimage_per_pair(images: np.ndarray, pairs: int, seed: int = 0) -> float:
+    """Seconds per pair of scikit-image's Gaussian SSIM (the naive method), timed on a sample."""
+    from skimage.metrics import structural_similarity
+
+    rng = np.random.default_rng(seed)
+    idx = rng.integers(0, len(images), size=(pairs, 2))
+    t = time.perf_counter()
+    for a, b in idx:
+        structural_similarity(images[a], images[b], channel_axis=-1, data_range=255, gaussian_weights=True,
+                              sigma=1.5, use_sample_covariance=False)
+    return (time.perf_counter() - t) / pairs
+
+
+def run_child(gen: Path, train: Path, k: int, home: Path, exhaustive_queries: int, seed: int) -> dict:
+    cmd = [sys.executable, __file__, "--_measure", json.dumps([str(gen), str(train), k, str(home),
+                                                              exhaustive_queries, seed])]
+    env = dict(os.environ, GANEVAL_QUIET="1", PYTHONPATH=str(ROOT))
+    res = subprocess.run(cmd, capture_output=True, text=True, env=env)
+    if res.returncode != 0:
+        sys.stderr.write(res.stderr)
+        raise SystemExit(f"measurement failed ({res.returncode})")
+    return json.loads(res.stdout.strip().splitlines()[-1])
+
+
+# ------------------------------------------------------------------ data
+
+def synthetic(work: Path, n_train: int, n_queries: int, size: int) -> tuple[Path, Path, float]:
+    from ganeval.synth import make_faces
+
+    train, gen = work / f"train_{n_train}_{size}.npy", work / f"gen_{n_queries}_{size}.npy"
+    t = time.perf_counter()
+    if not train.exists():
+        np.save(train, make_faces(n_train, size=size, seed=0))
+    if not gen.exists():
+        np.save(gen, make_faces(n_queries, size=size, seed=1))
+    return gen, train, time.perf_counter() - t
+
+
+def real_split(zip_path: Path, work: Path, n_queries: int) -> tuple[Path, Path]:
+    """1000 random real faces as queries, the rest as the training set (temporary files only)."""
+    from ganeval.sources import open_source
+
+    images = open_source(zip_path).read_all()
+    perm = np.random.default_rng(0).permutation(len(images))
+    gen, train = work / "real_queries.npy", work / "real_train.npy"
+    np.save(gen, images[perm[:n_queries]])
+    np.save(train, images[perm[n_queries:]])
+    return gen, train
+
+
+# ------------------------------------------------------------------ report
+
+def rows_for(name: str, m: dict, k: int, naive_pair: float) -> list[str]:
+    q, n = m["n_queries"], m["n_train"]
+    search = m["timings_cached"]["search"]
+    exhaustive_total = m["exhaustive_seconds_per_query"] * q
+    naive_total = naive_pair * q * n
+    rows = [
+        f"| {name}: wall time, first run (builds the index) | {m['wall_first']:.1f} s "
+        f"(index {m['timings_first']['index']:.1f} s, search {m['timings_first']['search']:.1f} s) |",
+        f"| {name}: wall time, second run (cached index) | {m['wall_cached']:.1f} s "
+        f"(search {search:.1f} s = {1e3 * search / q:.1f} ms/query) |",
+        f"| {name}: peak memory (RSS) | {m['peak_rss_mb_first']:.0f} MB (whole run incl. exhaustive check: "
+        f"{m['peak_rss_mb']:.0f} MB) |",
+        f"| {name}: recall@1 / recall@{k} vs exhaustive ({m['exhaustive_queries']} random queries) | "
+        f"{m['recall@1']:.4f} / {m[f'recall@{k}']:.4f} |",
+        f"| {name}: exhaustive batched SSIM | {m['exhaustive_seconds_per_query']:.2f} s/query → "
+        f"{exhaustive_total / 60:.1f} min for {q} queries (extrapolated from {m['exhaustive_queries']}) |",
+        f"| {name}: speed-up vs exhaustive batched | {exhaustive_total / m['wall_first']:.0f}× (first run), "
+        f"{exhaustive_total / m['wall_cached']:.0f}× (cached) |",
+        f"| {name}: per-pair scikit-image SSIM (naive) | {1e3 * naive_pair:.2f} ms/pair → {naive_total / 3600:.1f} h "
+        f"(extrapolated) |",
+        f"| {name}: speed-up vs per-pair scikit-image | {naive_total / m['wall_first']:.0f}× (first run), "
+        f"{naive_total / m['wall_cached']:.0f}× (cached) |",
+    ]
+    sweep = ", ".join(f"{c}: {v[f'recall@{k}']:.3f} ({v['ms_per_query']:.0f} ms/q)" for c, v in m["sweep"].items())
+    rows.append(f"| {name}: recall@{k} by --candidates | {sweep} |")
+    return rows
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--train", type=int, default=20_000)
+    ap.add_argument("--queries", type=int, default=1_000)
+    ap.add_argument("--size", type=int, default=64)
+    ap.add_argument("-k", type=int, default=4)
+    ap.add_argument("--exhaustive-queries", type=int, default=40, help="queries timed exhaustively (recall reference)")
+    ap.add_argument("--real-exhaustive-queries", type=int, default=100,
+                    help="the same on real faces, where recall is the open question")
+    ap.add_argument("--skimage-pairs", type=int, default=300)
+    ap.add_argument("--real", type=Path, default=REAL_DEFAULT if REAL_DEFAULT.exists() else None)
+    ap.add_argument("--no-real", action="store_true")
+    ap.add_argument("--work", type=Path, default=Path(tempfile.gettempdir()) / "ganeval-nearest-bench",
+                    help="where synthetic sets are kept between runs")
+    ap.add_argument("--_measure", help=argparse.SUPPRESS)
+    args = ap.parse_args()
+    if args._measure:
+        print(json.dumps(measure(*json.loads(args._measure))))
+        return
+
+    import torch
+
+    args.work.mkdir(parents=True, exist_ok=True)
+    gen, train, gen_seconds = synthetic(args.work, args.train, args.queries, args.size)
+    sys.stderr.write(f"synthetic faces ready ({gen_seconds:.0f} s to generate, not counted)\n")
+    naive = skimage_per_pair(np.load(train, mmap_mode="r")[:2000], args.skimage_pairs)
+    with tempfile.TemporaryDirectory() as home:
+        syn = run_child(gen, train, args.k, Path(home), args.exhaustive_queries, 0)
+    rows = rows_for(f"synthetic {args.size}px, {args.queries}×{args.train}", syn, args.k, naive)
+
+    real = None
+    if args.real is not None and not args.no_real and args.real.exists():
+        with tempfile.TemporaryDirectory() as tmp:
+            rgen, rtrain = real_split(args.real, Path(tmp), 1000)
+            naive_real = skimage_per_pair(np.load(rtrain, mmap_mode="r")[:2000], args.skimage_pairs)
+            real = run_child(rgen, rtrain, args.k, Path(tmp) / "home", args.real_exhaustive_queries, 0)
+        rows += rows_for(f"real 96px, {real['n_queries']}×{real['n_train']}", real, args.k, naive_real)
+
+    print(f"\n### ganeval nearest — {os.cpu_count()} CPU cores, torch {torch.__version__}, "
+          f"{syn['threads']} torch threads, k={args.k}, candidates={syn['candidates']}, shortlist={syn['shortlist']}\n")
+    print("| measure | value |")
+    print("|---|---|")
+    print("\n".join(rows))
+    goals = [("wall < 60 s", syn["wall_first"] < 60),
+             ("≥ 20× exhaustive", syn["exhaustive_seconds_per_query"] * syn["n_queries"] / syn["wall_first"] >= 20),
+             ("≥ 1000× per-pair skimage", naive * syn["n_queries"] * syn["n_train"] / syn["wall_first"] >= 1000),
+             (f"recall@{args.k} ≥ 0.99", syn[f"recall@{args.k}"] >= 0.99)]
+    print("\nGoals (synthetic, first run): " + ", ".join(f"{g}: {'met' if ok else 'NOT met'}" for g, ok in goals))
+    print("Exhaustive and per-pair times are extrapolated from timed subsets, as stated in the table.")
+
+
+if __name__ == "__main__":
+    main()
