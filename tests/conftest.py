@@ -18,6 +18,16 @@ def _isolated_cache(tmp_path, monkeypatch):
     monkeypatch.setenv("GANEVAL_OFFLINE", "1")
 
 
+@pytest.fixture(scope="module")
+def one_torch_thread():
+    """Tiny models run fastest on one thread, and a second OpenMP thread waiting for a busy
+    core can slow a step tens of times on a shared 2-core machine."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
 def random_inception_state(seed: int = 0) -> dict[str, torch.Tensor]:
     """FID-Inception-shaped weights in the published .pth layout (fc included).
 

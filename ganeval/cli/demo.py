@@ -158,7 +158,7 @@ def _later_steps(demo: Demo, sets: dict[str, Path], args) -> list[tuple[str, Cal
         target = demo.out / "nearest"
         res = _cli(["nearest", str(samples), str(sets["train"]), "-k", "4", "-o", str(target), "--json",
                     "--device", demo.device]) or {}
-        share = res.get("copy_share")
+        share = (res.get("copies") or {}).get("copy_share")
         extra = f"; share of samples with top-1 SSIM above the copy threshold: {share:.1%}" if isinstance(share, float) else ""
         return f"SSIM nearest training faces of every sample in {target}{extra}"
 
