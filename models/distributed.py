@@ -48,9 +48,16 @@ def setup(device_spec: str) -> tuple[World, torch.device]:
     return world, device
 
 
-def teardown() -> None:
+def teardown(clean: bool = True) -> None:
+    """Leave the process group. On a clean finish, first wait for every rank (rank 0 may
+    still be writing the checkpoint): a rank that destroys its gloo group while a peer still
+    talks to it aborts. After an error no barrier: the peers may be inside another collective."""
     if dist.is_available() and dist.is_initialized():
-        dist.destroy_process_group()
+        try:
+            if clean:
+                dist.barrier()
+        finally:
+            dist.destroy_process_group()
 
 
 def any_flag(flag: bool, world: World, device: torch.device) -> bool:

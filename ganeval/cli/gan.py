@@ -209,6 +209,7 @@ def _train(args: argparse.Namespace) -> int:
         return 0
 
     world, device = setup(args.device)
+    clean_exit = False
     try:
         trainer = Trainer(model_cfg, train_cfg, device, world, ckpt)
         if world.is_main:
@@ -217,6 +218,7 @@ def _train(args: argparse.Namespace) -> int:
                  f"{f' × {world.size} processes' if world.distributed else ''}, {device}, "
                  f"steps {trainer.step} → {train_cfg.steps}")
         finished = trainer.fit()
+        clean_exit = True
         if world.is_main:
             where = run / CHECKPOINT_NAME
             if finished:
@@ -225,7 +227,7 @@ def _train(args: argparse.Namespace) -> int:
                 note(f"stopped at step {trainer.step}; checkpoint {where} written; continue with --resume")
         return 0 if finished else 128 + int(trainer.stop_signal or 2)  # 130 for Ctrl-C, 143 for SIGTERM
     finally:
-        teardown()
+        teardown(clean=clean_exit)
 
 
 # ---------------------------------------------------------------------- sample
