@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed
 DEMO_OUT ?= demo-out
 PYTEST_ARGS ?=
 
-.PHONY: install demo test test-all bench clean
+.PHONY: install system-deps demo test test-all bench clean
 
 install: $(STAMP)
 
@@ -23,8 +23,24 @@ $(STAMP): pyproject.toml
 demo: $(STAMP)
 	$(PY) -m ganeval demo --out $(DEMO_OUT)
 
-test: $(STAMP)
-	$(PY) -m pytest -q $(PYTEST_ARGS)
+test: $(STAMP) system-deps
+	$(PY) -m pytest -q -rs $(PYTEST_ARGS)
+
+# Debian's chromium (browser test, driven by Playwright without a browser download) and
+# postgresql (a throwaway cluster for the --db-url tests). Best effort: where they cannot be
+# installed, the tests that need them are reported as skipped with the reason.
+system-deps:
+	@missing=""; \
+	command -v chromium >/dev/null 2>&1 || missing="$$missing chromium"; \
+	ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || missing="$$missing postgresql"; \
+	if [ -n "$$missing" ]; then \
+	  if [ "$$(id -u)" = 0 ]; then SUDO=""; elif command -v sudo >/dev/null 2>&1; then SUDO="sudo -n"; else SUDO=none; fi; \
+	  if [ "$$SUDO" != none ] && command -v apt-get >/dev/null 2>&1; then \
+	    echo "installing Debian packages:$$missing"; \
+	    ( $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq --no-install-recommends $$missing >/dev/null ) \
+	      || echo "warning: could not install$$missing; the tests that need them will be skipped"; \
+	  else echo "warning: cannot install$$missing (no root/apt-get); the tests that need them will be skipped"; fi; \
+	fi
 
 bench: $(STAMP)
 	$(PY) benchmarks/fid_bench.py

@@ -21,6 +21,12 @@ COMMANDS = (
     "ganeval.cli.weights",
     "ganeval.cli.nearest",
     "ganeval.cli.gan",
+    "ganeval.cli.stylegan",
+    "ganeval.cli.inspect",
+    "ganeval.cli.upscale",
+    "ganeval.cli.translate",
+    "ganeval.cli.study",
+    "ganeval.cli.report",
     "ganeval.cli.demo",
 )
 
