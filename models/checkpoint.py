@@ -15,6 +15,12 @@ Contents (plain dicts, lists, str, int, float and tensors only, so it loads with
     rng           one dict per process: {"torch": ByteTensor, "cuda": ByteTensor | absent,
                   "noise": ByteTensor (the generator that draws z and GP mixes)}
     world_size    processes that trained it
+    objective     the training objective's extra state ({} or absent for the plain GAN step;
+                  e.g. ADA's p and the path-length mean for stylegan2)
+
+    config.model.options holds family-specific settings (absent in older checkpoints: {}).
+    Families with more than one generator or discriminator (img2img) keep them in one
+    container module each, so G, D and G_ema stay single state dicts.
 """
 from __future__ import annotations
 

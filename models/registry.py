@@ -4,12 +4,17 @@ from __future__ import annotations
 from torch import nn
 
 from ganeval.errors import BadInput
+from models.cyclegan import CYCLEGAN
 from models.dcgan import DCGAN, DCGAN_SEED
 from models.resdcgan import RESDCGAN, RESDCGAN_CYCLE
 from models.spec import Family, ModelConfig
+from models.stylegan2 import STYLEGAN2
+from models.srgan import SRGAN
+from models.ugatit import UGATIT
 from models.wgan_gp import WGAN_GP
 
-FAMILIES: dict[str, Family] = {f.name: f for f in (DCGAN_SEED, DCGAN, WGAN_GP, RESDCGAN, RESDCGAN_CYCLE)}
+FAMILIES: dict[str, Family] = {f.name: f for f in (DCGAN_SEED, DCGAN, WGAN_GP, RESDCGAN, RESDCGAN_CYCLE, STYLEGAN2)}
+FAMILIES.update({f.name: f for f in (SRGAN, CYCLEGAN, UGATIT)})  # image-to-image families (issue 8)
 
 
 def get_family(name: str) -> Family:
@@ -23,7 +28,7 @@ def get_family(name: str) -> Family:
 def build_models(cfg: ModelConfig) -> tuple[nn.Module, nn.Module]:
     """Fresh (G, D) for a config, after checking the family supports it."""
     family = get_family(cfg.model)
-    checked = family.config(cfg.resolution, cfg.channels, cfg.z_dim, cfg.width, cfg.cycle_lambda)
+    checked = family.config(cfg.resolution, cfg.channels, cfg.z_dim, cfg.width, cfg.cycle_lambda, cfg.options)
     return family.build(checked)
 
 

@@ -1,11 +1,16 @@
 """What a model family is: how to build G and D, which loss and optimiser its paper uses.
 
-Each family file (dcgan.py, wgan_gp.py, resdcgan.py) declares one or more ``Family``
-objects; the registry collects them and the trainer reads everything it needs from here,
-so no family-specific branch lives in the trainer."""
+Each family file (dcgan.py, wgan_gp.py, resdcgan.py, stylegan2.py, ...) declares one or
+more ``Family`` objects; the registry collects them and the trainer reads everything it
+needs from here (and from the family's training objective, ``models/objective.py``), so
+no family-specific branch lives in the trainer.
+
+Family-specific settings (a StyleGAN preset, an upscaling factor) live in
+``ModelConfig.options``, a plain dict stored with the checkpoint; the family's
+``options`` function fills in its defaults and rejects unknown keys or bad values."""
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from typing import Any, Callable
 
 from torch import nn
@@ -25,6 +30,7 @@ class ModelConfig:
     z_dim: int = 100
     width: int = 64  # base feature maps (ngf = ndf in DCGAN terms)
     cycle_lambda: float = 0.0  # latent-cycle weight, only for families that have the head
+    options: dict[str, Any] = field(default_factory=dict)  # family-specific settings, JSON-like values
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -55,9 +61,18 @@ class Family:
     resolutions: tuple[int, ...] = RESOLUTIONS
     channels: tuple[int, ...] = (1, 3)
     reference: str = ""
+    # the training objective class (models/objective.py); None = GANObjective, the plain GAN step
+    objective: Callable[..., Any] | None = None
+    # True for image-to-image families (srgan, cyclegan, ...): G takes an image, not z, so the
+    # z-sampling tools (sample, fid --generator, interpolate) refuse them in one line
+    image_input: bool = False
+    # (resolution, given options) -> complete options, raising BadInput on unknown keys or
+    # bad values; must accept its own output unchanged. None = the family takes no options.
+    options: Callable[[int, dict[str, Any]], dict[str, Any]] | None = None
 
     def config(self, resolution: int = 64, channels: int = 3, z_dim: int | None = None,
-               width: int | None = None, cycle_lambda: float | None = None) -> ModelConfig:
+               width: int | None = None, cycle_lambda: float | None = None,
+               options: dict[str, Any] | None = None) -> ModelConfig:
         """A validated ModelConfig with this family's defaults filled in."""
         if resolution not in self.resolutions:
             raise BadInput(f"{self.name} cannot generate {resolution}×{resolution} images; "
@@ -72,5 +87,11 @@ class Family:
         w = self.width if width is None else width
         if z < 1 or w < 1:
             raise BadInput(f"--z-dim and --width must be at least 1 (got {z}, {w})")
+        if self.options is not None:
+            opts = self.options(resolution, dict(options or {}))
+        elif options:
+            raise BadInput(f"{self.name} takes no family options (got {', '.join(sorted(options))})")
+        else:
+            opts = {}
         return ModelConfig(self.name, resolution, channels, z, w,
-                           self.cycle_lambda if cycle_lambda is None else float(cycle_lambda))
+                           self.cycle_lambda if cycle_lambda is None else float(cycle_lambda), opts)

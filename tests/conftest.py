@@ -10,6 +10,9 @@ import torch
 os.environ.setdefault("GANEVAL_OFFLINE", "1")
 os.environ.setdefault("GANEVAL_QUIET", "1")
 
+# the throwaway PostgreSQL cluster: one per session, shared by every module that asks for it
+pytest_plugins = ["tests.pg_cluster"]
+
 
 @pytest.fixture(autouse=True)
 def _isolated_cache(tmp_path, monkeypatch):

@@ -14,7 +14,7 @@ import numpy as np
 from PIL import Image, ImageFilter
 
 from ganeval import atomic
-from ganeval.cli.common import HelpFormatter, add_device_args, positive_int
+from ganeval.cli.common import HelpFormatter, add_device_args, nonneg_int, positive_int
 from ganeval.errors import GanevalError, MissingWeights
 from ganeval.synth import make_faces
 
@@ -34,6 +34,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--train-steps", type=positive_int, default=600, help="DCGAN training steps")
     p.add_argument("--inception-weights", default=None, help="FID Inception weight file (default: cache or download)")
     p.add_argument("--illust2vec-weights", default=None, help="illustration2vec .pt or .caffemodel (default: cache)")
+    p.add_argument("--participants", type=positive_int, default=8, help="simulated study participants")
+    p.add_argument("--study-trials", type=positive_int, default=24, help="main trials per study participant")
+    p.add_argument("--bootstrap", type=nonneg_int, default=10_000, help="bootstrap resamples in the report")
     add_device_args(p)
     p.set_defaults(func=run)
 
@@ -65,6 +68,7 @@ class Demo:
         self.done: list[str] = []
         self.skipped: list[str] = []
         self.failed: list[str] = []
+        self.report_html: str | None = None
 
     def step(self, title: str, fn: Callable[[], str]) -> None:
         print(f"== {title}", flush=True)
@@ -126,6 +130,8 @@ def run(args) -> int:
         print(f"  skipped: {line}")
     for line in demo.failed:
         print(f"  FAILED: {line}")
+    if demo.report_html:
+        print(f"\nOpen the report: {demo.report_html}")
     return 1 if demo.failed else 0
 
 
@@ -166,11 +172,76 @@ def _later_steps(demo: Demo, sets: dict[str, Path], args) -> list[tuple[str, Cal
         res = _cli(["fid", str(sets["train"]), "--generator", str(run_dir / "checkpoint.pt"), "-n", str(args.num),
                     "--json", "--device", demo.device]
                    + (["--weights", args.inception_weights] if args.inception_weights else []))
+        atomic.write_text(demo.out / "fid_generator.json", json.dumps({"dcgan samples vs training faces": res}, indent=2))
         return f"FID (Inception) of {args.num} generator samples against the training faces: {res['fid']:.2f}"
+
+    study_dir = demo.out / "study"
+
+    def study() -> str:
+        from study_app.build import build_study
+        from study_app.store import StudyStore
+
+        # pool = one participant's share of each class: everyone judges the same images, as in the
+        # original study (5 people x the same 24 images), so agreement between people is measurable
+        build_study(study_dir, str(sets["train"]), [str(samples)], labels=["dcgan"], trials=args.study_trials,
+                    attention=2, seed=0, title="ganeval demo: real or fake?", pool=(args.study_trials + 1) // 2)
+        store = StudyStore.open(study_dir)
+        try:
+            simulate_participants(store, args.participants, seed=0)
+            n = len(store.export_frame())
+        finally:
+            store.dispose()
+        return (f"{args.participants} simulated participants answered {n} trials through the study's save path "
+                f"in {study_dir} (real: training faces; fake: DCGAN samples); run it for people with "
+                f"`ganeval study run {study_dir}`")
+
+    def report() -> str:
+        cmd = ["report", "--study", str(study_dir), "-o", str(demo.out / "report"), "--bootstrap", str(args.bootstrap),
+               "--json"]
+        if (demo.out / "nearest" / "neighbours.csv").is_file():
+            cmd += ["--nearest", str(demo.out / "nearest")]
+        fid_files = [str(f) for f in sorted(demo.out.glob("fid_*.json"))]
+        cmd += (["--fid", *fid_files] if fid_files else []) + (["--runs", str(run_dir)] if run_dir.is_dir() else [])
+        res = _cli(cmd) or {}
+        demo.report_html = res.get("report_html")
+        return f"report: {res.get('report_html')}"
 
     return [
         ("train a DCGAN briefly", train),
         ("sample the generator", sample),
         ("does it copy its training set? (SSIM nearest neighbours)", nearest),
         ("FID straight from the generator", fid_generator),
+        ("a real-vs-fake study answered by simulated participants", study),
+        ("the report (statistics, plots, executed notebook, HTML)", report),
     ]
+
+
+def simulate_participants(store, n: int, seed: int = 0, accuracy: tuple[float, float] = (0.55, 0.85)) -> list[str]:
+    """``n`` simulated participants who answer every trial through ``StudyStore`` (the app's
+    own save path), stored with kind 'simulated'. Each has a skill drawn from ``accuracy``;
+    each image a difficulty shared by everyone (so people agree beyond chance), and attention
+    checks are almost always right. Seeded: the same seed gives the same answers."""
+    import zlib
+
+    from study_app.protocol import REASONS
+
+    rng = np.random.default_rng(seed)
+    images = store.images_progress()  # the admin's view: a simulated participant needs the truth to be right
+    truth = dict(zip(images["image_id"], images["truth"]))
+    tokens = []
+    for _ in range(n):
+        token = store.start_participant(kind="simulated")
+        store.give_consent(token)
+        acc = rng.uniform(*accuracy)
+        skill = np.log(acc / (1 - acc))  # logit: an image of average difficulty is right with p = acc
+        while (trial := store.current_trial(token)) is not None:
+            difficulty = np.random.default_rng(zlib.crc32(trial.image_id.encode())).normal(0, 1.2)
+            p_right = 0.97 if trial.phase == "attention" else 1 / (1 + np.exp(-(skill + difficulty)))
+            right = rng.random() < p_right
+            real = truth[trial.image_id] == "real"
+            answer = "real" if real == right else "fake"
+            reasons = list(rng.choice(REASONS[:4], size=int(rng.integers(1, 3)), replace=False)) if answer == "fake" else []
+            confidence = int(np.clip(np.round(rng.normal(4 if right else 3, 1)), 1, 5))
+            store.record(token, trial.trial_id, answer, confidence=confidence, reasons=reasons)
+        tokens.append(token)
+    return tokens

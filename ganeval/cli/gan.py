@@ -4,6 +4,7 @@ The work lives in ``models/``; this module only parses arguments and reports."""
 from __future__ import annotations
 
 import argparse
+import json
 import os
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -22,6 +23,8 @@ TRAIN_EXAMPLES = """examples:
   ganeval train dcgan-seed --data faces.npz --out runs/seed --channels 1 --steps 5000
   ganeval train dcgan --data faces/ --out runs/dcgan --resume --steps 40000   # continue to step 40000
   torchrun --nproc_per_node 2 -m ganeval train resdcgan --data faces/ --out runs/res --steps 10000
+  ganeval train srgan --data hr_faces/ --out runs/srgan --scale 4 --resolution 128 --steps 20000
+  ganeval train ugatit --data photo2anime/ --out runs/ugatit --resolution 256 -O light=true   # trainA/ trainB/ testA/ testB/
 
 --steps is the total for the run, so a resumed run takes the new total. --batch-size is per
 process under torchrun. The run folder gets checkpoint.pt (every --ckpt-every steps and on
@@ -31,6 +34,7 @@ generator every --sample-every steps)."""
 SAMPLE_EXAMPLES = """examples:
   ganeval sample runs/dcgan/checkpoint.pt -n 50000 -o samples/
   ganeval sample runs/dcgan -n 10000 -o samples.npz --seed 7
+  ganeval sample runs/sg2 -n 64 -o trunc/ --truncation 0.7     # stylegan2: truncation ψ
 
 Images are 000000.png, 000001.png, ... (or one .npz with key "images", N×H×W×3 uint8).
 Image i depends only on the checkpoint, the seed and i: a smaller -n gives a prefix of a
@@ -47,6 +51,7 @@ TIMELAPSE_EXAMPLES = """examples:
 INTERPOLATE_EXAMPLES = """examples:
   ganeval interpolate runs/dcgan/checkpoint.pt --seeds 1,2,3 -o walk.gif
   ganeval interpolate runs/dcgan --seeds 4,9 --frames 48 --no-loop --scale 2 -o walk.mp4
+  ganeval interpolate runs/sg2 --seeds 1,2,3 --space w -o wwalk.gif   # stylegan2: lines in W
 
 Seed s is the latent of image 0 of `ganeval sample --seed s`; the path follows great
 circles (slerp) from seed to seed and back to the first."""
@@ -72,7 +77,7 @@ def register(subparsers) -> None:
     length.add_argument("--steps", type=positive_int, help="total generator steps (default: one epoch)")
     length.add_argument("--epochs", type=float, help="total passes over the data, instead of --steps")
     p.add_argument("--batch-size", type=positive_int, help="images per batch per process (default: the paper's)")
-    p.add_argument("--resolution", type=int, help="32, 64 or 128 (default 64)")
+    p.add_argument("--resolution", "--res", type=int, help="32, 64 or 128; stylegan2 32-512 (default 64)")
     p.add_argument("--channels", type=int, help="3 for colour, 1 for grayscale (default 3)")
     add_device_args(p)
     p.add_argument("--seed", type=int, help="seed for weights, data order and noise (default 0)")
@@ -81,10 +86,15 @@ def register(subparsers) -> None:
     p.add_argument("--ckpt-every", type=positive_int, help="checkpoint interval in steps (default 1000)")
     p.add_argument("--sample-every", type=positive_int, help="sample-grid interval in steps (default 500)")
     p.add_argument("--log-every", type=positive_int, help="metrics.csv row interval in steps (default 50)")
-    p.add_argument("--ema-decay", type=float, help="decay of the generator's EMA copy (default 0.999)")
+    p.add_argument("--ema-decay", type=float, help="decay of the generator's EMA copy (default 0.999; stylegan2 uses -O ema_kimg=10 instead)")
     p.add_argument("--width", type=positive_int, help="base feature maps of G and D (default: the family's)")
     p.add_argument("--z-dim", type=positive_int, help="latent size (default: the family's)")
     p.add_argument("--cycle-lambda", type=float, help="latent-cycle weight for resdcgan-cycle (default 0.1)")
+    for flag, _key, kind, text in FAMILY_FLAGS:
+        p.add_argument(flag, type=kind, help=text)
+    p.add_argument("-O", "--option", action="append", default=[], metavar="KEY=VALUE",
+                   help="a family-specific setting (repeatable), e.g. -O mapping_layers=4; "
+                        "`ganeval models --json` lists each family's options")
     p.add_argument("--no-amp", action="store_true", help="full fp32 on CUDA (mixed precision is the default there)")
     p.add_argument("--resume", action="store_true", help="continue RUN/checkpoint.pt exactly where it stopped")
     p.set_defaults(func=_train)
@@ -98,6 +108,8 @@ def register(subparsers) -> None:
     p.add_argument("--seed", type=int, default=0, help="latent seed")
     p.add_argument("--batch-size", type=positive_int, default=100, help="images per forward pass")
     p.add_argument("--no-ema", action="store_true", help="use the raw generator, not its EMA copy")
+    p.add_argument("--truncation", type=float, metavar="PSI",
+                   help="stylegan2 only: truncation ψ, w = w_avg + ψ(w − w_avg) (e.g. 0.7; default 1: none)")
     add_device_args(p)
     p.set_defaults(func=_sample)
 
@@ -127,6 +139,9 @@ def register(subparsers) -> None:
     p.add_argument("--no-loop", action="store_true", help="stop at the last seed instead of returning to the first")
     p.add_argument("--scale", type=positive_int, default=1, help="enlarge frames by this factor (nearest)")
     p.add_argument("--no-ema", action="store_true", help="use the raw generator, not its EMA copy")
+    p.add_argument("--space", choices=("z", "w"), default="z",
+                   help="z: slerp between latents; w: straight lines in the mapped space (stylegan2 only)")
+    p.add_argument("--truncation", type=float, metavar="PSI", help="stylegan2 only: truncation ψ (default 1: none)")
     add_device_args(p)
     p.set_defaults(func=_interpolate)
 
@@ -134,6 +149,43 @@ def register(subparsers) -> None:
 # ---------------------------------------------------------------------- train
 
 _FIXED = ("resolution", "channels", "z_dim", "width", "cycle_lambda")  # ModelConfig fields the CLI can set
+
+# Named flags for family-specific settings: (flag, key in ModelConfig.options, type, help).
+# The family's ``options`` function validates them (and rejects keys it does not know), so
+# adding a family's flag is one row here; anything else can be passed as -O KEY=VALUE.
+FAMILY_FLAGS: tuple[tuple[str, str, type, str], ...] = (
+    ("--pl-weight", "pl_weight", float, "stylegan2: path-length regularisation weight (default 0: off; paper 2)"),
+    ("--r1-gamma", "r1_gamma", float, "stylegan2: R1 weight γ (default: the resolution preset's)"),
+    ("--ada-target", "ada_target", float, "stylegan2: ADA target r_t for sign(D(real)) (default 0.6)"),
+    ("--ada-kimg", "ada_kimg", float, "stylegan2: thousands of images for p to go 0 -> 1 (default 500)"),
+    ("--scale", "scale", int, "srgan: upscaling factor 2, 4 or 8 (default 4); --resolution is the HR size"),
+    ("--n-blocks", "n_blocks", int, "srgan/cyclegan/ugatit: residual blocks in G (default: the paper's)"),
+    ("--perceptual", "perceptual", str, "srgan: off, auto, illust2vec[:PATH] or vgg19[:PATH] (default auto: "
+                                        "whichever weights are cached, else off)"),
+)
+
+
+def _parse_value(text: str):
+    """-O values: JSON literals (4, 0.5, true, null, "x") or else the bare string."""
+    try:
+        return json.loads(text)
+    except ValueError:
+        return text
+
+
+def _family_options(args: argparse.Namespace) -> dict:
+    """ModelConfig.options from -O KEY=VALUE and the named family flags (given ones only)."""
+    options = {}
+    for item in args.option:
+        key, sep, value = item.partition("=")
+        if not sep or not key.strip():
+            raise BadInput(f"-O expects KEY=VALUE, got {item!r}")
+        options[key.strip().replace("-", "_")] = _parse_value(value.strip())
+    for _flag, key, _kind, _text in FAMILY_FLAGS:
+        value = getattr(args, key)
+        if value is not None:
+            options[key] = value
+    return options
 
 
 def _resume_configs(ckpt: dict, args: argparse.Namespace):
@@ -149,6 +201,10 @@ def _resume_configs(ckpt: dict, args: argparse.Namespace):
         if given is not None and given != getattr(model_cfg, name):
             raise BadInput(f"--{name.replace('_', '-')} {given} differs from the run being resumed "
                            f"({getattr(model_cfg, name)}); the architecture cannot change on resume")
+    for key, given in _family_options(args).items():
+        if model_cfg.options.get(key) != given:
+            raise BadInput(f"option {key}={given!r} differs from the run being resumed "
+                           f"({model_cfg.options.get(key)!r}); family options cannot change on resume")
     train_cfg = TrainConfig.from_dict(ckpt["config"].get("train", {}))
     for name in ("batch_size", "seed", "ema_decay"):
         given = getattr(args, name)
@@ -191,7 +247,8 @@ def _train(args: argparse.Namespace) -> int:
             raise BadInput(f"{run} already holds a run ({CHECKPOINT_NAME}); pass --resume to continue it or choose another --out")
         if args.data is None:
             raise BadInput("--data is required: a folder, zip, .npy or .npz of training images")
-        model_cfg = family.config(args.resolution or 64, args.channels or 3, args.z_dim, args.width, args.cycle_lambda)
+        model_cfg = family.config(args.resolution or 64, args.channels or 3, args.z_dim, args.width, args.cycle_lambda,
+                                  _family_options(args))
         defaults = TrainConfig(data="", out="")
         train_cfg = TrainConfig(
             data=str(args.data), out=str(run), steps=args.steps, epochs=args.epochs,
@@ -244,7 +301,8 @@ def _sample(args: argparse.Namespace) -> int:
         if out.is_dir() and any(is_image_name(p.name) for p in out.iterdir()):
             raise BadInput(f"{out}: already holds images; choose a new or empty folder so sets do not mix")
     data = load_checkpoint(args.checkpoint)
-    batches = generate_uint8_batches(data, args.n, args.batch_size, args.seed, args.device, use_ema=not args.no_ema)
+    batches = generate_uint8_batches(data, args.n, args.batch_size, args.seed, args.device, use_ema=not args.no_ema,
+                                     truncation=args.truncation)
     digits = max(6, len(str(args.n - 1)))
     parts: list[np.ndarray] = []
     done = 0
@@ -276,10 +334,12 @@ def _models(args: argparse.Namespace) -> int:
                     "channels": list(f.channels), "loss": f.loss, "n_critic": f.n_critic,
                     "lr_g": f.lr_g, "lr_d": f.lr_d, "betas": list(f.betas), "batch_size": f.batch_size,
                     "z_dim": f.z_dim, "width": f.width, "gp_lambda": f.gp_lambda,
-                    "cycle_lambda": f.cycle_lambda, "reference": f.reference} for f in FAMILIES.values()])
+                    "cycle_lambda": f.cycle_lambda, "options": f.options(64, {}) if f.options else {},
+                    "reference": f.reference} for f in FAMILIES.values()])
         return 0
+    res_width = max(len("/".join(map(str, f.resolutions))) for f in FAMILIES.values())
     for f in FAMILIES.values():
-        print(f"{f.name:<15} {'/'.join(map(str, f.resolutions)):<10} {f.summary}")
+        print(f"{f.name:<15} {'/'.join(map(str, f.resolutions)):<{res_width}} {f.summary}")
     return 0
 
 
@@ -304,15 +364,24 @@ def _parse_seeds(text: str) -> list[int]:
 def _interpolate(args: argparse.Namespace) -> int:
     from ganeval.device import resolve_device
     from models.checkpoint import load_generator
-    from models.sampling import interpolation_latents, render_latents
+    from models.sampling import (interpolation_latents, render_latents, render_ws, require_latent_model,
+                                 require_mapping, w_interpolation)
     from models.visualise import write_animation
 
     seeds = _parse_seeds(args.seeds)
     if Path(args.out).suffix.lower() not in (".gif", ".mp4"):
         raise BadInput(f"{args.out}: choose an output ending in .gif or .mp4")
     generator, cfg = load_generator(args.checkpoint, resolve_device(args.device), use_ema=not args.no_ema)
-    z = interpolation_latents(seeds, cfg.z_dim, args.frames, loop=not args.no_loop)
-    frames = render_latents(generator, z).numpy()
+    require_latent_model(cfg.model, "interpolate")
+    if args.space == "w" or args.truncation is not None:
+        require_mapping(generator, "--space w" if args.space == "w" else "--truncation", cfg.model)
+    if args.space == "w":
+        ws = w_interpolation(generator, seeds, args.frames, loop=not args.no_loop,
+                             truncation=1.0 if args.truncation is None else args.truncation)
+        frames = render_ws(generator, ws).numpy()
+    else:
+        z = interpolation_latents(seeds, cfg.z_dim, args.frames, loop=not args.no_loop)
+        frames = render_latents(generator, z, truncation=args.truncation).numpy()
     if args.scale > 1:
         frames = frames.repeat(args.scale, axis=1).repeat(args.scale, axis=2)
     write_animation(args.out, list(frames), args.fps)

@@ -1,0 +1,114 @@
+"""Read the outputs of other ganeval commands for the report: a ``ganeval nearest`` folder,
+``ganeval fid --json`` files and training runs' ``metrics.csv``. Each reader checks what it
+needs and raises one ``BadInput`` line naming the file otherwise."""
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import pandas as pd
+
+from ganeval.errors import BadInput
+
+NEIGHBOURS = "neighbours.csv"   # query, rank, train, ssim   (ganeval/nearest/report.py)
+MEAN_SSIM = "mean_ssim.csv"     # query, mean_ssim_all_train, top1_ssim   (--mean-all only)
+SUMMARY = "summary.json"
+METRICS = "metrics.csv"         # RUN/metrics.csv (models/trainer.py MetricsLog)
+
+
+@dataclass
+class NearestOutput:
+    folder: Path
+    neighbours: pd.DataFrame
+    summary: dict
+    mean_ssim: pd.DataFrame | None
+
+
+def load_nearest(folder: str | os.PathLike) -> NearestOutput:
+    """The neighbour table, summary and (when written) the mean-SSIM table of a nearest run."""
+    folder = Path(folder)
+    path = folder / NEIGHBOURS
+    if not path.is_file():
+        raise BadInput(f"{folder}: not a `ganeval nearest` output folder (no {NEIGHBOURS})")
+    table = _read_table(path, ("query", "rank", "train", "ssim"))
+    table["rank"] = pd.to_numeric(table["rank"], errors="coerce")
+    table["ssim"] = pd.to_numeric(table["ssim"], errors="coerce")
+    summary = {}
+    if (folder / SUMMARY).is_file():
+        summary = _read_json(folder / SUMMARY)
+    mean = None
+    if (folder / MEAN_SSIM).is_file():
+        mean = _read_table(folder / MEAN_SSIM, ("query", "mean_ssim_all_train", "top1_ssim"))
+        for col in ("mean_ssim_all_train", "top1_ssim"):
+            mean[col] = pd.to_numeric(mean[col], errors="coerce")
+    return NearestOutput(folder, table, summary, mean)
+
+
+def nearest_rank_table(nearest: NearestOutput) -> pd.DataFrame:
+    """Mean, median and quartiles of the SSIM at each neighbour rank."""
+    g = nearest.neighbours.groupby("rank")["ssim"]
+    return pd.DataFrame({"n": g.size(), "mean": g.mean(), "q25": g.quantile(0.25), "median": g.median(),
+                         "q75": g.quantile(0.75), "max": g.max()}).reset_index()
+
+
+def load_fid(paths: list[str | os.PathLike]) -> pd.DataFrame:
+    """One row per FID result. A file is either one ``ganeval fid --json`` object or a mapping
+    of names to such objects (as the demo writes); the row name is the key or the file stem."""
+    rows = []
+    for path in map(Path, paths):
+        data = _read_json(path)
+        items = [(path.stem, data)] if isinstance(data, dict) and "fid" in data else (
+            list(data.items()) if isinstance(data, dict) else [])
+        items = [(name, obj) for name, obj in items if isinstance(obj, dict) and "fid" in obj]
+        if not items:
+            raise BadInput(f"{path}: no FID result in it (expected the output of `ganeval fid --json`)")
+        for name, obj in items:
+            rows.append({"file": path.name, "name": name, "fid": _num(obj.get("fid")),
+                         "kid_mean": _num(obj.get("kid_mean")), "kid_std": _num(obj.get("kid_std")),
+                         "features": obj.get("features"), "a": (obj.get("a") or {}).get("path"),
+                         "b": (obj.get("b") or {}).get("path"), "n_a": (obj.get("a") or {}).get("n"),
+                         "n_b": (obj.get("b") or {}).get("n")})
+    return pd.DataFrame(rows)
+
+
+def load_runs(runs: list[str | os.PathLike]) -> pd.DataFrame:
+    """The training runs' metrics.csv rows stacked, with a ``run`` column (the folder name)."""
+    frames = []
+    for run in map(Path, runs):
+        path = run / METRICS if run.is_dir() else run
+        if not path.is_file():
+            raise BadInput(f"{run}: not a training run (no {METRICS})")
+        table = _read_table(path, ("step",))
+        table = table.apply(pd.to_numeric, errors="coerce")
+        table.insert(0, "run", run.name if run.is_dir() else run.parent.name)
+        frames.append(table)
+    return pd.concat(frames, ignore_index=True)
+
+
+def _read_table(path: Path, required: tuple[str, ...]) -> pd.DataFrame:
+    try:
+        table = pd.read_csv(path)
+    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError, ValueError) as err:
+        raise BadInput(f"{path}: unreadable CSV ({str(err).strip().splitlines()[0] if str(err).strip() else 'empty'})") from None
+    missing = [c for c in required if c not in table.columns]
+    if missing:
+        raise BadInput(f"{path}: missing column(s) {', '.join(missing)}")
+    return table
+
+
+def _read_json(path: Path):
+    if not path.is_file():
+        raise BadInput(f"{path}: no such file")
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as err:
+        raise BadInput(f"{path}: not valid JSON ({err})") from None
+
+
+def _num(value) -> float:
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        return float("nan")

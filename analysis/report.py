@@ -1,0 +1,176 @@
+"""Compute every statistic and figure of a report and write them into REPORT_DIR.
+
+``ganeval report`` calls this in-process (so the tables and figures exist even with
+``--no-execute``), then builds the notebook, whose cells call the same ``analysis`` functions
+for a reader who wants to re-run or change them."""
+from __future__ import annotations
+
+import json
+import math
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from analysis import agreement, hype, inputs, per_image, plots
+from analysis.responses import load_responses, main_trials, study_overview
+from ganeval.atomic import write_text
+from ganeval.errors import BadInput
+
+GALLERY_SIZE = 8
+
+
+@dataclass
+class ReportInputs:
+    study: Path | None = None          # a study folder (read through StudyStore)
+    responses: Path | None = None      # or an exported responses CSV
+    nearest: Path | None = None        # a `ganeval nearest` output folder
+    fid: list[Path] = field(default_factory=list)   # `ganeval fid --json` files
+    runs: list[Path] = field(default_factory=list)  # training run folders (metrics.csv)
+    seed: int = 0
+    bootstrap: int = 10_000
+
+    @property
+    def study_source(self) -> Path | None:
+        return self.study or self.responses
+
+    def check(self) -> None:
+        """Fail on a missing path before any work, and on nothing to report."""
+        if self.study and self.responses:
+            raise BadInput("give --study or --responses, not both")
+        if not (self.study_source or self.nearest or self.fid or self.runs):
+            raise BadInput("nothing to report: give --study/--responses, --nearest, --fid or --runs")
+        for path in [p for p in (self.study, self.responses, self.nearest) if p] + list(self.fid) + list(self.runs):
+            if not Path(path).exists():
+                raise BadInput(f"{path}: no such file or folder")
+        if self.study and not Path(self.study).is_dir():
+            raise BadInput(f"{self.study}: --study takes a study folder (use --responses for a CSV)")
+        if self.bootstrap < 0:
+            raise BadInput("--bootstrap must be 0 or more")
+
+
+def study_results(df: pd.DataFrame, seed: int, resamples: int) -> dict:
+    """Every study statistic, from validated responses (all phases)."""
+    main = main_trials(df)
+    out = {"overview": study_overview(df), "participants": agreement.participant_table(main),
+           "hype": hype.hype_table(main, resamples, seed)}
+    # agreement between people is the point of the study: one participant is an error, not a skip
+    out["fleiss"] = agreement.fleiss(main, resamples, seed)
+    out["pairwise"], out["shared"] = agreement.pairwise_kappa(main)
+    images = per_image.image_table(main)
+    out.update(images=images, reasons=per_image.reason_counts(main), response_times=per_image.response_times(main),
+               other_reasons=per_image.other_reasons(main))
+    return out
+
+
+def write_study(outdir: Path, df: pd.DataFrame, res: dict, images_dir: Path | None) -> list[str]:
+    """Tables (CSV), the figures (PNG) of the study section; returns the files written."""
+    tables, figures = outdir / "tables", outdir / "figures"
+    main = main_trials(df)
+    written = []
+    for name in ("participants", "hype", "images", "reasons", "response_times"):
+        _write_csv(tables / f"{name}.csv", res[name])
+        written.append(f"tables/{name}.csv")
+    _write_csv(tables / "pairwise_kappa.csv", res["pairwise"], index=True)
+    written.append("tables/pairwise_kappa.csv")
+    ptable = res["participants"]
+    figs = {"confusion_matrices": lambda: plots.confusion_grid(main, ptable),
+            "accuracy_kappa": lambda: plots.accuracy_kappa_bars(ptable, res["fleiss"].kappa),
+            "hype": lambda: plots.hype_bars(res["hype"]),
+            "pairwise_kappa": lambda: plots.pairwise_heatmap(res["pairwise"], ptable)}
+    if len(res["reasons"]):
+        figs["reasons"] = lambda: plots.reasons_bars(res["reasons"])
+    if main["response_ms"].notna().any():
+        figs["response_times"] = lambda: plots.response_time_hist(main)
+    if images_dir is not None and images_dir.is_dir():
+        figs["gallery"] = lambda: plots.gallery(gallery_groups(res["images"]), images_dir)
+    for name, make in figs.items():
+        plots.save(make(), figures / f"{name}.png")
+        written.append(f"figures/{name}.png")
+    return written
+
+
+def gallery_groups(images: pd.DataFrame, n: int = GALLERY_SIZE) -> dict[str, pd.DataFrame]:
+    groups = {"most convincing fakes": per_image.most_convincing_fakes(images, n),
+              "least convincing fakes": per_image.least_convincing_fakes(images, n),
+              "most fake-looking reals": per_image.most_fake_looking_reals(images, n)}
+    return {k: v for k, v in groups.items() if len(v)}
+
+
+def build(inp: ReportInputs, outdir: Path) -> dict:
+    """Compute and write tables, figures and stats.json; returns the summary (stats.json)."""
+    inp.check()
+    outdir.mkdir(parents=True, exist_ok=True)
+    summary: dict = {"inputs": _describe_inputs(inp), "files": []}
+    if inp.study_source:
+        df = load_responses(inp.study_source)
+        res = study_results(df, inp.seed, inp.bootstrap)
+        images_dir = Path(inp.study) / "images" if inp.study else None
+        summary["files"] += write_study(outdir, df, res, images_dir)
+        summary["study"] = {
+            "overview": res["overview"],
+            "participants": _records(res["participants"]),
+            "hype": _records(res["hype"]),
+            "fleiss": res["fleiss"].to_dict(),
+            "most_convincing_fakes": _records(per_image.most_convincing_fakes(res["images"], GALLERY_SIZE)),
+            "most_fake_looking_reals": _records(per_image.most_fake_looking_reals(res["images"], GALLERY_SIZE)),
+        }
+    if inp.nearest:
+        nn = inputs.load_nearest(inp.nearest)
+        ranks = inputs.nearest_rank_table(nn)
+        _write_csv(outdir / "tables" / "nearest_ranks.csv", ranks)
+        threshold = (nn.summary.get("copies") or {}).get("copy_threshold")
+        plots.save(plots.nearest_histograms(nn.neighbours, threshold), outdir / "figures" / "nearest_ssim_hist.png")
+        plots.save(plots.nearest_curve(nn.neighbours, nn.mean_ssim), outdir / "figures" / "nearest_ssim_curve.png")
+        summary["files"] += ["tables/nearest_ranks.csv", "figures/nearest_ssim_hist.png", "figures/nearest_ssim_curve.png"]
+        summary["nearest"] = {"ranks": _records(ranks), "copies": nn.summary.get("copies")}
+    if inp.fid:
+        fid = inputs.load_fid(inp.fid)
+        _write_csv(outdir / "tables" / "fid.csv", fid)
+        plots.save(plots.fid_bars(fid), outdir / "figures" / "fid.png")
+        summary["files"] += ["tables/fid.csv", "figures/fid.png"]
+        summary["fid"] = _records(fid)
+    if inp.runs:
+        runs = inputs.load_runs(inp.runs)
+        plots.save(plots.training_curves(runs), outdir / "figures" / "training.png")
+        summary["files"].append("figures/training.png")
+        summary["training"] = {"runs": sorted(runs["run"].unique()),
+                               "has_fid": bool("fid" in runs.columns and runs["fid"].notna().any())}
+    write_text(outdir / "stats.json", json.dumps(_clean(summary), indent=2) + "\n")
+    summary["files"].append("stats.json")
+    return summary
+
+
+def _describe_inputs(inp: ReportInputs) -> dict:
+    def p(x):
+        return str(Path(x).resolve()) if x else None
+    return {"study": p(inp.study), "responses": p(inp.responses), "nearest": p(inp.nearest),
+            "fid": [p(f) for f in inp.fid], "runs": [p(r) for r in inp.runs], "seed": inp.seed,
+            "bootstrap_resamples": inp.bootstrap}
+
+
+def _write_csv(path: Path, frame: pd.DataFrame, index: bool = False) -> None:
+    write_text(path, frame.to_csv(index=index))
+
+
+def _records(frame: pd.DataFrame) -> list[dict]:
+    return frame.to_dict(orient="records")
+
+
+def _clean(obj):
+    """JSON-safe: numpy scalars to Python, NaN/inf to null."""
+    if isinstance(obj, dict):
+        return {str(k): _clean(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_clean(v) for v in obj]
+    if isinstance(obj, (np.integer,)):
+        return int(obj)
+    if isinstance(obj, (float, np.floating)):
+        return float(obj) if math.isfinite(obj) else None
+    if isinstance(obj, (np.bool_,)):
+        return bool(obj)
+    if isinstance(obj, os.PathLike):
+        return str(obj)
+    return obj

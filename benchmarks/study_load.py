@@ -1,0 +1,171 @@
+"""Load test of the study's save path: N simulated participants at once against one database.
+
+Each participant is its own process (like separate app servers or browser sessions hitting
+one database; processes are the realistic case for SQLite's file locking) and goes through
+``StudyStore`` exactly as the Streamlit app does: start_participant, give_consent, then for
+every trial current_trial (which records shown_at) and record(). All processes wait at a
+barrier, then answer as fast as they can (--think-ms 0: a stress test far beyond human pace;
+a person takes seconds per image). The study is built from synthetic faces (32 px).
+
+Prints a markdown table: judgments saved against expected (lost = expected − saved, counted
+in the database afterwards), p50/p95/max latency of record() (the save) and of one whole
+step (current_trial + record), errors, and throughput. Goal: p95 save < 100 ms, 0 lost.
+
+    python benchmarks/study_load.py                              # SQLite (WAL) in a temp folder
+    python benchmarks/study_load.py --postgres                   # a throwaway PostgreSQL 15 cluster
+    python benchmarks/study_load.py --db-url postgresql+psycopg://user@host/db   # an empty database
+    python benchmarks/study_load.py --participants 8 --trials 20 # quick
+"""
+from __future__ import annotations
+
+import argparse
+import multiprocessing as mp
+import os
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+
+def participant(study_dir: str, db_url: str | None, barrier, think_ms: float, seed: int) -> dict:
+    """One simulated participant, in its own process; returns latencies (ms) and errors."""
+    from study_app.store import StudyStore
+
+    saves: list[float] = []
+    steps: list[float] = []
+    errors: list[str] = []
+    rng = np.random.default_rng(seed)
+    store = StudyStore.open(study_dir, db_url=db_url)
+    try:
+        barrier.wait()
+        token = store.start_participant(kind="simulated")
+        store.give_consent(token)
+        while True:
+            t0 = time.perf_counter()
+            try:
+                trial = store.current_trial(token)
+                if trial is None:
+                    break
+                answer = "fake" if rng.random() < 0.5 else "real"
+                t1 = time.perf_counter()
+                ok = store.record(token, trial.trial_id, answer, confidence=int(rng.integers(1, 6)),
+                                  reasons=["artefacts"] if answer == "fake" else [])
+                t2 = time.perf_counter()
+                if not ok:
+                    errors.append(f"trial {trial.trial_id}: record returned False")
+                    break
+                saves.append((t2 - t1) * 1000)
+                steps.append((t2 - t0) * 1000)
+            except Exception as err:  # noqa: BLE001 - counted and reported
+                errors.append(f"{type(err).__name__}: {err}")
+                if len(errors) > 5:
+                    break
+            if think_ms:
+                time.sleep(think_ms / 1000 * rng.uniform(0.5, 1.5))
+    except Exception as err:  # noqa: BLE001
+        errors.append(f"{type(err).__name__}: {err}")
+    finally:
+        store.dispose()
+    return {"saves": saves, "steps": steps, "errors": errors}
+
+
+def build(root: Path, trials: int, db_url: str | None) -> Path:
+    from ganeval.atomic import save_npz
+    from ganeval.synth import make_faces
+    from study_app.build import build_study
+
+    n = trials  # trials/2 per class per participant; a pool of `trials` images per class
+    faces = make_faces(2 * n, size=32, seed=11, desc="benchmark faces")
+    save_npz(root / "real.npz", images=faces[:n])
+    save_npz(root / "fake.npz", images=faces[n:])
+    build_study(root / "study", str(root / "real.npz"), [str(root / "fake.npz")], labels=["gan"], trials=trials,
+                db_url=db_url, pool=n)
+    return root / "study"
+
+
+def run(participants: int, trials: int, db_url: str | None, think_ms: float, label: str) -> dict:
+    from study_app.store import StudyStore
+
+    with tempfile.TemporaryDirectory(prefix="study-load-") as tmp:
+        study = build(Path(tmp), trials, db_url)
+        ctx = mp.get_context("spawn")
+        with ctx.Manager() as manager:
+            barrier = manager.Barrier(participants + 1)
+            with ctx.Pool(participants) as pool:
+                jobs = [pool.apply_async(participant, (str(study), db_url, barrier, think_ms, 1000 + i))
+                        for i in range(participants)]
+                barrier.wait()  # every process has imported and connected: go
+                t0 = time.perf_counter()
+                results = [job.get() for job in jobs]
+                wall = time.perf_counter() - t0
+        with StudyStore.open(study, db_url=db_url) as store:
+            counts = store.counts()
+            frame = store.export_frame()
+    saves = np.concatenate([r["saves"] for r in results]) if results else np.zeros(0)
+    steps = np.concatenate([r["steps"] for r in results]) if results else np.zeros(0)
+    errors = [e for r in results for e in r["errors"]]
+    expected = participants * trials
+    saved = int(counts["judgments"])
+    return {
+        "backend": label, "participants": participants, "trials": trials, "expected": expected, "saved": saved,
+        "lost": expected - saved, "dupes": int(frame.duplicated(["participant", "trial_number"]).sum()),
+        "p50": float(np.percentile(saves, 50)), "p95": float(np.percentile(saves, 95)), "max": float(saves.max()),
+        "step_p95": float(np.percentile(steps, 95)), "errors": len(errors), "first_error": errors[0] if errors else "",
+        "wall": wall, "rate": saved / wall,
+    }
+
+
+def table(rows: list[dict]) -> str:
+    head = ("| backend | participants | trials each | expected | saved | lost | duplicates | save p50 ms | "
+            "save p95 ms | save max ms | step p95 ms | errors | wall s | judgments/s |")
+    lines = [head, "|" + "---|" * (head.count("|") - 1)]
+    for r in rows:
+        lines.append(f"| {r['backend']} | {r['participants']} | {r['trials']} | {r['expected']} | {r['saved']} | "
+                     f"{r['lost']} | {r['dupes']} | {r['p50']:.1f} | {r['p95']:.1f} | {r['max']:.1f} | "
+                     f"{r['step_p95']:.1f} | {r['errors']} | {r['wall']:.1f} | {r['rate']:.0f} |")
+    return "\n".join(lines)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--participants", type=int, default=30)
+    parser.add_argument("--trials", type=int, default=100, help="main trials per participant (half real, half fake)")
+    parser.add_argument("--db-url", default=None, help="an empty database (default: SQLite file in a temp study)")
+    parser.add_argument("--postgres", action="store_true", help="start a throwaway PostgreSQL cluster and use it")
+    parser.add_argument("--think-ms", type=float, default=0.0, help="mean pause between trials (0: stress test)")
+    args = parser.parse_args()
+    load = os.getloadavg()
+
+    if args.postgres:
+        from tests.pg_cluster import PostgresUnavailable, throwaway_cluster
+
+        try:
+            with throwaway_cluster() as cluster:
+                row = run(args.participants, args.trials, cluster.create_database("load"), args.think_ms,
+                          "PostgreSQL 15 (throwaway, 127.0.0.1)")
+        except PostgresUnavailable as err:
+            print(f"PostgreSQL server not available: {err}", file=sys.stderr)
+            return 1
+    else:
+        from study_app.db import display_url
+
+        label = "SQLite WAL (file)" if not args.db_url else display_url(args.db_url)
+        row = run(args.participants, args.trials, args.db_url, args.think_ms, label)
+    print(table([row]))
+    print(f"\n{os.cpu_count()} CPU cores; load average at start {load[0]:.1f}, at end {os.getloadavg()[0]:.1f} "
+          f"(participants, database server and anything else share the cores)")
+    if row["first_error"]:
+        print(f"\nfirst error: {row['first_error']}")
+    ok = row["lost"] == 0 and row["errors"] == 0 and row["dupes"] == 0
+    print(f"\ngoal (p95 save < 100 ms, 0 lost): {'met' if ok and row['p95'] < 100 else 'NOT met'}"
+          f"{f' (think time {args.think_ms:g} ms)' if args.think_ms else ' (no think time: stress test)'}")
+    return 0 if ok else 1
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

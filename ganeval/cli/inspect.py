@@ -1,0 +1,45 @@
+"""``ganeval inspect``: per-layer activation pictures of a generator for one seed.
+
+The work lives in ``models/inspect.py``; this module only parses arguments and reports."""
+from __future__ import annotations
+
+import argparse
+
+from ganeval.cli.common import HelpFormatter, add_device_args, note, positive_int
+
+INSPECT_EXAMPLES = """examples:
+  ganeval inspect runs/dcgan/checkpoint.pt --seed 3 -o inspect_dcgan/
+  ganeval inspect runs/sg2 --seed 3 -o inspect_sg2/ --max-channels 32 --truncation 0.7
+
+Writes DIR/index.html (open it in a browser), DIR/output.png and one NNN_<layer>.png per
+layer: that layer's channels for the seed's latent (image 0 of `ganeval sample --seed S`),
+highest energy first, each scaled to its own range."""
+
+
+def register(subparsers) -> None:
+    p = subparsers.add_parser("inspect", help="save each generator layer's activations for one seed, with an HTML index",
+                              description="Hook every generator layer, run one latent and save its channels as grids.",
+                              epilog=INSPECT_EXAMPLES, formatter_class=HelpFormatter)
+    p.add_argument("checkpoint", metavar="CKPT", help="checkpoint file, or a run folder holding checkpoint.pt")
+    p.add_argument("--seed", type=int, default=0, help="latent seed")
+    p.add_argument("-o", "--out", required=True, metavar="DIR", help="output folder")
+    p.add_argument("--max-channels", type=positive_int, default=64, help="channels shown per layer")
+    p.add_argument("--truncation", type=float, metavar="PSI", help="stylegan2 only: truncation ψ")
+    p.add_argument("--no-ema", action="store_true", help="use the raw generator, not its EMA copy")
+    add_device_args(p)
+    p.set_defaults(func=_inspect)
+
+
+def _inspect(args: argparse.Namespace) -> int:
+    from ganeval.device import resolve_device
+    from models.checkpoint import load_generator
+    from models.inspect import inspect_generator
+    from models.sampling import require_mapping
+
+    generator, cfg = load_generator(args.checkpoint, resolve_device(args.device), use_ema=not args.no_ema)
+    if args.truncation is not None:
+        require_mapping(generator, "--truncation", cfg.model)
+    title = f"{cfg.model} {cfg.resolution}×{cfg.resolution} ({'raw G' if args.no_ema else 'EMA G'})"
+    layers = inspect_generator(generator, args.seed, args.out, args.max_channels, args.truncation, title)
+    note(f"wrote {len(layers)} layer grids and index.html to {args.out}")
+    return 0

@@ -1,0 +1,75 @@
+"""``ganeval report``: study statistics, SSIM neighbours, FID and training curves in one
+executed notebook (report.ipynb) and its HTML (report.html), plus the figures as PNG and the
+tables as CSV/JSON. Sections whose inputs are not given are left out."""
+from __future__ import annotations
+
+import argparse
+import time
+from pathlib import Path
+
+from ganeval.cli.common import HelpFormatter, emit_json, nonneg_int, note
+
+EXAMPLES = """examples:
+  ganeval report --study study/ -o report/                       the human study only
+  ganeval report --responses responses.csv --nearest nn-out -o report/
+  ganeval report --study study/ --nearest nn-out --fid fid.json --runs run1 run2 -o report/
+  ganeval report --study study/ -o report/ --no-execute          notebook, tables and figures; no HTML
+
+outputs in REPORT_DIR:
+  report.ipynb, report.html        the executed notebook and its HTML (figures embedded)
+  figures/*.png, tables/*.csv      each figure and table on its own
+  stats.json                       the main numbers, for machines
+"""
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("report", help="statistics, plots and an executed notebook + HTML report",
+                       description=__doc__, epilog=EXAMPLES, formatter_class=HelpFormatter)
+    src = p.add_mutually_exclusive_group()
+    src.add_argument("--study", type=Path, metavar="DIR", help="a study folder (ganeval study init)")
+    src.add_argument("--responses", type=Path, metavar="CSV", help="a responses CSV (ganeval study export)")
+    p.add_argument("--nearest", type=Path, metavar="DIR", help="a `ganeval nearest` output folder")
+    p.add_argument("--fid", type=Path, nargs="+", default=[], metavar="FILE.json",
+                   help="`ganeval fid --json` outputs (one result, or a mapping of names to results)")
+    p.add_argument("--runs", type=Path, nargs="+", default=[], metavar="RUN", help="training run folders (metrics.csv)")
+    p.add_argument("-o", "--out", type=Path, required=True, metavar="REPORT_DIR", help="output folder")
+    p.add_argument("--seed", type=int, default=0, help="bootstrap seed")
+    p.add_argument("--bootstrap", type=nonneg_int, default=10_000, help="bootstrap resamples (0: no intervals)")
+    p.add_argument("--no-execute", action="store_true", help="write the notebook without running it (no HTML)")
+    p.add_argument("--timeout", type=int, default=600, help="seconds allowed per notebook cell")
+    p.add_argument("--json", action="store_true", help="print the inputs, written files, timings and report paths as JSON")
+    p.set_defaults(func=run)
+
+
+def run(args) -> int:
+    from analysis import notebook
+    from analysis.report import ReportInputs, build
+
+    inp = ReportInputs(study=args.study, responses=args.responses, nearest=args.nearest, fid=list(args.fid),
+                       runs=list(args.runs), seed=args.seed, bootstrap=args.bootstrap)
+    out: Path = args.out
+    if out.exists() and not out.is_dir():
+        from ganeval.errors import BadInput
+
+        raise BadInput(f"{out}: exists and is not a folder")
+    t0 = time.perf_counter()
+    summary = build(inp, out)
+    nb = notebook.build_notebook(inp, (summary.get("study") or {}).get("overview"))
+    t1 = time.perf_counter()
+    if args.no_execute:
+        notebook.write_notebook(nb, out / "report.ipynb")
+        note(f"wrote {out / 'report.ipynb'} (not executed; no report.html) and {len(summary['files'])} tables/figures")
+    else:
+        nb = notebook.execute(nb, out.resolve(), timeout=args.timeout)
+        notebook.write_notebook(nb, out / "report.ipynb")
+        notebook.export_html(nb, out / "report.html")
+    t2 = time.perf_counter()
+    summary["seconds"] = {"statistics_and_figures": round(t1 - t0, 2), "notebook": round(t2 - t1, 2)}
+    if args.json:
+        emit_json({k: v for k, v in summary.items() if k in ("inputs", "files", "seconds")}
+                  | {"report_html": None if args.no_execute else str((out / "report.html").resolve()),
+                     "report_ipynb": str((out / "report.ipynb").resolve())})
+    elif not args.no_execute:
+        print(f"report: {(out / 'report.html').resolve()}")
+        print(f"notebook: {(out / 'report.ipynb').resolve()}  (tables/, figures/, stats.json beside it)")
+    return 0

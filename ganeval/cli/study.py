@@ -1,0 +1,237 @@
+"""``ganeval study``: build, run, watch and export a human real-vs-fake study (HYPE-style).
+
+A study lives in one folder: study.json (settings), images/ (PNG copies under opaque random
+ids) and study.db (SQLite, WAL mode) unless --db-url names another database, e.g.
+PostgreSQL for an online deployment. Every judgment is committed the moment it is given."""
+from __future__ import annotations
+
+import argparse
+import os
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+from ganeval.cli.common import HelpFormatter, emit_json, nonneg_int, positive_int, warn
+from ganeval.errors import GanevalError
+
+STUDY_DIR_ENV = "GANEVAL_STUDY_DIR"
+ADMIN_PASSWORD_ENV = "GANEVAL_STUDY_ADMIN_PASSWORD"
+DB_URL_ENV = "GANEVAL_STUDY_DB_URL"
+
+EXAMPLES = """examples:
+  ganeval study init my-study --real real/ --fake dcgan.npz --trials 24 --qualification 6 --attention 2
+  ganeval study init my-study --real real.zip --fake a/ --label dcgan --fake b/ --label wgan-gp --trials 100
+  GANEVAL_STUDY_ADMIN_PASSWORD=secret ganeval study run my-study --port 8501
+  ganeval study status my-study
+  ganeval study close my-study            # no new participants or answers; `open` reopens
+  ganeval study export my-study -o responses.csv
+
+database:
+  The default is the SQLite file STUDY_DIR/study.db (WAL mode). --db-url takes any SQLAlchemy
+  URL, e.g. postgresql+psycopg://user@host:5432/study; it is stored in study.json, so give a
+  password through $GANEVAL_STUDY_DB_URL instead (it overrides study.json's URL).
+"""
+
+RUN_HELP = f"""Starts the Streamlit app (headless) and prints the participant and admin URLs.
+Participants open the participant URL; their token in the URL lets a reload or a lost
+connection resume at the same trial. The admin page (progress, close/reopen, CSV download)
+asks for the password in ${ADMIN_PASSWORD_ENV}, or `admin_password` in Streamlit secrets
+(.streamlit/secrets.toml); without either it stays locked. The admin view is the
+same app at http://HOST:PORT/?admin=1."""
+
+
+class _FakeAction(argparse.Action):
+    """--fake SRC appends [SRC, None]; a following --label NAME fills in its label."""
+
+    def __call__(self, parser, namespace, values, option_string=None):
+        pairs = list(getattr(namespace, self.dest, None) or [])
+        pairs.append([values, None])
+        setattr(namespace, self.dest, pairs)
+
+
+class _LabelAction(argparse.Action):
+    def __call__(self, parser, namespace, values, option_string=None):
+        pairs = list(getattr(namespace, self.dest, None) or [])
+        if not pairs:
+            parser.error("--label names the --fake before it; give --fake SRC first")
+        if pairs[-1][1] is not None:
+            parser.error(f"--fake {pairs[-1][0]} has two labels ({pairs[-1][1]!r}, {values!r})")
+        pairs[-1] = [pairs[-1][0], values]
+        setattr(namespace, self.dest, pairs)
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("study", help="human real-vs-fake study: init, run, status, close/open, export",
+                       description=__doc__, epilog=EXAMPLES, formatter_class=HelpFormatter)
+    actions = p.add_subparsers(dest="action", metavar="ACTION", parser_class=type(p))
+    p.set_defaults(func=lambda args: (p.print_help(), 2)[1])
+
+    init = actions.add_parser("init", help="build a study folder from real and fake images",
+                              description="Copy images in under opaque random ids and set up the database. Each "
+                                          "participant gets --trials main trials (half real, half fake, the fakes "
+                                          "split evenly over the --fake sources), --qualification trials before "
+                                          "them (continue at >= 65% correct on both real and fake) and --attention "
+                                          "checks (scrambled images) mixed in.",
+                              epilog=EXAMPLES, formatter_class=HelpFormatter)
+    init.add_argument("study_dir", metavar="STUDY_DIR", help="new (or empty) folder for the study")
+    init.add_argument("--real", required=True, help="real images: folder, .zip, .npy or .npz")
+    init.add_argument("--fake", action=_FakeAction, required=True, dest="fakes", metavar="SRC",
+                      help="generated images (repeat for several models)")
+    init.add_argument("--label", action=_LabelAction, dest="fakes", metavar="NAME",
+                      help="model label of the --fake just before it (default: that source's file stem)")
+    init.add_argument("--trials", type=positive_int, default=24, help="main trials per participant")
+    init.add_argument("--qualification", type=nonneg_int, default=0, help="qualification trials before them")
+    init.add_argument("--attention", type=nonneg_int, default=0, help="attention checks mixed into the main trials")
+    init.add_argument("--seed", type=int, default=0, help="seed of the image subsets and the assignment")
+    init.add_argument("--display-size", type=positive_int, default=512, help="side in pixels images are shown at")
+    init.add_argument("--upscaler", default=None, metavar="srgan:CKPT",
+                      help="upscale with a model instead of Lanczos")
+    init.add_argument("--pool", type=positive_int, default=200,
+                      help="at most this many images per source (a seeded random subset)")
+    init.add_argument("--image-size", type=positive_int, default=None,
+                      help="bring every image to this square size in px (default: the smallest side among the "
+                           "images, so that resolution cannot give the truth away)")
+    init.add_argument("--db-url", default=None, help="SQLAlchemy database URL (default: STUDY_DIR/study.db)")
+    init.add_argument("--title", default=None, help="title shown to participants")
+    init.add_argument("--json", action="store_true", help="print a summary as JSON")
+    init.set_defaults(func=_init)
+
+    run = actions.add_parser("run", help="start the Streamlit app", description=RUN_HELP,
+                             epilog=EXAMPLES, formatter_class=HelpFormatter)
+    run.add_argument("study_dir", metavar="STUDY_DIR", help="a folder made by `ganeval study init`")
+    run.add_argument("--port", type=positive_int, default=8501, help="port to listen on")
+    run.add_argument("--host", default="127.0.0.1", help="address to listen on (0.0.0.0: every interface)")
+    run.add_argument("--db-url", default=None, help="database URL (overrides study.json and $GANEVAL_STUDY_DB_URL)")
+    run.set_defaults(func=_run)
+
+    export = actions.add_parser("export", help="write every judgment to a CSV file",
+                                description="One row per judgment: participant, participant_kind, image_id, truth, "
+                                            "model_label, phase, trial_number, answer, correct, confidence, reasons, "
+                                            "reason_other, response_ms, shown_at, answered_at.",
+                                epilog=EXAMPLES, formatter_class=HelpFormatter)
+    export.add_argument("study_dir", metavar="STUDY_DIR")
+    export.add_argument("-o", "--output", required=True, help="CSV file to write")
+    export.add_argument("--db-url", default=None)
+    export.set_defaults(func=_export)
+
+    status = actions.add_parser("status", help="counts of participants and judgments",
+                                epilog=EXAMPLES, formatter_class=HelpFormatter)
+    status.add_argument("study_dir", metavar="STUDY_DIR")
+    status.add_argument("--db-url", default=None)
+    status.add_argument("--json", action="store_true")
+    status.set_defaults(func=_status)
+
+    for name, is_open in (("close", False), ("open", True)):
+        q = actions.add_parser(name, help=("stop accepting participants and answers" if not is_open else
+                                           "accept participants and answers again"),
+                               epilog=EXAMPLES, formatter_class=HelpFormatter)
+        q.add_argument("study_dir", metavar="STUDY_DIR")
+        q.add_argument("--db-url", default=None)
+        q.set_defaults(func=_set_open, is_open=is_open)
+
+
+def _open(args):
+    from study_app.store import StudyStore
+
+    return StudyStore.open(args.study_dir, db_url=args.db_url)
+
+
+def _init(args: argparse.Namespace) -> int:
+    from study_app.build import build_study
+
+    fakes = [src for src, _ in args.fakes]
+    labels = [label for _, label in args.fakes]
+    result = build_study(args.study_dir, args.real, fakes, labels=labels, trials=args.trials,
+                         qualification=args.qualification, attention=args.attention, seed=args.seed,
+                         display_size=args.display_size, upscaler=args.upscaler, db_url=args.db_url,
+                         title=args.title, pool=args.pool, image_size=args.image_size, warn=warn)
+    s = result.settings
+    if args.json:
+        emit_json({"study_dir": str(result.study_dir), "images": result.images, "corrupt": result.corrupt,
+                   "warnings": result.warnings, "database": result.db, "trials": s.trials,
+                   "qualification": s.qualification, "attention": s.attention, "labels": s.labels})
+    else:
+        images = ", ".join(f"{n} {label}" for label, n in result.images.items())
+        print(f"study created in {result.study_dir}: {images} images; each participant answers "
+              f"{s.qualification} qualification + {s.trials} main + {s.attention} attention trials")
+        print(f"database: {result.db}")
+        print(f"next: ganeval study run {result.study_dir}")
+    return 0
+
+
+def _run(args: argparse.Namespace) -> int:
+    import study_app
+
+    store = _open(args)  # fails early, with one line, when this is not a study or the database is unreachable
+    store.dispose()
+    app = Path(study_app.__file__).resolve().parent / "app.py"
+    if not app.is_file():
+        raise GanevalError(f"the study app is missing ({app})")
+    env = dict(os.environ)
+    env[STUDY_DIR_ENV] = str(Path(args.study_dir).expanduser().resolve())
+    if args.db_url:
+        env[DB_URL_ENV] = args.db_url
+    cmd = [sys.executable, "-m", "streamlit", "run", str(app),
+           "--server.headless", "true", "--server.address", args.host, "--server.port", str(args.port),
+           "--browser.gatherUsageStats", "false", "--server.fileWatcherType", "none"]
+    shown = "localhost" if args.host in ("0.0.0.0", "::") else args.host
+    base = f"http://{shown}:{args.port}"
+    print(f"participants: {base}/", flush=True)
+    print(f"admin:        {base}/?admin=1  (password from ${ADMIN_PASSWORD_ENV} or Streamlit secrets)", flush=True)
+    if not (os.environ.get(ADMIN_PASSWORD_ENV) or _has_secrets()):
+        warn(f"no admin password set (${ADMIN_PASSWORD_ENV}); the admin page stays locked")
+    proc = subprocess.Popen(cmd, env=env)
+
+    def _forward(signum, _frame) -> None:  # a terminated `study run` takes the app with it
+        proc.send_signal(signum)
+
+    previous = {sig: signal.signal(sig, _forward) for sig in (signal.SIGTERM, signal.SIGHUP)}
+    try:
+        return proc.wait()
+    except KeyboardInterrupt:
+        proc.terminate()
+        try:
+            proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+        raise
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+
+
+def _has_secrets() -> bool:
+    return any(p.is_file() for p in (Path.cwd() / ".streamlit" / "secrets.toml",
+                                     Path.home() / ".streamlit" / "secrets.toml"))
+
+
+def _export(args: argparse.Namespace) -> int:
+    from study_app.export import write_csv
+
+    with _open(args) as store:
+        frame = store.export_frame()
+    out = write_csv(frame, args.output)
+    print(f"wrote {len(frame)} judgment(s) from {frame['participant'].nunique()} participant(s) to {out}")
+    return 0
+
+
+def _status(args: argparse.Namespace) -> int:
+    with _open(args) as store:
+        counts = store.counts()
+    if args.json:
+        emit_json(counts)
+        return 0
+    print(f"study {'open' if counts['open'] else 'closed'}: {counts['participants']} participant(s) "
+          f"({', '.join(f'{v} {k}' for k, v in counts['participants_by_status'].items()) or 'none'}), "
+          f"{counts['judgments']} judgment(s) "
+          f"({', '.join(f'{v} {k}' for k, v in counts['judgments_by_phase'].items()) or 'none'})")
+    print("images: " + ", ".join(f"{v} {k}" for k, v in counts["images_by_label"].items()))
+    return 0
+
+
+def _set_open(args: argparse.Namespace) -> int:
+    with _open(args) as store:
+        store.set_open(args.is_open)
+    print(f"study {'open' if args.is_open else 'closed'}: {args.study_dir}")
+    return 0

@@ -1,0 +1,55 @@
+"""Checking a family's ``ModelConfig.options`` against its defaults, with one-line errors.
+
+A family's ``options`` function can be ``lambda res, given: fill_options("srgan", given,
+defaults)`` plus its own range checks: unknown keys are refused, values are coerced to the
+type of their default (``-O n_blocks=4`` arrives as an int, ``--light`` as a bool), and
+missing keys get the default. The result is stored in checkpoints, so it must pass through
+again unchanged."""
+from __future__ import annotations
+
+from typing import Any
+
+from ganeval.errors import BadInput
+
+
+def _coerce(family: str, key: str, value: Any, default: Any) -> Any:
+    kind = type(default)
+    if kind is bool:
+        if isinstance(value, bool):
+            return value
+        if isinstance(value, str) and value.lower() in ("true", "false", "1", "0", "yes", "no"):
+            return value.lower() in ("true", "1", "yes")
+        if isinstance(value, int) and value in (0, 1):
+            return bool(value)
+    elif kind is int:
+        if isinstance(value, int) and not isinstance(value, bool):
+            return value
+        if isinstance(value, float) and value.is_integer():
+            return int(value)
+        if isinstance(value, str) and value.strip().lstrip("-").isdigit():
+            return int(value)
+    elif kind is float:
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            return float(value)
+        try:
+            return float(value)
+        except (TypeError, ValueError):
+            pass
+    elif kind is str:
+        return str(value)
+    raise BadInput(f"{family} option {key} must be {kind.__name__}, got {value!r}")
+
+
+def fill_options(family: str, given: dict[str, Any], defaults: dict[str, Any]) -> dict[str, Any]:
+    """``defaults`` overridden by ``given`` (types coerced); BadInput on an unknown key."""
+    unknown = sorted(set(given) - set(defaults))
+    if unknown:
+        raise BadInput(f"{family} has no option {', '.join(unknown)}; its options: "
+                       f"{', '.join(f'{k} (default {v!r})' for k, v in defaults.items())}")
+    return {key: _coerce(family, key, given[key], default) if key in given else default
+            for key, default in defaults.items()}
+
+
+def at_least(family: str, options: dict[str, Any], key: str, low: float) -> None:
+    if options[key] < low:
+        raise BadInput(f"{family} option {key} must be at least {low}, got {options[key]}")

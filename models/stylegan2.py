@@ -1,0 +1,530 @@
+"""StyleGAN2-ADA (Karras et al. 2020a, "Analyzing and improving the image quality of
+StyleGAN"; 2020b, "Training generative adversarial networks with limited data"), in plain
+PyTorch: no custom CUDA ops (modulation is a grouped conv, FIR resampling a depthwise conv).
+
+G = mapping ∘ synthesis.
+- Mapping: z normalised to unit second moment, 8 equalised-lr dense layers (lr ×0.01,
+  LeakyReLU), w; ``w_avg`` tracks the mean w during training (for truncation ψ).
+- Synthesis ("skip" architecture): a learned 4×4 constant, then per resolution two 3×3
+  modulated/demodulated convs (the first upsamples ×2 with the [1,3,3,1] filter), each
+  followed by per-pixel noise (learned strength) and bias + LeakyReLU; every resolution
+  has a toRGB (1×1 modulated conv without demodulation) whose output is added to the
+  upsampled image so far. Each conv and toRGB gets its own w (``num_ws`` of them), which is
+  what style mixing swaps.
+- D ("resnet"): fromRGB, then per resolution two 3×3 convs (the second blurs and strides)
+  plus a 1×1 downsampling skip, each path scaled by √½; at 4×4 the minibatch standard
+  deviation (groups of 4), a 3×3 conv, a dense layer and the logit.
+Equalised learning rate everywhere (``models.blocks.EqualLinear/EqualConv2d``).
+
+Training (``StyleGAN2Objective``): non-saturating logistic loss; lazy R1 on reals every 16
+D steps with γ from the resolution preset; style-mixing regularisation with p = 0.9; an
+EMA of G with a half-life of ``ema_kimg`` thousand images, ramped up over the first
+images; optional path-length regularisation every 4 G steps (``--pl-weight``, off by
+default); ADA augmentations (``models/augment.py``) on every image D sees, with p
+steered towards r_t = 0.6. Adam lr 0.0025, β = (0, 0.99), ε = 1e-8, with the lazy-regulariser
+correction of lr and β (c = 16/17 for D).
+
+Resolution presets (``--res``; channels = min(channel_base / res, --width), the
+stylegan2-ada-pytorch rule; small presets use a smaller base so 32 px stays cheap on a CPU;
+γ = 0.0002·res²/32 is that code's "auto" rule at batch 32):
+
+    res   channel_base   channels 4 → res              r1_gamma
+     32       2048       512 256 128 64                 0.0064
+     64       8192       512 512 512 256 128            0.0256
+    128      16384       512 … 512 256 128              0.1024
+    256      16384       512 … 256 128 64               0.4096
+    512      32768       512 … 256 128 64               1.6384
+"""
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from ganeval.errors import BadInput
+from models.augment import AdaController, AugmentPipe
+from models.blocks import EqualConv2d, EqualLinear, doublings, fir_filter2d, fir_upsample2d, lrelu_gain
+from models.objective import Objective
+from models.spec import Family, ModelConfig
+
+RESOLUTIONS = (32, 64, 128, 256, 512)
+CHANNEL_BASE = {32: 2048, 64: 8192, 128: 16384, 256: 16384, 512: 32768}
+R1_GAMMA = {r: round(0.0002 * r * r / 32, 6) for r in RESOLUTIONS}
+
+# option → (default (None: the resolution preset's), type, description)
+OPTIONS: dict[str, tuple[Any, type, str]] = {
+    "channel_base": (None, int, "channels at resolution r: min(channel_base / r, width) (default: the preset's)"),
+    "mapping_layers": (8, int, "dense layers of the mapping network"),
+    "r1_gamma": (None, float, "R1 weight γ (default: the preset's)"),
+    "r1_interval": (16, int, "D steps between lazy R1 steps (0: no R1)"),
+    "pl_weight": (0.0, float, "path-length regularisation weight (0: off; the paper uses 2)"),
+    "pl_interval": (4, int, "G steps between lazy path-length steps"),
+    "style_mixing": (0.9, float, "probability of style-mixing regularisation"),
+    "ema_kimg": (10.0, float, "half-life of G_ema in thousands of images"),
+    "ema_rampup": (0.05, float, "ramp-up: half-life ≤ images seen × this (0: no ramp-up)"),
+    "ada": (True, bool, "adaptive discriminator augmentation on"),
+    "ada_target": (0.6, float, "target r_t for E[sign(D(real))]"),
+    "ada_kimg": (500.0, float, "thousands of images for p to move from 0 to 1"),
+    "ada_interval": (4, int, "D steps between p adjustments"),
+    "ada_p": (0.0, float, "initial augmentation probability (fixed when ada_kimg is 0)"),
+    "mbstd_group": (4, int, "minibatch-stddev group size"),
+    "lr": (0.0025, float, "Adam learning rate of G and D"),
+}
+
+
+def stylegan2_options(resolution: int, given: dict[str, Any]) -> dict[str, Any]:
+    """The complete option dict for a resolution preset, with ``given`` values checked."""
+    unknown = sorted(set(given) - set(OPTIONS))
+    if unknown:
+        raise BadInput(f"stylegan2 has no option {', '.join(unknown)}; options: {', '.join(OPTIONS)}")
+    out: dict[str, Any] = {}
+    for key, (default, kind, _text) in OPTIONS.items():
+        value = given.get(key, default)
+        if value is None:
+            value = {"channel_base": CHANNEL_BASE.get(resolution, 16384),
+                     "r1_gamma": R1_GAMMA.get(resolution, 1.0)}[key]
+        try:
+            if kind is bool:
+                if isinstance(value, str):
+                    if value.lower() not in ("true", "false", "1", "0", "yes", "no", "on", "off"):
+                        raise ValueError(value)
+                    value = value.lower() in ("true", "1", "yes", "on")
+                value = bool(value)
+            elif kind is int:
+                if float(value) != int(float(value)):
+                    raise ValueError(value)
+                value = int(float(value))
+            else:
+                value = float(value)
+        except (TypeError, ValueError):
+            raise BadInput(f"stylegan2 option {key} must be {kind.__name__}, got {value!r}") from None
+        if kind is not bool and value < 0:
+            raise BadInput(f"stylegan2 option {key} must be 0 or more, got {value}")
+        out[key] = value
+    if out["mapping_layers"] < 1 or out["channel_base"] < 1 or out["mbstd_group"] < 1 or out["lr"] <= 0:
+        raise BadInput("stylegan2: mapping_layers, channel_base, mbstd_group and lr must be positive")
+    for key in ("style_mixing", "ada_p", "ada_target"):
+        if out[key] > 1:
+            raise BadInput(f"stylegan2 option {key} is a probability, got {out[key]}")
+    if out["pl_weight"] > 0 and out["pl_interval"] < 1:
+        raise BadInput("stylegan2 option pl_interval must be at least 1 when pl_weight > 0")
+    if out["ada_interval"] < 1:
+        raise BadInput("stylegan2 option ada_interval must be at least 1")
+    return out
+
+
+def channels_at(res: int, base: int, cap: int) -> int:
+    return max(1, min(base // res, cap))
+
+
+# ---------------------------------------------------------------------- generator
+
+class MappingNetwork(nn.Module):
+    """z → w: normalise, ``layers`` dense layers with lr multiplier 0.01; tracks w_avg."""
+
+    def __init__(self, z_dim: int, w_dim: int, layers: int = 8, lr_mul: float = 0.01, w_avg_beta: float = 0.995):
+        super().__init__()
+        dims = [z_dim] + [w_dim] * layers
+        self.net = nn.Sequential(*[EqualLinear(a, b, lr_mul=lr_mul, act="lrelu") for a, b in zip(dims, dims[1:])])
+        self.register_buffer("w_avg", torch.zeros(w_dim))
+        self.w_avg_beta = w_avg_beta
+
+    def forward(self, z: torch.Tensor, truncation_psi: float = 1.0, update_w_avg: bool = True) -> torch.Tensor:
+        x = z * (z.float().square().mean(dim=1, keepdim=True) + 1e-8).rsqrt().to(z.dtype)
+        w = self.net(x)
+        if self.training and update_w_avg:  # training forwards move the average (as the reference)
+            with torch.no_grad():
+                self.w_avg.copy_(w.detach().float().mean(0).lerp(self.w_avg, self.w_avg_beta))
+        if truncation_psi != 1:
+            w = self.w_avg.to(w.dtype).lerp(w, truncation_psi)
+        return w
+
+
+def modulated_conv2d(x: torch.Tensor, weight: torch.Tensor, styles: torch.Tensor, demodulate: bool,
+                     fused: bool, up: bool = False) -> torch.Tensor:
+    """Conv whose input channels are scaled per sample by ``styles`` (N×I) and, with
+    ``demodulate``, whose outputs are rescaled to unit expected variance. ``up``: a stride-2
+    transposed conv followed by the [1,3,3,1] blur (×2 upsampling at the low-resolution
+    conv's cost, as the reference does).
+
+    ``fused``: one grouped conv with per-sample weights (each sample its own group; an
+    image then does not depend on its batch-mates' arithmetic). Otherwise scale the
+    activations, run one shared conv and rescale — the same maths, faster to train."""
+    n, cin, h, w_ = x.shape
+    cout, _, k, _ = weight.shape
+    if fused:
+        wts = weight[None] * styles[:, None, :, None, None]  # N×O×I×k×k
+        if demodulate:
+            wts = wts * (wts.square().sum(dim=[2, 3, 4], keepdim=True) + 1e-8).rsqrt()
+        x = x.reshape(1, n * cin, h, w_)
+        if up:
+            out = F.conv_transpose2d(x, wts.transpose(1, 2).reshape(n * cin, cout, k, k), stride=2, groups=n)
+        else:
+            out = F.conv2d(x, wts.reshape(n * cout, cin, k, k), padding=k // 2, groups=n)
+        out = out.reshape(n, cout, *out.shape[2:])
+    else:
+        x = x * styles[:, :, None, None]
+        if up:
+            out = F.conv_transpose2d(x, weight.transpose(0, 1), stride=2)
+        else:
+            out = F.conv2d(x, weight, padding=k // 2)
+        if demodulate:
+            dcoefs = (styles.square() @ weight.square().sum(dim=[2, 3]).t() + 1e-8).rsqrt()  # N×O
+            out = out * dcoefs[:, :, None, None]
+    if up:  # 3×3 kernels: 2H + 1 → 2H, the blur (gain 4) centred as in the reference
+        out = fir_filter2d(out, pad=1) * 4
+    return out
+
+
+class StyleConv(nn.Module):
+    """Modulated 3×3 conv (optionally ×2 upsampling first) + noise + bias + LeakyReLU."""
+
+    def __init__(self, cin: int, cout: int, w_dim: int, resolution: int, up: bool = False):
+        super().__init__()
+        self.affine = EqualLinear(w_dim, cin, bias_init=1.0)
+        self.weight = nn.Parameter(torch.randn(cout, cin, 3, 3))
+        self.bias = nn.Parameter(torch.zeros(cout))
+        self.noise_strength = nn.Parameter(torch.zeros(()))
+        self.register_buffer("noise_const", torch.randn(resolution, resolution))
+        self.up, self.resolution = up, resolution
+
+    def forward(self, x: torch.Tensor, w: torch.Tensor, noise_mode: str = "random") -> torch.Tensor:
+        styles = self.affine(w)
+        x = modulated_conv2d(x, self.weight, styles, demodulate=True, fused=not self.training, up=self.up)
+        if noise_mode == "random":
+            noise = torch.randn(x.shape[0], 1, self.resolution, self.resolution, device=x.device, dtype=x.dtype)
+            x = x + noise * self.noise_strength
+        elif noise_mode == "const":
+            x = x + self.noise_const.to(x.dtype) * self.noise_strength
+        return lrelu_gain(x + self.bias.to(x.dtype)[None, :, None, None])
+
+
+class ToRGB(nn.Module):
+    """Modulated 1×1 conv to image channels, no demodulation, linear."""
+
+    def __init__(self, cin: int, channels: int, w_dim: int):
+        super().__init__()
+        self.affine = EqualLinear(w_dim, cin, bias_init=1.0)
+        self.weight = nn.Parameter(torch.randn(channels, cin, 1, 1))
+        self.bias = nn.Parameter(torch.zeros(channels))
+        self.weight_gain = 1 / math.sqrt(cin)
+
+    def forward(self, x: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
+        styles = self.affine(w) * self.weight_gain
+        x = modulated_conv2d(x, self.weight, styles, demodulate=False, fused=not self.training)
+        return x + self.bias.to(x.dtype)[None, :, None, None]
+
+
+class SynthesisBlock(nn.Module):
+    """One resolution of the skip generator: (up-conv,) conv, toRGB."""
+
+    def __init__(self, cin: int, cout: int, w_dim: int, resolution: int, channels: int):
+        super().__init__()
+        self.first = resolution == 4
+        if self.first:
+            self.const = nn.Parameter(torch.randn(cout, 4, 4))
+        else:
+            self.conv0 = StyleConv(cin, cout, w_dim, resolution, up=True)
+        self.conv1 = StyleConv(cout, cout, w_dim, resolution)
+        self.torgb = ToRGB(cout, channels, w_dim)
+        self.num_conv = 1 if self.first else 2
+
+    def forward(self, x: torch.Tensor | None, img: torch.Tensor | None, ws: torch.Tensor,
+                noise_mode: str) -> tuple[torch.Tensor, torch.Tensor]:
+        """``ws``: N×(num_conv + 1)×w_dim — this block's convs, then its toRGB."""
+        if self.first:
+            x = self.const.to(ws.dtype)[None].expand(ws.shape[0], -1, -1, -1)
+        else:
+            x = self.conv0(x, ws[:, 0], noise_mode)
+        x = self.conv1(x, ws[:, self.num_conv - 1], noise_mode)
+        y = self.torgb(x, ws[:, self.num_conv])
+        img = y if img is None else fir_upsample2d(img) + y
+        return x, img
+
+
+class SynthesisNetwork(nn.Module):
+    def __init__(self, w_dim: int, resolution: int, channels: int, channel_base: int, channel_max: int):
+        super().__init__()
+        n = doublings(resolution, 4)
+        self.resolutions = [4 * 2**i for i in range(n + 1)]
+        self.blocks = nn.ModuleDict()
+        for res in self.resolutions:
+            cin = channels_at(res // 2, channel_base, channel_max) if res > 4 else 0
+            cout = channels_at(res, channel_base, channel_max)
+            self.blocks[f"b{res}"] = SynthesisBlock(cin, cout, w_dim, res, channels)
+        # each block's convs take one w each; the toRGB shares the next block's first w
+        self.num_ws = sum(b.num_conv for b in self.blocks.values()) + 1
+
+    def forward(self, ws: torch.Tensor, noise_mode: str = "random") -> torch.Tensor:
+        x = img = None
+        i = 0
+        for block in self.blocks.values():
+            x, img = block(x, img, ws[:, i:i + block.num_conv + 1], noise_mode)
+            i += block.num_conv
+        return img
+
+
+class StyleGAN2Generator(nn.Module):
+    """``G(z, truncation_psi=1)`` → N×C×R×R images (roughly [-1, 1], not clamped).
+
+    Noise is random in train mode and the stored constant noise in eval mode (so samples
+    depend only on z); ``mapping``/``synthesis`` are usable on their own (style mixing)."""
+
+    def __init__(self, z_dim: int, channels: int, resolution: int, channel_base: int, channel_max: int,
+                 mapping_layers: int = 8):
+        super().__init__()
+        self.z_dim = self.w_dim = z_dim
+        self.mapping = MappingNetwork(z_dim, z_dim, mapping_layers)
+        self.synthesis = SynthesisNetwork(z_dim, resolution, channels, channel_base, channel_max)
+        self.num_ws = self.synthesis.num_ws
+
+    def broadcast(self, w: torch.Tensor) -> torch.Tensor:
+        """N×w_dim → N×num_ws×w_dim (the same style for every layer)."""
+        return w[:, None, :].expand(-1, self.num_ws, -1)
+
+    def forward(self, z: torch.Tensor, truncation_psi: float = 1.0, noise_mode: str | None = None) -> torch.Tensor:
+        mode = noise_mode or ("random" if self.training else "const")
+        return self.synthesis(self.broadcast(self.mapping(z, truncation_psi)), mode)
+
+
+# ---------------------------------------------------------------------- discriminator
+
+class DiscriminatorBlock(nn.Module):
+    """Residual: (conv3 → conv3 with ×½) + (×½ → conv1), both scaled by √½."""
+
+    def __init__(self, cin: int, cout: int):
+        super().__init__()
+        self.conv0 = EqualConv2d(cin, cin, 3, act="lrelu")
+        self.conv1 = EqualConv2d(cin, cout, 3, down=2, act="lrelu")
+        self.skip = EqualConv2d(cin, cout, 1, bias=False, down=2)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return (self.skip(x) + self.conv1(self.conv0(x))) * math.sqrt(0.5)
+
+
+class MinibatchStd(nn.Module):
+    """Appends the mean standard deviation over groups of ``group`` samples as a channel."""
+
+    def __init__(self, group: int = 4):
+        super().__init__()
+        self.group = group
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        n, c, h, w = x.shape
+        g = max(d for d in range(1, min(self.group, n) + 1) if n % d == 0)  # any batch size works
+        y = x.float().reshape(g, -1, c, h, w)
+        y = (y - y.mean(dim=0)).square().mean(dim=0)
+        y = (y + 1e-8).sqrt().mean(dim=[1, 2, 3])  # one value per group member set
+        y = y.reshape(-1, 1, 1, 1).repeat(g, 1, h, w).to(x.dtype)
+        return torch.cat([x, y], dim=1)
+
+
+class StyleGAN2Discriminator(nn.Module):
+    def __init__(self, channels: int, resolution: int, channel_base: int, channel_max: int, mbstd_group: int = 4):
+        super().__init__()
+        n = doublings(resolution, 4)
+        top = channels_at(resolution, channel_base, channel_max)
+        self.from_rgb = EqualConv2d(channels, top, 1, act="lrelu")
+        blocks = []
+        for i in range(n):
+            res = resolution // 2**i
+            blocks.append(DiscriminatorBlock(channels_at(res, channel_base, channel_max),
+                                             channels_at(res // 2, channel_base, channel_max)))
+        self.blocks = nn.Sequential(*blocks)
+        c4 = channels_at(4, channel_base, channel_max)
+        self.mbstd = MinibatchStd(mbstd_group)
+        self.conv = EqualConv2d(c4 + 1, c4, 3, act="lrelu")
+        self.fc = EqualLinear(c4 * 16, c4, act="lrelu")
+        self.out = EqualLinear(c4, 1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = self.blocks(self.from_rgb(x))
+        x = self.conv(self.mbstd(x))
+        return self.out(self.fc(x.flatten(1))).view(-1)
+
+
+def build(cfg: ModelConfig) -> tuple[nn.Module, nn.Module]:
+    opts = cfg.options
+    G = StyleGAN2Generator(cfg.z_dim, cfg.channels, cfg.resolution, opts["channel_base"], cfg.width,
+                           opts["mapping_layers"])
+    D = StyleGAN2Discriminator(cfg.channels, cfg.resolution, opts["channel_base"], cfg.width, opts["mbstd_group"])
+    return G, D
+
+
+# ---------------------------------------------------------------------- training
+
+class StyleGAN2Objective(Objective):
+    """One StyleGAN2-ADA step: D (+ lazy R1), then G (+ lazy path length), ADA update.
+
+    metrics.csv: ``r1`` and ``pl`` are the penalties (before weighting) of the latest lazy
+    step; ``ada_p`` is the augmentation probability and ``ada_rt`` the last r_t measured.
+    Under DDP the objective all-reduces gradients itself (R1 and path length need double
+    backward, which DistributedDataParallel does not support)."""
+
+    stats = ("loss_d", "loss_g", "d_real", "d_fake", "r1", "pl")
+    gauge_names = ("ada_p", "ada_rt")
+
+    def __init__(self, trainer):
+        super().__init__(trainer)
+        o = trainer.model_cfg.options
+        self.o = o
+        self.augment = AugmentPipe(p=o["ada_p"]).to(trainer.device) if (o["ada"] or o["ada_p"] > 0) else None
+        self.ada = None
+        if self.augment is not None and o["ada"] and o["ada_kimg"] > 0:
+            self.ada = AdaController(self.augment, o["ada_target"], o["ada_interval"], o["ada_kimg"])
+        self.pl_mean = torch.zeros((), device=trainer.device)
+        self.last_r1 = torch.zeros((), device=trainer.device)
+        self.last_pl = torch.zeros((), device=trainer.device)
+
+    def make_optimizers(self):
+        t, o = self.t, self.o
+
+        def adam(module: nn.Module, interval: int) -> torch.optim.Optimizer:
+            ratio = interval / (interval + 1) if interval > 0 else 1.0  # lazy regularisation (Karras 2020a, B)
+            b1, b2 = t.family.betas
+            return torch.optim.Adam(module.parameters(), lr=o["lr"] * ratio, betas=(b1 ** ratio, b2 ** ratio), eps=1e-8)
+
+        g_interval = o["pl_interval"] if o["pl_weight"] > 0 else 0
+        d_interval = o["r1_interval"] if o["r1_gamma"] > 0 else 0
+        return adam(t.G, g_interval), adam(t.D, d_interval)
+
+    # -- pieces
+
+    def run_G(self, z: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Training-mode G with style mixing: (images, ws)."""
+        t, G = self.t, self.t.G
+        ws = G.broadcast(G.mapping(z))
+        if self.o["style_mixing"] > 0:
+            r = torch.rand(2, device=t.device, generator=t.noise)
+            cutoff = 1 + int(r[0] * (G.num_ws - 1))
+            if float(r[1]) < self.o["style_mixing"]:
+                z2 = t.latents(len(z))
+                ws = torch.cat([ws[:, :cutoff], G.broadcast(G.mapping(z2, update_w_avg=False))[:, cutoff:]], dim=1)
+        return G.synthesis(ws, "random"), ws
+
+    def run_D(self, images: torch.Tensor) -> torch.Tensor:
+        if self.augment is not None:
+            images = self.augment(images, self.t.noise)
+        return self.t.D(images)
+
+    def _images_per_step(self) -> int:
+        return self.t.cfg.batch_size * self.t.world.size
+
+    # -- the step
+
+    def step(self) -> torch.Tensor:
+        t, o = self.t, self.o
+        n = t.cfg.batch_size
+        # D: logistic loss on augmented reals and fakes
+        real = t.real_batch()
+        with torch.no_grad(), t.autocast():
+            fake, _ = self.run_G(t.latents(n))
+        with t.autocast():
+            s_fake = self.run_D(fake)
+            s_real = self.run_D(real)
+            loss_d = F.softplus(s_fake.float()).mean() + F.softplus(-s_real.float()).mean()
+        self.optimise(loss_d, t.opt_D, t.scaler_D, params=t.D)
+        if self.ada is not None:
+            self.ada.accumulate(s_real)
+        d_step = t.step  # one D step per generator step
+        if o["r1_gamma"] > 0 and o["r1_interval"] > 0 and d_step % o["r1_interval"] == 0:
+            self.last_r1 = self._r1(real)
+        # G: non-saturating loss through the (frozen) D and its augmentations
+        t.D.requires_grad_(False)
+        try:
+            with t.autocast():
+                fake, _ = self.run_G(t.latents(n))
+                loss_g = F.softplus(-self.run_D(fake).float()).mean()
+            self.optimise(loss_g, t.opt_G, t.scaler_G, params=t.G)
+            if o["pl_weight"] > 0 and d_step % o["pl_interval"] == 0:
+                self.last_pl = self._path_length()
+        finally:
+            t.D.requires_grad_(True)
+        if self.ada is not None:
+            self.ada.update(self._images_per_step(), reduce=self._sum_across)
+        return torch.stack([loss_d.detach(), loss_g.detach(), s_real.detach().float().mean(),
+                            s_fake.detach().float().mean(), self.last_r1.detach().float(), self.last_pl.detach().float()])
+
+    def _r1(self, real: torch.Tensor) -> torch.Tensor:
+        """Lazy R1: γ/2·E‖∇ₓD(x)‖² on reals, times the interval (fp32)."""
+        t, o = self.t, self.o
+        with torch.autocast(t.device.type, enabled=False):
+            x = real.detach().float().requires_grad_(True)
+            score = self.run_D(x)
+            (grad,) = torch.autograd.grad(score.sum(), x, create_graph=True)
+            penalty = grad.square().sum(dim=[1, 2, 3])
+            loss = (penalty * (o["r1_gamma"] / 2)).mean() * o["r1_interval"] + score.mean() * 0
+        self.optimise(loss, t.opt_D, t.scaler_D, params=t.D)
+        return penalty.detach().mean()
+
+    def _path_length(self) -> torch.Tensor:
+        """Lazy path-length regulariser on half a batch: (‖Jᵀy‖ − a)², a the running mean."""
+        t, o = self.t, self.o
+        n = max(1, t.cfg.batch_size // 2)
+        with torch.autocast(t.device.type, enabled=False):
+            img, ws = self.run_G(t.latents(n))
+            noise = torch.randn(img.shape, device=t.device, generator=t.noise) / math.sqrt(img.shape[2] * img.shape[3])
+            (grad,) = torch.autograd.grad((img * noise).sum(), ws, create_graph=True)
+            lengths = grad.square().sum(dim=2).mean(dim=1).sqrt()
+            mean = self.all_reduce_mean(lengths.detach().mean())
+            self.pl_mean = self.pl_mean.lerp(mean, 0.01)
+            penalty = (lengths - self.pl_mean).square()
+            loss = (penalty * o["pl_weight"]).mean() * o["pl_interval"] + img[:, 0, 0, 0].mean() * 0
+        self.optimise(loss, t.opt_G, t.scaler_G, params=t.G)
+        return penalty.detach().mean()
+
+    def _sum_across(self, values: torch.Tensor) -> torch.Tensor:
+        return self.all_reduce_mean(values) * self.t.world.size
+
+    # -- bookkeeping
+
+    def ema_decay(self) -> float:
+        """β = ½^(batch / half-life), half-life = min(ema_kimg·1000, images seen · ema_rampup)."""
+        t, o = self.t, self.o
+        batch = self._images_per_step()
+        half_life = o["ema_kimg"] * 1000
+        if o["ema_rampup"] > 0:
+            half_life = min(half_life, t.step * batch * o["ema_rampup"])
+        return 0.5 ** (batch / max(half_life, 1e-8))
+
+    def gauges(self) -> dict[str, float]:
+        p = float(self.augment.p) if self.augment is not None else 0.0
+        return {"ada_p": p, "ada_rt": self.ada.last_rt if self.ada is not None else float("nan")}
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"pl_mean": self.pl_mean.cpu(), "last_r1": self.last_r1.cpu(), "last_pl": self.last_pl.cpu(),
+                "augment_p": float(self.augment.p) if self.augment is not None else 0.0,
+                "ada": self.ada.state_dict() if self.ada is not None else {}}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        if not state:
+            return
+        dev = self.t.device
+        self.pl_mean = state["pl_mean"].to(dev)
+        self.last_r1, self.last_pl = state["last_r1"].to(dev), state["last_pl"].to(dev)
+        if self.augment is not None:
+            self.augment.p.fill_(float(state["augment_p"]))
+        if self.ada is not None:
+            self.ada.load_state_dict(state["ada"])
+
+
+STYLEGAN2 = Family(
+    name="stylegan2",
+    summary="StyleGAN2-ADA: mapping net + modulated convs, skip G, residual D, lazy R1, style mixing, "
+            "adaptive augmentation; Adam 0.0025, β (0, 0.99)",
+    build=build,
+    lr_g=0.0025,
+    lr_d=0.0025,
+    betas=(0.0, 0.99),
+    z_dim=512,
+    width=512,
+    batch_size=32,
+    resolutions=RESOLUTIONS,
+    objective=StyleGAN2Objective,
+    options=stylegan2_options,
+    reference="Karras et al. Analyzing and improving the image quality of StyleGAN (2020); "
+              "Training generative adversarial networks with limited data (2020)",
+)

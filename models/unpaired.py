@@ -1,0 +1,135 @@
+"""Unpaired image-to-image data (``trainA/ trainB/ testA/ testB/``) and the training step
+shared by CycleGAN and U-GAT-IT: two resumable real-image streams, a fixed preview batch
+for the trainer's grids, and the G/D update order of each paper."""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from ganeval.errors import BadInput
+from ganeval.images import CorruptImage, resize_rgb
+from ganeval.sources import open_source
+from models.data import RealBatches
+from models.objective import Objective, to_signed
+
+if TYPE_CHECKING:  # pragma: no cover
+    from models.trainer import Trainer
+
+LAYOUT = "trainA/ trainB/ testA/ testB/"
+GRID_PAIRS = 4  # preview rows in each training grid (ceil(sqrt(4·4)) = 4 columns)
+
+
+def domain_folder(root: str | Path, split: str, domain: str, required: bool = True) -> Path | None:
+    """``root/<split><domain>`` (e.g. trainA) if it holds images; BadInput when a required one does not."""
+    root = Path(root).expanduser()
+    if not root.is_dir():
+        raise BadInput(f"{root}: not a folder; unpaired training data is a folder with {LAYOUT}")
+    folder = root / f"{split}{domain}"
+    if folder.is_dir():
+        return folder
+    if required:
+        raise BadInput(f"{root}: no {folder.name}/ folder; unpaired training data is a folder with {LAYOUT} "
+                       "(A: source domain, e.g. photos; B: target domain, e.g. anime faces)")
+    return None
+
+
+class UnpairedBatches:
+    """Two endless, resumable streams (trainA, trainB) drawn in lockstep: after k steps both
+    have given k batches, so ``batches_seen`` alone restores the order of either. Each domain
+    wraps around on its own; an "epoch" is a pass over the larger domain."""
+
+    def __init__(self, root: str | Path, resolution: int, batch_size: int, seed: int = 0, rank: int = 0,
+                 world_size: int = 1, num_workers: int = 0, batches_seen: int = 0):
+        kw = dict(resolution=resolution, channels=3, batch_size=batch_size, rank=rank, world_size=world_size,
+                  num_workers=num_workers, batches_seen=batches_seen)
+        self.A = RealBatches(domain_folder(root, "train", "A"), seed=seed, **kw)
+        self.B = RealBatches(domain_folder(root, "train", "B"), seed=seed + 1, **kw)
+        self.batches_seen = batches_seen
+        self.batches_per_epoch = max(self.A.batches_per_epoch, self.B.batches_per_epoch)
+
+    def __len__(self) -> int:
+        return len(self.A) + len(self.B)
+
+    @property
+    def epoch(self) -> float:
+        return self.batches_seen / self.batches_per_epoch
+
+    def __next__(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """(A, B): uint8 N×3×H×W batches, one from each domain."""
+        self.batches_seen += 1
+        return next(self.A), next(self.B)
+
+    def __iter__(self) -> "UnpairedBatches":
+        return self
+
+
+def preview_images(root: str | Path, domain: str, resolution: int, n: int = GRID_PAIRS) -> np.ndarray:
+    """The first ``n`` readable images of testX/ (else trainX/), resized: fixed grid inputs."""
+    folder = domain_folder(root, "test", domain, required=False)
+    if folder is None or not any(folder.iterdir()):
+        folder = domain_folder(root, "train", domain)
+    source = open_source(folder)
+    images = []
+    for i in range(len(source)):
+        try:
+            images.append(resize_rgb(source.read(i), resolution))
+        except CorruptImage:
+            continue
+        if len(images) == n:
+            break
+    return np.stack(images) if images else np.zeros((0, resolution, resolution, 3), np.uint8)
+
+
+@torch.no_grad()
+def translate_uint8(G: nn.Module, images: np.ndarray, direction: str, device: torch.device) -> np.ndarray:
+    """uint8 N×H×W×3 through ``G.translate`` (a Translator) and back to uint8."""
+    if len(images) == 0:
+        return images
+    x = to_signed(torch.from_numpy(np.require(images, np.uint8, ['C', 'W'])).to(device).permute(0, 3, 1, 2)).contiguous(memory_format=torch.channels_last)
+    y = G.translate(x, direction).float().add_(1).mul_(127.5).round_().clamp_(0, 255).to(torch.uint8)
+    return y.permute(0, 2, 3, 1).cpu().numpy()
+
+
+class UnpairedObjective(Objective):
+    """What CycleGAN and U-GAT-IT share: the two-domain data stream, real batches in [-1, 1],
+    hand-averaged gradients under DDP, and preview grids (rows: A, A→B, B, B→A with G_ema)."""
+
+    stats: tuple[str, ...] = ()
+
+    def __init__(self, trainer: "Trainer"):
+        super().__init__(trainer)
+        self._preview: tuple[np.ndarray, np.ndarray] | None = None
+
+    def make_data(self, batches_seen: int) -> UnpairedBatches:
+        t = self.t
+        return UnpairedBatches(t.cfg.data, t.model_cfg.resolution, t.cfg.batch_size, seed=t.cfg.seed,
+                               rank=t.world.rank, world_size=t.world.size, num_workers=t.cfg.num_workers,
+                               batches_seen=batches_seen)
+
+    def real_pair(self) -> tuple[torch.Tensor, torch.Tensor]:
+        a, b = next(self.t.real)
+        dev = self.t.device
+        return to_signed(a.to(dev, non_blocking=True)), to_signed(b.to(dev, non_blocking=True))
+
+    def grid_images(self) -> torch.Tensor:
+        """One row per preview pair: A | A→B | B | B→A, translated by G_ema (uint8 N×H×W×3)."""
+        t = self.t
+        if self._preview is None:
+            res = t.model_cfg.resolution
+            self._preview = (preview_images(t.cfg.data, "A", res), preview_images(t.cfg.data, "B", res))
+        a, b = self._preview
+        G = t.G_ema if t.G_ema is not None else t.G
+        n = min(len(a), len(b))
+        a, b = a[:n], b[:n]
+        quads = np.stack([a, translate_uint8(G, a, "AB", t.device), b, translate_uint8(G, b, "BA", t.device)], axis=1)
+        return torch.from_numpy(quads.reshape(-1, *a.shape[1:]))
+
+    def grid_columns(self) -> int:
+        return 4
+
+    def state_dict(self) -> dict[str, Any]:
+        return {}

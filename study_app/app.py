@@ -1,0 +1,352 @@
+"""The real-vs-fake study, as a Streamlit app: ``ganeval study run STUDY_DIR`` starts it with
+the study folder in ``GANEVAL_STUDY_DIR`` (and an optional database URL in
+``GANEVAL_STUDY_DB_URL``).
+
+Participants: consent and instructions → optional qualification → the trials → thank you.
+Every step reads and writes through ``StudyStore`` (Streamlit's session state is never the
+store), and the participant's token lives in the URL (``?p=TOKEN``), so a reload or a lost
+connection resumes at the same trial and a double click is stored once.
+
+Admin: the same app at ``?admin=1``, behind the password in ``GANEVAL_STUDY_ADMIN_PASSWORD``
+or ``st.secrets["admin_password"]`` (not a pages/ entry, which would show participants an
+"admin" link)."""
+from __future__ import annotations
+
+import hmac
+import logging
+import os
+import time
+
+import streamlit as st
+from sqlalchemy.exc import SQLAlchemyError
+
+from ganeval.errors import BadInput, GanevalError
+from study_app import display
+from study_app.protocol import (CONFIDENCE_LABELS, CONFIDENCE_MAX, CONFIDENCE_MIN, QUALIFICATION_THRESHOLD,
+                                REASON_LABELS, REASONS)
+from study_app.store import DB_URL_ENV, ParticipantState, StudyClosed, StudyStore
+
+STUDY_DIR_ENV = "GANEVAL_STUDY_DIR"
+ADMIN_PASSWORD_ENV = "GANEVAL_STUDY_ADMIN_PASSWORD"
+TOKEN_PARAM = "p"
+WRONG_PASSWORD_DELAY_S = 0.5
+ADMIN_PARAM = "admin"
+# A submission this soon after a picture appeared is the second half of a double click that
+# landed on the next picture's button, not an answer: nobody judges a face in 0.4 s.
+DEBOUNCE_ENV = "GANEVAL_STUDY_DEBOUNCE_MS"
+DEFAULT_DEBOUNCE_MS = 400
+
+log = logging.getLogger("ganeval.study_app")
+
+# Bigger answer buttons, no Streamlit chrome that participants could wander into, and no
+# clicks on stale widgets: while a run is under way, the previous picture's buttons are still
+# on screen; a click there would be dropped by Streamlit (its form is gone) and would restart
+# the run, so they stop taking clicks until the new ones arrive.
+STYLE = """
+<style>
+[data-stale="true"] button, [data-stale="true"] input, [data-stale="true"] label {pointer-events: none;}
+#MainMenu, footer, [data-testid="stHeader"] {display: none;}
+[data-testid="stMainBlockContainer"] {padding-top: 1.5rem; max-width: 1200px;}
+div[data-testid="stFormSubmitButton"] button {min-height: 3.2rem;}
+div[data-testid="stFormSubmitButton"] button p {font-size: 1.35rem; font-weight: 600;}
+div[data-testid="stImage"] img {border-radius: 6px; box-shadow: 0 1px 8px rgba(0,0,0,.15);}
+</style>
+"""
+
+
+# ----------------------------------------------------------------------------- helpers
+
+@st.cache_resource(show_spinner=False, max_entries=8)
+def _open_store(study_dir: str, db_url: str | None) -> StudyStore:
+    """One store (one connection pool) per study per server process, shared by all sessions."""
+    return StudyStore.open(study_dir, db_url)
+
+
+def _store() -> tuple[StudyStore | None, str | None]:
+    """The study's store, or None and the one line to show instead."""
+    study_dir = os.environ.get(STUDY_DIR_ENV)
+    if not study_dir:
+        return None, (f"No study configured: start this app with `ganeval study run STUDY_DIR` "
+                      f"(or set {STUDY_DIR_ENV}).")
+    try:
+        return _open_store(study_dir, os.environ.get(DB_URL_ENV) or None), None
+    except GanevalError as err:
+        return None, f"Cannot open the study: {err}"
+
+
+def _total_trials(store: StudyStore) -> int:
+    s = store.settings
+    return s.qualification + s.trials + s.attention
+
+
+def _debounce_s() -> float:
+    try:
+        return max(0.0, float(os.environ.get(DEBOUNCE_ENV, DEFAULT_DEBOUNCE_MS)) / 1000)
+    except ValueError:
+        return DEFAULT_DEBOUNCE_MS / 1000
+
+
+def _first_seen(trial_id: int) -> float:
+    """When this browser session first rendered this trial (monotonic clock). Session state
+    is only a debounce memory here: answers and progress live in the store."""
+    seen = st.session_state.get("_trial_seen")
+    if not seen or seen[0] != trial_id:
+        seen = (trial_id, time.monotonic())
+        st.session_state["_trial_seen"] = seen
+    return seen[1]
+
+
+def _centered():
+    """A narrower middle column for text pages (the trial page uses the full width)."""
+    return st.columns([1, 3, 1])[1]
+
+
+# ----------------------------------------------------------------------------- participant pages
+
+def closed_page(started: bool = False) -> None:
+    with _centered():
+        st.title("This study is closed")
+        st.write("Thank you for your interest. The study is not taking answers at the moment.")
+        if started:
+            st.write("Your answers so far are saved. If the study reopens, this same link "
+                     "continues where you left off.")
+
+
+def thank_you_page() -> None:
+    with _centered():
+        st.title("Thank you!")
+        st.success("All your answers are saved. You can close this tab now.")
+        st.balloons()
+
+
+def failed_page() -> None:
+    with _centered():
+        st.title("Thank you for taking part")
+        st.write(
+            "The warm-up pictures are there to make sure the task works for everyone, and this "
+            "time the answers did not reach the level the study needs, so the study ends here. "
+            "This says nothing about you: telling these pictures apart is genuinely hard. "
+            "Your answers are saved and help us. You can close this tab now.")
+
+
+def consent_page(store: StudyStore, token: str | None) -> None:
+    """Instructions and consent; the participant is created only when they agree."""
+    s = store.settings
+    with _centered():
+        st.title(s.title)
+        st.markdown(
+            f"You will see **{_total_trials(store)} pictures** of anime-style faces, one at a time. "
+            "Some were drawn by people; the others were **generated by a computer program**.\n\n"
+            "For each picture, decide whether it is **Real** (drawn by a person) or **Fake** "
+            "(generated). Go with your impression: there is no time limit, and most people take "
+            "a few seconds. You can also say how sure you are and, for pictures you think are "
+            "fake, what gave it away."
+            + (" A few pictures are easy checks that you are paying attention." if s.attention else ""))
+        if s.qualification:
+            st.markdown(
+                f"The first **{s.qualification} pictures are a warm-up**: to go on to the main part, "
+                f"at least {QUALIFICATION_THRESHOLD:.0%} of the real and of the fake warm-up pictures "
+                "need the right answer.")
+        st.markdown(
+            "**Your data.** We store your answers, confidence and reasons, and how long each answer "
+            "took, under a random code: no name, e-mail or IP address. Taking part is voluntary and "
+            "you can stop at any time. Your code is kept in the page address, so reloading the page "
+            "or coming back to the same link continues where you left off.")
+        with st.form("consent", border=True):
+            agreed = st.checkbox("I have read the above and agree to take part.")
+            start = st.form_submit_button("Start", type="primary", width="stretch")
+        if not start:
+            return
+        if not agreed:
+            st.warning("Please tick the box to agree before starting.")
+            return
+        try:
+            if token is None:
+                token = store.start_participant("human")
+                # in the URL before anything else, so even an interrupted run resumes this participant
+                st.query_params[TOKEN_PARAM] = token
+            store.give_consent(token)
+        except StudyClosed:
+            st.rerun()
+        st.rerun()
+
+
+def _record(store: StudyStore, token: str, trial_id: int, answer: str, confidence: int | None,
+            ticked: list[str], other_text: str) -> None:
+    """Save one answer. An answer already saved (double click, second tab) is not saved twice:
+    the store returns False, and the participant simply moves on to their current trial."""
+    reasons: list[str] = []
+    other: str | None = None
+    if answer == "fake":
+        other = other_text.strip() or None
+        reasons = [r for r in REASONS if r in ticked or (r == "other" and other)]
+    try:
+        saved = store.record(token, trial_id, answer, confidence=confidence, reasons=reasons, other_text=other)
+    except BadInput as err:  # a stale trial from another tab: nothing to save, move on
+        log.info("answer not saved: %s", err)
+        saved = False
+    if not saved:
+        log.info("trial %s of %s was already answered; moving on", trial_id, token[:6])
+
+
+def trial_page(store: StudyStore, token: str, state: ParticipantState) -> None:
+    trial = store.current_trial(token)  # also records when it was first shown (server time)
+    if trial is None:
+        # the status moved on between reads (e.g. the last answer came from another tab)
+        state = store.state(token)
+        if state is not None and state.status == "done":
+            thank_you_page()
+        elif state is not None and state.status == "failed":
+            failed_page()
+        else:
+            st.error("Something went wrong loading the next picture; please reload the page.")
+        return
+    s = store.settings
+    seen = _first_seen(trial.trial_id)
+    done = trial.number - 1
+    if trial.phase == "qualification":
+        label = f"Warm-up · picture {trial.number} of {state.qualification_total}"
+        fraction = done / max(1, state.qualification_total)
+    else:
+        main_total = trial.total - state.qualification_total
+        main_number = trial.number - state.qualification_total
+        label = f"Picture {main_number} of {main_total}"
+        fraction = (main_number - 1) / max(1, main_total)
+    st.markdown(f"#### {s.title}")
+    st.progress(min(1.0, max(0.0, fraction)), text=label)
+    if trial.phase != "qualification" and state.qualification_total and main_number == 1:
+        st.success("Warm-up complete: thank you! The main part starts now.")
+
+    left, right = st.columns([5, 4], gap="large")
+    with left:
+        png = display.display_png(store.image_path(trial.image_id), s.display_size, s.upscaler)
+        st.image(png, width="content", output_format="PNG")  # never JPEG: its artefacts would bias answers
+    with right:
+        st.subheader("Drawn by a person, or generated?")
+        st.caption("Answer **Real** if you think a person drew this face, **Fake** if a computer "
+                   "program generated it. Confidence and reasons are optional.")
+        with st.form(f"trial-{trial.trial_id}", clear_on_submit=True, border=False):
+            confidence = st.radio(
+                "How sure are you? (optional)", options=list(range(CONFIDENCE_MIN, CONFIDENCE_MAX + 1)),
+                format_func=lambda c: CONFIDENCE_LABELS.get(c, str(c)), index=None, horizontal=True,
+                key=f"confidence-{trial.trial_id}")
+            st.markdown("**If you answer Fake:** what gave it away? (optional)")
+            ticked = [code for code in REASONS
+                      if st.checkbox(REASON_LABELS[code], key=f"reason-{code}-{trial.trial_id}")]
+            other_text = st.text_input("Other reason", max_chars=300, placeholder="Describe it briefly",
+                                       label_visibility="collapsed", key=f"other-{trial.trial_id}")
+            col_real, col_fake = st.columns(2)
+            real = col_real.form_submit_button("Real", width="stretch")
+            fake = col_fake.form_submit_button("Fake", width="stretch")
+    if (real or fake) and time.monotonic() - seen < _debounce_s():
+        log.info("ignored a submission %.0f ms after trial %s appeared (double click)",
+                 (time.monotonic() - seen) * 1000, trial.trial_id)
+    elif real or fake:
+        try:
+            _record(store, token, trial.trial_id, "real" if real else "fake", confidence, ticked, other_text)
+        except StudyClosed:
+            pass  # the closed page comes on the rerun
+        st.rerun()
+
+
+def participant_view(store: StudyStore) -> None:
+    token = st.query_params.get(TOKEN_PARAM) or None
+    state = store.state(token) if token else None
+    if token and state is None:
+        del st.query_params[TOKEN_PARAM]
+        token = None
+        st.info("This link is not known to the study; you can start afresh below.")
+    if state is not None and state.status == "done":
+        thank_you_page()
+    elif state is not None and state.status == "failed":
+        failed_page()
+    elif not store.is_open:
+        closed_page(started=state is not None and state.status != "consent")
+    elif state is None or state.status == "consent":
+        consent_page(store, token)
+    else:
+        trial_page(store, token, state)
+
+
+# ----------------------------------------------------------------------------- admin
+
+def _admin_password() -> str | None:
+    password = os.environ.get(ADMIN_PASSWORD_ENV)
+    if password:
+        return password
+    try:
+        password = st.secrets.get("admin_password")
+    except Exception:  # no secrets.toml at all
+        return None
+    return str(password) if password else None
+
+
+def admin_view(store: StudyStore) -> None:
+    st.title(f"Admin · {store.settings.title}")
+    password = _admin_password()
+    if password is None:
+        st.warning(f"The admin page is disabled: set {ADMIN_PASSWORD_ENV} (or `admin_password` in "
+                   "Streamlit secrets) before starting the study.")
+        return
+    if not st.session_state.get("admin_ok"):
+        with st.form("admin-login"):
+            given = st.text_input("Password", type="password")
+            submitted = st.form_submit_button("Log in", type="primary")
+        if submitted:
+            if hmac.compare_digest(given.encode(), password.encode()):
+                st.session_state["admin_ok"] = True
+                st.rerun()
+            time.sleep(WRONG_PASSWORD_DELAY_S)  # slows down guessing
+            st.error("Wrong password.")
+        return
+
+    is_open = store.is_open
+    top = st.columns([1, 1, 1, 1, 2])
+    participants = store.participants_progress()
+    images = store.images_progress()
+    frame = store.export_frame()
+    top[0].metric("Study", "open" if is_open else "closed")
+    top[1].metric("Participants", len(participants))
+    top[2].metric("Judgments", len(frame))
+    top[3].metric("Images", len(images))
+    with top[4]:
+        if is_open:
+            if st.button("Close the study", type="primary"):
+                store.set_open(False)
+                st.rerun()
+        else:
+            if st.button("Reopen the study", type="primary"):
+                store.set_open(True)
+                st.rerun()
+        st.download_button("Download responses (CSV)", data=frame.to_csv(index=False).encode(),
+                           file_name="responses.csv", mime="text/csv")
+    st.caption(f"Display: {display.upscaler_status(store.settings.upscaler)}, "
+               f"{store.settings.display_size} px")
+    st.subheader("Participants")
+    st.dataframe(participants, hide_index=True, width="stretch")
+    st.subheader("Images")
+    st.dataframe(images, hide_index=True, width="stretch")
+
+
+# ----------------------------------------------------------------------------- entry
+
+def main() -> None:
+    store, problem = _store()
+    title = store.settings.title if store is not None else "Study"
+    st.set_page_config(page_title=title, layout="wide", initial_sidebar_state="collapsed")
+    st.markdown(STYLE, unsafe_allow_html=True)
+    if store is None:
+        st.error(problem)
+        return
+    try:
+        if st.query_params.get(ADMIN_PARAM):
+            admin_view(store)
+        else:
+            participant_view(store)
+    except SQLAlchemyError as err:  # database unreachable or broken: no traceback for participants
+        log.error("study database error: %s: %s", type(err).__name__, str(err).splitlines()[0] if str(err) else "")
+        st.error("The study is unavailable for a moment. Your answers so far are saved; "
+                 "please reload the page in a little while.")
+
+
+main()

@@ -1,0 +1,290 @@
+"""``ganeval study init``: build a study folder from a real source and one or more fake sources.
+
+Images are decoded with the foundation's decoder and copied in as PNG (no metadata) under
+opaque random ids (``secrets.token_hex(8)``), written in shuffled order: neither a name, a
+path nor the order of files on disk tells real from fake. Truth, model label and source key
+live only in the database. Each source contributes up to ``pool`` images (a seeded random
+subset), never fewer than one participant needs. Corrupt images are skipped and counted; the
+same pixels among real and fake give a warning. The study folder appears whole: it is filled
+under a temporary name and renamed at the end."""
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import os
+import secrets
+import shutil
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable, Sequence
+
+import numpy as np
+from sqlalchemy import func, insert, select
+
+from ganeval.atomic import write_bytes
+from ganeval.errors import BadInput
+from ganeval.images import CorruptImage, encode_png, resize_rgb
+from ganeval.sources import Source, open_source
+from study_app import db
+from study_app.assign import needed_per_class
+from study_app.protocol import ATTENTION_LABEL, REAL_LABEL
+from study_app.store import IMAGES_DIR, SETTINGS_FILE, StudySettings
+
+DEFAULT_POOL = 200
+MIN_DISPLAY, MAX_DISPLAY = 64, 2048
+_RESERVED_LABELS = (REAL_LABEL, ATTENTION_LABEL)
+
+
+@dataclass
+class SourceImages:
+    """The images taken from one source: arrays with their source keys and pixel hashes."""
+
+    path: str
+    label: str
+    truth: str
+    arrays: list[np.ndarray] = field(default_factory=list)
+    keys: list[str] = field(default_factory=list)
+    hashes: list[str] = field(default_factory=list)
+    corrupt: int = 0
+    first_corrupt: str | None = None
+
+
+@dataclass
+class BuildResult:
+    study_dir: Path
+    settings: StudySettings
+    images: dict[str, int]          # per model label, attention checks included
+    corrupt: dict[str, int]         # per source path
+    warnings: list[str]
+    db: str                         # display URL (password hidden)
+
+
+def pixel_hash(arr: np.ndarray) -> str:
+    """Hash of decoded pixels (and shape): the same image in two encodings hashes the same."""
+    digest = hashlib.blake2b(digest_size=16)
+    digest.update(str(arr.shape).encode())
+    digest.update(np.ascontiguousarray(arr).tobytes())
+    return digest.hexdigest()
+
+
+def parse_upscaler(spec: str | None) -> str | None:
+    """None (Lanczos) or 'srgan:/abs/path/to/ckpt'; BadInput otherwise."""
+    if spec is None or spec.lower() in ("", "lanczos", "none"):
+        return None
+    kind, sep, ckpt = spec.partition(":")
+    if not sep or kind != "srgan" or not ckpt:
+        raise BadInput(f"--upscaler must be srgan:CHECKPOINT (or lanczos), got {spec!r}")
+    path = Path(ckpt).expanduser()
+    if not path.is_file():
+        raise BadInput(f"--upscaler: no such checkpoint {path}")
+    return f"srgan:{path.resolve()}"
+
+
+def fake_labels(fakes: Sequence[str], labels: Sequence[str | None] | None) -> list[str]:
+    """One label per fake source: the given one, or (None / missing) the source's file stem."""
+    labels = list(labels or [])
+    if len(labels) > len(fakes):
+        raise BadInput(f"{len(labels)} --label values for {len(fakes)} --fake sources; give one --label per --fake")
+    labels += [None] * (len(fakes) - len(labels))
+    out = []
+    for i, (fake, label) in enumerate(zip(fakes, labels)):
+        if label is None:
+            stem = Path(fake).expanduser().name.split(".")[0] or f"fake{i}"
+            label = f"fake_{stem}" if stem in _RESERVED_LABELS else stem
+        out.append(label)
+    for label in out:
+        if label in _RESERVED_LABELS:
+            raise BadInput(f"the label {label!r} is reserved; give another --label")
+        if not label.strip():
+            raise BadInput("a --label must not be empty")
+    dupes = sorted({x for x in out if out.count(x) > 1})
+    if dupes:
+        raise BadInput(f"model labels must differ, {', '.join(dupes)} appears twice; give --label for each --fake")
+    return out
+
+
+def _take(source: Source, label: str, truth: str, want: int, need: int, rng: np.random.Generator,
+          warn: Callable[[str], None]) -> SourceImages:
+    """Read a seeded random subset of ``want`` readable images, skipping corrupt ones."""
+    if len(source) < need:
+        raise BadInput(f"{source.path}: {len(source)} image(s), but each participant needs {need} {label} image(s); "
+                       f"add images or lower --trials/--qualification")
+    taken = SourceImages(str(source.path), label, truth)
+    for index in rng.permutation(len(source)).tolist():
+        if len(taken.arrays) >= want:
+            break
+        try:
+            arr = source.read(index)
+        except CorruptImage as err:
+            taken.corrupt += 1
+            taken.first_corrupt = taken.first_corrupt or f"{source.key(index)} ({err})"
+            continue
+        taken.arrays.append(arr)
+        taken.keys.append(source.key(index))
+        taken.hashes.append(pixel_hash(arr))
+    if taken.corrupt:
+        warn(f"{source.path}: skipped {taken.corrupt} corrupt image(s), e.g. {taken.first_corrupt}")
+    if len(taken.arrays) < need:
+        raise BadInput(f"{source.path}: only {len(taken.arrays)} readable image(s) ({taken.corrupt} corrupt), "
+                       f"but each participant needs {need} {label} image(s)")
+    # canonical order (source order), so the seeded assignment does not depend on read order
+    order = sorted(range(len(taken.keys)), key=lambda i: taken.keys[i])
+    taken.arrays = [taken.arrays[i] for i in order]
+    taken.keys = [taken.keys[i] for i in order]
+    taken.hashes = [taken.hashes[i] for i in order]
+    return taken
+
+
+def common_size(taken: list[SourceImages], image_size: int | None, warn: Callable[[str], None]) -> int:
+    """Bring every image to one square size, in place: sharp 96 px reals beside blurry upscaled
+    64 px fakes would give the truth away. Default: the smallest side among all images."""
+    if image_size is not None and image_size < 8:
+        raise BadInput(f"--image-size must be at least 8 px, got {image_size}")
+    sides = {(arr.shape[0], arr.shape[1]) for t in taken for arr in t.arrays}
+    size = image_size or min(min(hw) for hw in sides)
+    if sides == {(size, size)}:
+        return size
+    if len(sides) > 1:
+        per_source = ", ".join(f"{t.label} {'/'.join(sorted({f'{a.shape[1]}×{a.shape[0]}' for a in t.arrays}))}"
+                           for t in taken)
+        warn(f"images differ in size ({per_source}); all are brought to {size}×{size} px so that resolution "
+             "does not reveal which are real (set --image-size to choose)")
+    for t in taken:
+        t.arrays = [resize_rgb(center_square(arr), size) for arr in t.arrays]
+        t.hashes = [pixel_hash(arr) for arr in t.arrays]
+    return size
+
+
+def center_square(arr: np.ndarray) -> np.ndarray:
+    h, w = arr.shape[:2]
+    side = min(h, w)
+    top, left = (h - side) // 2, (w - side) // 2
+    return arr[top:top + side, left:left + side]
+
+
+def scrambled(arr: np.ndarray, rng: np.random.Generator, grid: int = 4) -> np.ndarray:
+    """An obvious fake for attention checks: the image cut into grid×grid tiles, shuffled,
+    every other tile colour-inverted."""
+    h, w = (arr.shape[0] // grid) * grid, (arr.shape[1] // grid) * grid
+    if h < grid or w < grid:
+        raise BadInput(f"images of {arr.shape[1]}×{arr.shape[0]} px are too small for attention checks")
+    th, tw = h // grid, w // grid
+    tiles = [arr[r * th:(r + 1) * th, c * tw:(c + 1) * tw] for r in range(grid) for c in range(grid)]
+    order = rng.permutation(len(tiles))
+    while np.array_equal(order, np.arange(len(tiles))):
+        order = rng.permutation(len(tiles))
+    out = np.empty((h, w, 3), dtype=np.uint8)
+    for slot, src in enumerate(order.tolist()):
+        r, c = divmod(slot, grid)
+        tile = tiles[src]
+        out[r * th:(r + 1) * th, c * tw:(c + 1) * tw] = 255 - tile if slot % 2 else tile
+    return out
+
+
+def build_study(study_dir: str | os.PathLike, real: str, fakes: Sequence[str], labels: Sequence[str] | None = None,
+                trials: int = 24, qualification: int = 0, attention: int = 0, seed: int = 0,
+                display_size: int = 512, upscaler: str | None = None, db_url: str | None = None,
+                title: str | None = None, pool: int = DEFAULT_POOL, image_size: int | None = None,
+                warn: Callable[[str], None] = lambda message: None) -> BuildResult:
+    """Create STUDY_DIR with study.json, images/ and the database; BadInput on unusable input."""
+    if trials < 2:
+        raise BadInput(f"--trials must be at least 2 (half real, half fake), got {trials}")
+    if qualification < 0 or attention < 0:
+        raise BadInput("--qualification and --attention must be 0 or more")
+    if qualification == 1:
+        raise BadInput("--qualification must be 0 or at least 2 (it tests real and fake images)")
+    if not MIN_DISPLAY <= display_size <= MAX_DISPLAY:
+        raise BadInput(f"--display-size must be {MIN_DISPLAY}..{MAX_DISPLAY} px, got {display_size}")
+    if not fakes:
+        raise BadInput("give at least one --fake source")
+    labels = fake_labels(fakes, labels)
+    upscaler = parse_upscaler(upscaler)
+    study_dir = Path(study_dir).expanduser().resolve()
+    if (study_dir / SETTINGS_FILE).exists():
+        raise BadInput(f"{study_dir}: already holds a study; choose a new folder")
+    if study_dir.exists() and (not study_dir.is_dir() or any(study_dir.iterdir())):
+        raise BadInput(f"{study_dir}: exists and is not an empty folder; choose a new folder")
+
+    warnings: list[str] = []
+
+    def _warn(message: str) -> None:
+        warnings.append(message)
+        warn(message)
+
+    sources = [(open_source(real), REAL_LABEL, "real")] + [(open_source(f), lb, "fake") for f, lb in zip(fakes, labels)]
+    need = needed_per_class(trials, qualification, labels)
+    rng = np.random.default_rng([int(seed), 0x5717])
+    taken = [_take(src, lb, truth, max(need[lb], pool), need[lb], rng, _warn) for src, lb, truth in sources]
+
+    common_size(taken, image_size, _warn)
+    real_hashes = dict(zip(taken[0].hashes, taken[0].keys))
+    dupes = [(real_hashes[h], t.label, k) for t in taken[1:] for h, k in zip(t.hashes, t.keys) if h in real_hashes]
+    if dupes:
+        r, lb, k = dupes[0]
+        _warn(f"{len(dupes)} image(s) appear among both real and fake (same pixels), e.g. real {r} = {lb} {k}; "
+              f"check that the fake source is not a copy of the real one")
+
+    # rows in canonical order: real, then each label; attention checks from real images
+    rows: list[dict] = []
+    for t in taken:
+        for arr, key, h in zip(t.arrays, t.keys, t.hashes):
+            rows.append({"truth": t.truth, "model_label": t.label, "role": "pool", "source": t.path,
+                         "source_key": key, "pixel_hash": h, "array": arr})
+    reals = taken[0]
+    for i in range(2 * attention):
+        base = int(rng.integers(len(reals.arrays)))
+        arr = scrambled(reals.arrays[base], rng)
+        rows.append({"truth": "fake", "model_label": ATTENTION_LABEL, "role": "attention", "source": reals.path,
+                     "source_key": f"scrambled:{reals.keys[base]}", "pixel_hash": pixel_hash(arr), "array": arr})
+    used: set[str] = set()
+    for sort_key, row in enumerate(rows):
+        row["sort_key"] = sort_key
+        row["id"] = secrets.token_hex(8)
+        while row["id"] in used:
+            row["id"] = secrets.token_hex(8)
+        used.add(row["id"])
+
+    settings = StudySettings(
+        title=title or "Real or fake?", trials=trials, qualification=qualification, attention=attention, seed=seed,
+        display_size=display_size, upscaler=upscaler, db_url=db_url, labels=labels,
+        created_at=db.iso(dt.datetime.now(dt.timezone.utc)))
+
+    study_dir.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{study_dir.name}.", dir=study_dir.parent))
+    try:
+        (tmp / IMAGES_DIR).mkdir()
+        for i in rng.permutation(len(rows)).tolist():  # file order on disk says nothing either
+            write_bytes(tmp / IMAGES_DIR / f"{rows[i]['id']}.png", encode_png(rows[i]["array"]))
+        url = db_url or os.environ.get("GANEVAL_STUDY_DB_URL") or db.sqlite_url(tmp)
+        engine = db.make_engine(url)
+        try:
+            try:
+                db.create_schema(engine)
+            except Exception as err:  # noqa: BLE001 - an unreachable server etc.: one line
+                raise BadInput(f"cannot use database {db.display_url(url)}: {type(err).__name__}: "
+                               f"{str(err).splitlines()[0] if str(err) else ''}") from None
+            with db.write_tx(engine) as conn:
+                if conn.execute(select(func.count()).select_from(db.images)).scalar():
+                    raise BadInput(f"database {db.display_url(url)} already holds a study; give an empty database")
+                conn.execute(insert(db.images), [
+                    {k: row[k] for k in ("id", "truth", "model_label", "role", "source", "source_key", "pixel_hash",
+                                         "sort_key")} | {"height": row["array"].shape[0], "width": row["array"].shape[1]}
+                    for row in rows])
+        finally:
+            engine.dispose()
+        settings.save(tmp / SETTINGS_FILE)
+        mask = os.umask(0)
+        os.umask(mask)
+        os.chmod(tmp, 0o777 & ~mask)  # mkdtemp made it private
+        if study_dir.exists():
+            study_dir.rmdir()  # empty (checked above)
+        os.replace(tmp, study_dir)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    counts: dict[str, int] = {}
+    for row in rows:
+        counts[row["model_label"]] = counts.get(row["model_label"], 0) + 1
+    return BuildResult(study_dir, settings, counts, {t.path: t.corrupt for t in taken}, warnings,
+                       db.display_url(db_url or os.environ.get("GANEVAL_STUDY_DB_URL") or db.sqlite_url(study_dir)))

@@ -1,0 +1,256 @@
+"""The study database: SQLAlchemy Core schema and engines.
+
+The default is the SQLite file STUDY_DIR/study.db in WAL mode (readers never block the
+writer), with a busy timeout and foreign keys on; any SQLAlchemy URL works, e.g.
+``postgresql+psycopg://user@host/db`` for an online deployment. Write transactions go
+through :func:`write_tx`, which on SQLite takes the write lock at BEGIN (BEGIN IMMEDIATE):
+a deferred transaction that reads and then writes can fail at once with "database is
+locked" when two processes upgrade together, whatever the busy timeout."""
+from __future__ import annotations
+
+import contextlib
+import functools
+import os
+import datetime as dt
+from pathlib import Path
+from typing import Callable, Iterator
+
+try:
+    import fcntl
+except ImportError:  # Windows: SQLite's busy timeout alone
+    fcntl = None  # type: ignore[assignment]
+
+from sqlalchemy import (Boolean, Column, Connection, Engine, ForeignKey, Index, Integer, MetaData, String,
+                        Table, Text, UniqueConstraint, create_engine, event)
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import ArgumentError, DBAPIError
+
+from ganeval.errors import BadInput
+
+DB_FILE = "study.db"
+SQLITE_BUSY_TIMEOUT_MS = 30_000
+
+metadata = MetaData()
+
+# one row (id=1): whether the study accepts participants and judgments
+study_state = Table(
+    "study_state", metadata,
+    Column("id", Integer, primary_key=True),
+    Column("is_open", Boolean, nullable=False, default=True),
+    Column("updated_at", String(40), nullable=False),
+)
+
+# the copied images; truth and source key stay here (admin only), never in file names
+images = Table(
+    "images", metadata,
+    Column("id", String(32), primary_key=True),
+    Column("truth", String(8), nullable=False),           # 'real' | 'fake'
+    Column("model_label", String(200), nullable=False),   # 'real', the --label, or 'attention'
+    Column("role", String(16), nullable=False),           # 'pool' | 'attention'
+    Column("source", Text, nullable=False),
+    Column("source_key", Text, nullable=False),
+    Column("pixel_hash", String(64), nullable=False),
+    Column("width", Integer, nullable=False),
+    Column("height", Integer, nullable=False),
+    Column("sort_key", Integer, nullable=False),          # canonical order for seeded assignment
+)
+
+participants = Table(
+    "participants", metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("token", String(64), nullable=False, unique=True),
+    Column("kind", String(16), nullable=False),           # 'human' | 'simulated'
+    Column("status", String(16), nullable=False),
+    Column("ordinal", Integer, nullable=False),           # 1-based creation order (seeds the assignment)
+    Column("created_at", String(40), nullable=False),
+    Column("consent_at", String(40)),
+    Column("qualified_at", String(40)),
+    Column("finished_at", String(40)),
+)
+
+trials = Table(
+    "trials", metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("participant_id", Integer, ForeignKey("participants.id", ondelete="CASCADE"), nullable=False),
+    Column("position", Integer, nullable=False),
+    Column("phase", String(16), nullable=False),          # 'qualification' | 'main' | 'attention'
+    Column("image_id", String(32), ForeignKey("images.id"), nullable=False),
+    Column("shown_at", String(40)),
+    UniqueConstraint("participant_id", "position", name="uq_trial_position"),
+)
+
+judgments = Table(
+    "judgments", metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("participant_id", Integer, ForeignKey("participants.id", ondelete="CASCADE"), nullable=False),
+    Column("trial_id", Integer, ForeignKey("trials.id", ondelete="CASCADE"), nullable=False),
+    Column("answer", String(8), nullable=False),
+    Column("correct", Boolean, nullable=False),
+    Column("confidence", Integer),
+    Column("reasons", Text, nullable=False, default=""),
+    Column("reason_other", Text),
+    Column("response_ms", Integer),
+    Column("answered_at", String(40), nullable=False),
+    UniqueConstraint("participant_id", "trial_id", name="uq_judgment_participant_trial"),
+)
+
+Index("ix_trials_image", trials.c.image_id)
+Index("ix_judgments_trial", judgments.c.trial_id)
+
+
+def utcnow() -> dt.datetime:
+    return dt.datetime.now(dt.timezone.utc)
+
+
+def iso(t: dt.datetime) -> str:
+    """ISO 8601 UTC with microseconds, e.g. 2026-01-02T03:04:05.123456+00:00."""
+    return t.astimezone(dt.timezone.utc).isoformat(timespec="microseconds")
+
+
+def parse_iso(text: str) -> dt.datetime:
+    return dt.datetime.fromisoformat(text)
+
+
+def sqlite_url(study_dir: str | Path) -> str:
+    return f"sqlite:///{Path(study_dir).resolve() / DB_FILE}"
+
+
+def normalise_url(url: str) -> str:
+    """postgres:// and postgresql:// use psycopg 3 (the driver installed), not psycopg2."""
+    for prefix in ("postgres://", "postgresql://"):
+        if url.startswith(prefix):
+            return "postgresql+psycopg://" + url[len(prefix):]
+    return url
+
+
+def display_url(url: str) -> str:
+    """The URL with its password hidden, for messages."""
+    try:
+        return make_url(url).render_as_string(hide_password=True)
+    except ArgumentError:
+        return "<invalid URL>"
+
+
+def make_engine(url: str) -> Engine:
+    """An engine for the study database; BadInput for a URL SQLAlchemy cannot use."""
+    url = normalise_url(url)
+    try:
+        parsed = make_url(url)
+    except ArgumentError as err:
+        raise BadInput(f"not a database URL: {display_url(url)} ({err})") from None
+    try:
+        if parsed.get_backend_name() == "sqlite":
+            engine = create_engine(parsed, connect_args={"timeout": SQLITE_BUSY_TIMEOUT_MS / 1000,
+                                                         "check_same_thread": False},
+                                   pool_size=32, max_overflow=32)
+            _configure_sqlite(engine)
+            if parsed.database and parsed.database != ":memory:":
+                engine.ganeval_lock_path = parsed.database + ".lock"  # type: ignore[attr-defined]
+        else:
+            # no pre-ping (a round trip per transaction): dead connections are retried instead
+            engine = create_engine(parsed, pool_size=10, max_overflow=30, pool_recycle=1800)
+    except Exception as err:  # noqa: BLE001 - missing driver etc.: one line
+        raise BadInput(f"cannot use database {display_url(url)}: {type(err).__name__}: {err}") from None
+    return engine
+
+
+def _configure_sqlite(engine: Engine) -> None:
+    @event.listens_for(engine, "connect")
+    def _on_connect(dbapi_conn, _record) -> None:
+        dbapi_conn.isolation_level = None  # we issue BEGIN ourselves (see _on_begin)
+        cur = dbapi_conn.cursor()
+        cur.execute("PRAGMA journal_mode=WAL")
+        cur.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
+        cur.execute("PRAGMA foreign_keys=ON")
+        # WAL + NORMAL: a commit survives any crash of the app or process (never corrupts); only an
+        # OS crash or power cut can lose the last commits. FULL fsyncs every commit (~3 ms here),
+        # which under 30 writers at once queues saves past 100 ms.
+        cur.execute("PRAGMA synchronous=NORMAL")
+        cur.close()
+
+    @event.listens_for(engine, "begin")
+    def _on_begin(conn: Connection) -> None:
+        mode = "IMMEDIATE" if conn.get_execution_options().get("ganeval_write") else "DEFERRED"
+        conn.exec_driver_sql(f"BEGIN {mode}")
+
+
+def is_sqlite(engine: Engine) -> bool:
+    return engine.dialect.name == "sqlite"
+
+
+@contextlib.contextmanager
+def _sqlite_writer_queue(engine: Engine) -> Iterator[None]:
+    """Writers of one SQLite file wait in line on a kernel lock (flock on study.db.lock).
+
+    SQLite's own busy handler makes a blocked writer sleep and poll (1, 2, 5, … 100 ms), so
+    under many concurrent writers a newcomer often beats one that has waited long, and a few
+    saves wait seconds. Blocking in flock wakes the next writer as soon as the lock is free.
+    Each transaction opens its own descriptor, so threads of one process queue too. The
+    busy timeout stays as the fallback for other programs writing the file."""
+    path = getattr(engine, "ganeval_lock_path", None)
+    if path is None or fcntl is None:
+        yield
+        return
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o666)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)  # releases the lock
+
+
+@contextlib.contextmanager
+def write_tx(engine: Engine) -> Iterator[Connection]:
+    """A transaction that will write: commits on success, rolls back on error."""
+    with _sqlite_writer_queue(engine), engine.connect() as conn:
+        conn.execution_options(ganeval_write=True)
+        with conn.begin():
+            yield conn
+
+
+@contextlib.contextmanager
+def one_statement(engine: Engine, write: bool = False) -> Iterator[Connection]:
+    """For a single statement, which is atomic on its own: on a server database it runs in
+    autocommit mode, saving the BEGIN and COMMIT round trips; on SQLite it is a transaction
+    as usual (writes queue for the lock)."""
+    if is_sqlite(engine):
+        with (write_tx(engine) if write else read_tx(engine)) as conn:
+            yield conn
+        return
+    with engine.connect() as conn:
+        conn.execution_options(isolation_level="AUTOCOMMIT")
+        yield conn
+
+
+@contextlib.contextmanager
+def read_tx(engine: Engine) -> Iterator[Connection]:
+    """A read-only transaction (a consistent snapshot)."""
+    with engine.connect() as conn:
+        with conn.begin():
+            yield conn
+
+
+def retry_on_disconnect(method: Callable) -> Callable:
+    """Run a database method once more when its connection turned out dead (a restarted
+    server, a dropped idle connection): the pool is refreshed after the first failure. The
+    methods are idempotent (a repeated judgment is refused by the unique key)."""
+    @functools.wraps(method)
+    def wrapper(*args, **kwargs):
+        try:
+            return method(*args, **kwargs)
+        except DBAPIError as err:
+            if not err.connection_invalidated:
+                raise
+            return method(*args, **kwargs)
+
+    return wrapper
+
+
+def create_schema(engine: Engine) -> None:
+    """Create the tables that are missing, and the study_state row."""
+    from sqlalchemy import insert, select
+
+    metadata.create_all(engine)
+    with write_tx(engine) as conn:
+        if conn.execute(select(study_state.c.id)).first() is None:
+            conn.execute(insert(study_state).values(id=1, is_open=True, updated_at=iso(utcnow())))

@@ -1,0 +1,492 @@
+"""The Streamlit study app, driven headless with ``streamlit.testing.v1.AppTest``: the whole
+participant flow against a real study database (built by ``ganeval study init`` on synthetic
+faces), resume by URL token, double submissions, qualification failure and the admin page."""
+from __future__ import annotations
+
+import io
+import sqlite3
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from ganeval.cli.main import main as cli
+from ganeval.synth import write_faces
+
+pytest.importorskip("streamlit")
+from streamlit.testing.v1 import AppTest  # noqa: E402
+
+import study_app  # noqa: E402
+from study_app import display  # noqa: E402
+from study_app.store import StudyStore  # noqa: E402
+
+APP = str(Path(study_app.__file__).parent / "app.py")
+PASSWORD = "s3cret-admin"
+
+
+def make_study(tmp_path: Path, trials: int = 4, qualification: int = 0, attention: int = 0,
+               n: int = 8, display_size: int = 128, name: str = "study", db_url: str | None = None) -> Path:
+    """A small study made the way users make one: synthetic faces and ``ganeval study init``."""
+    real = write_faces(tmp_path / f"{name}-real", n, size=32, seed=0)
+    fake = write_faces(tmp_path / f"{name}-fake", n, size=32, seed=1)
+    study = tmp_path / name
+    rc = cli(["study", "init", str(study), "--real", str(real), "--fake", str(fake),
+              "--trials", str(trials), "--qualification", str(qualification), "--attention", str(attention),
+              "--seed", "3", "--display-size", str(display_size)] + (["--db-url", db_url] if db_url else []))
+    assert rc == 0
+    return study
+
+
+@pytest.fixture
+def study_env(monkeypatch):
+    """Point the app at a study; answers are accepted at once (double-click guard off)."""
+    def use(study: Path, debounce_ms: int = 0, password: str | None = PASSWORD, db_url: str | None = None) -> None:
+        monkeypatch.setenv("GANEVAL_STUDY_DIR", str(study))
+        if db_url:
+            monkeypatch.setenv("GANEVAL_STUDY_DB_URL", db_url)
+        else:
+            monkeypatch.delenv("GANEVAL_STUDY_DB_URL", raising=False)
+        monkeypatch.setenv("GANEVAL_STUDY_DEBOUNCE_MS", str(debounce_ms))
+        if password is None:
+            monkeypatch.delenv("GANEVAL_STUDY_ADMIN_PASSWORD", raising=False)
+        else:
+            monkeypatch.setenv("GANEVAL_STUDY_ADMIN_PASSWORD", password)
+    return use
+
+
+def open_app(**params: str) -> AppTest:
+    at = AppTest.from_file(APP, default_timeout=60)
+    for key, value in params.items():
+        at.query_params[key] = value
+    return at.run()
+
+
+def no_exception(at: AppTest) -> AppTest:
+    assert not at.exception, [e.value for e in at.exception]
+    return at
+
+
+def titles(at: AppTest) -> list[str]:
+    return [t.value for t in at.title]
+
+
+def consent(at: AppTest) -> str:
+    """Agree and start; returns the participant token now in the URL."""
+    at.checkbox[0].check()
+    [b for b in at.button if b.label == "Start"][0].click()
+    no_exception(at.run())
+    token = at.query_params.get("p")
+    assert token, "the token goes into the URL after consent"
+    return token
+
+
+def shown_trial_id(at: AppTest) -> int:
+    """The trial the page shows, read from its widget keys (one form per trial)."""
+    ids = {int(c.key.rsplit("-", 1)[1]) for c in at.checkbox if c.key and c.key.startswith("reason-")}
+    assert len(ids) == 1, ids
+    return ids.pop()
+
+
+def answer(at: AppTest, choice: str, confidence: int | None = None, reasons=(), other: str = "") -> AppTest:
+    tid = shown_trial_id(at)
+    if confidence is not None:
+        at.radio(key=f"confidence-{tid}").set_value(confidence)
+    for code in reasons:
+        at.checkbox(key=f"reason-{code}-{tid}").check()
+    if other:
+        at.text_input(key=f"other-{tid}").input(other)
+    [b for b in at.button if b.label == choice.capitalize()][0].click()
+    return no_exception(at.run())
+
+
+def pd_isna(value) -> bool:
+    import pandas as pd
+
+    return bool(pd.isna(value))
+
+
+def truths(study: Path) -> dict[str, str]:
+    with StudyStore.open(study) as store:
+        frame = store.images_progress()
+    return dict(zip(frame["image_id"], frame["truth"]))
+
+
+def judgments(study: Path):
+    with StudyStore.open(study) as store:
+        return store.export_frame()
+
+
+def test_display_png_is_lanczos_at_display_size(tmp_path):
+    faces = write_faces(tmp_path / "f", 1, size=32, seed=0)
+    path = next(Path(faces).glob("*.png"))
+    png = display.display_png(path, 96)
+    with Image.open(io.BytesIO(png)) as img:
+        assert img.format == "PNG" and img.size == (96, 96)
+        assert not img.info.get("Title") and not any(k.lower() in ("comment", "description") for k in img.info)
+        got = np.asarray(img.convert("RGB"))
+    with Image.open(path) as src:
+        want = np.asarray(src.convert("RGB").resize((96, 96), Image.Resampling.LANCZOS))
+    np.testing.assert_array_equal(got, want)
+    assert display.display_png(path, 96) is png  # cached
+    assert display.fit_size(30, 60, 512) == (256, 512) and display.fit_size(60, 30, 512) == (512, 256)
+
+
+def test_display_missing_upscaler_falls_back_to_lanczos(tmp_path, monkeypatch):
+    monkeypatch.setattr(display, "UPSCALER_MODULES", ("no_such_module_for_ganeval_tests",))
+    display._warn_once.cache_clear()
+    arr = np.random.default_rng(0).integers(0, 256, (16, 16, 3), dtype=np.uint8)
+    with pytest.warns(RuntimeWarning, match="using Lanczos"):
+        out = display.upscale(arr, 64, "srgan:/nowhere/model.pt")
+    np.testing.assert_array_equal(out, display.lanczos(arr, 64))
+    assert "not available" in display.upscaler_status("srgan:/nowhere/model.pt")
+
+
+def test_display_uses_model_upscaler_when_present(monkeypatch):
+    import sys
+    import types
+
+    calls = []
+    fake_module = types.ModuleType("ganeval_test_upscaler")
+
+    def upscale_image(rgb, size, method, device):
+        calls.append((size, method))
+        return np.repeat(np.repeat(rgb, size[0] // rgb.shape[0], axis=0), size[1] // rgb.shape[1], axis=1)
+
+    fake_module.upscale_image = upscale_image
+    monkeypatch.setitem(sys.modules, "ganeval_test_upscaler", fake_module)
+    monkeypatch.setattr(display, "UPSCALER_MODULES", ("ganeval_test_upscaler",))
+    arr = np.random.default_rng(1).integers(0, 256, (16, 16, 3), dtype=np.uint8)
+    out = display.upscale(arr, 64, "srgan:/ckpt.pt")
+    assert calls == [((64, 64), "srgan:/ckpt.pt")]
+    np.testing.assert_array_equal(out, np.repeat(np.repeat(arr, 4, axis=0), 4, axis=1))
+    assert display.upscaler_status("srgan:/ckpt.pt").startswith("srgan:/ckpt.pt")
+
+
+def test_display_broken_checkpoint_falls_back_to_lanczos(tmp_path):
+    """The real image-to-image module with a checkpoint that is not one: Lanczos, a warning."""
+    pytest.importorskip("ganeval.upscale")
+    display._warn_once.cache_clear()
+    bad = tmp_path / "broken.pt"
+    bad.write_bytes(b"not a checkpoint")
+    arr = np.random.default_rng(2).integers(0, 256, (16, 16, 3), dtype=np.uint8)
+    with pytest.warns(RuntimeWarning, match="failed"):
+        out = display.upscale(arr, 64, f"srgan:{bad}")
+    np.testing.assert_array_equal(out, display.lanczos(arr, 64))
+    assert "not available" in display.upscaler_status(f"srgan:{bad}")
+
+
+def test_consent_all_trials_then_thank_you(tmp_path, study_env):
+    study = make_study(tmp_path, trials=4, attention=1)
+    study_env(study)
+    at = no_exception(open_app())
+    assert titles(at) == ["Real or fake?"]
+    intro = " ".join(m.value for m in at.markdown)
+    assert "5 pictures" in intro and "easy checks" in intro and "warm-up" not in intro
+    assert "p" not in at.query_params  # nobody is created before consenting
+    with StudyStore.open(study) as store:
+        assert len(store.participants_progress()) == 0
+
+    # starting without ticking the box is refused
+    [b for b in at.button if b.label == "Start"][0].click()
+    no_exception(at.run())
+    assert "p" not in at.query_params and at.warning
+
+    token = consent(at)
+    given = []
+    for i in range(5):
+        # the picture: lossless (no JPEG artefacts to judge), captioned with nothing
+        assert len(at.image) == 1 and not any(at.image[0].captions)
+        assert at.image[0].proto.imgs[0].url.endswith(".png")
+        progress = at.get("progress")
+        assert progress and f"Picture {i + 1} of 5" in str(progress[0].proto.text)
+        if i % 2 == 0:
+            given.append(("fake", 4, "deformation;other", "odd ears"))
+            answer(at, "fake", confidence=4, reasons=["deformation"], other="odd ears")
+        else:
+            given.append(("real", None, "", ""))
+            answer(at, "real")
+    assert titles(at) == ["Thank you!"]
+
+    frame = judgments(study)
+    assert len(frame) == 5
+    assert list(frame["participant"].unique()) == [token]
+    assert list(frame["trial_number"]) == [1, 2, 3, 4, 5]
+    assert sorted(frame["phase"]) == ["attention", "main", "main", "main", "main"]
+    for row, (ans, conf, reasons, other) in zip(frame.itertuples(), given):
+        assert row.answer == ans
+        assert (pd_isna(row.confidence) and conf is None) or row.confidence == conf
+        assert row.reasons == reasons and row.reason_other == other
+        assert row.correct == int(row.answer == row.truth)
+        assert row.response_ms is not None and row.response_ms >= 0
+        assert row.shown_at and row.answered_at >= row.shown_at
+    with StudyStore.open(study) as store:
+        assert store.state(token).status == "done"
+
+    # coming back with the link shows the thank-you page again, and stores nothing more
+    again = no_exception(open_app(p=token))
+    assert titles(again) == ["Thank you!"] and len(judgments(study)) == 5
+
+
+def test_reload_resumes_at_the_same_trial(tmp_path, study_env):
+    study = make_study(tmp_path, trials=6)
+    study_env(study)
+    at = open_app()
+    token = consent(at)
+    answer(at, "real")
+    answer(at, "fake")
+    tid = shown_trial_id(at)
+    with StudyStore.open(study) as store:
+        shown_before = store.current_trial(token)
+    assert shown_before.trial_id == tid and shown_before.number == 3
+
+    reloaded = no_exception(open_app(p=token))  # a new browser session with the same link
+    assert shown_trial_id(reloaded) == tid
+    assert reloaded.query_params["p"] == token
+    answer(reloaded, "real")
+    frame = judgments(study)
+    assert list(frame["trial_number"]) == [1, 2, 3]
+    assert list(frame["answer"]) == ["real", "fake", "real"]
+
+    # a participant created but interrupted before consenting keeps their token
+    with StudyStore.open(study) as store:
+        waiting = store.start_participant()
+    late = no_exception(open_app(p=waiting))
+    assert titles(late) == ["Real or fake?"] and not late.image
+    assert consent(late) == waiting and len(late.image) == 1
+
+    # a stranger's made-up token starts afresh instead of failing
+    stranger = no_exception(open_app(p="not-a-token"))
+    assert "p" not in stranger.query_params and titles(stranger) == ["Real or fake?"]
+
+
+def test_double_submission_is_stored_once(tmp_path, study_env):
+    study = make_study(tmp_path, trials=4)
+    study_env(study)
+    first = open_app()
+    token = consent(first)
+    second = no_exception(open_app(p=token))  # the same participant in a second tab
+    tid = shown_trial_id(first)
+    assert shown_trial_id(second) == tid
+
+    answer(first, "real")
+    answer(second, "fake")  # the late duplicate: not stored, the tab moves on
+    frame = judgments(study)
+    assert len(frame) == 1 and frame["answer"].tolist() == ["real"]
+    assert shown_trial_id(second) == shown_trial_id(first) != tid
+
+
+def test_resume_and_double_submission_on_postgresql(tmp_path, study_env, fresh_pg_url):
+    """The same flows with the database on a throwaway PostgreSQL server (``--db-url``)."""
+    study = make_study(tmp_path, trials=4, db_url=fresh_pg_url)
+    assert not (study / "study.db").exists()
+    study_env(study, db_url=fresh_pg_url)
+    first = open_app()
+    token = consent(first)
+    answer(first, "fake", confidence=2, reasons=["no_expression"])
+    second = no_exception(open_app(p=token))  # reload / second tab resumes at trial 2
+    tid = shown_trial_id(first)
+    assert shown_trial_id(second) == tid
+    answer(first, "real")
+    answer(second, "fake")  # the duplicate is not stored
+    for _ in range(2):
+        answer(first, "real")
+    assert titles(first) == ["Thank you!"]
+    frame = judgments(study)
+    assert frame["answer"].tolist() == ["fake", "real", "real", "real"]
+    assert frame["reasons"].tolist()[0] == "no_expression" and frame["confidence"].tolist()[0] == 2
+    with StudyStore.open(study, fresh_pg_url) as store:
+        assert store.engine.dialect.name == "postgresql" and store.state(token).status == "done"
+
+
+def test_double_click_on_the_next_picture_is_ignored(tmp_path, study_env, monkeypatch):
+    """The second click of a double click lands on the next picture's button within a moment
+    of it appearing: that is not an answer. (The guard window is read at each run; a long one
+    stands for "too soon" and none for "after a look", so timing never makes this flaky.)"""
+    study = make_study(tmp_path, trials=4)
+    study_env(study)
+    at = open_app()
+    consent(at)
+    answer(at, "fake")           # a considered answer
+    tid = shown_trial_id(at)
+    monkeypatch.setenv("GANEVAL_STUDY_DEBOUNCE_MS", "60000")
+    answer(at, "fake")           # within the window: the double click's second half
+    assert shown_trial_id(at) == tid and len(judgments(study)) == 1
+    monkeypatch.setenv("GANEVAL_STUDY_DEBOUNCE_MS", "0")
+    answer(at, "real")           # a considered answer is taken
+    frame = judgments(study)
+    assert frame["answer"].tolist() == ["fake", "real"] and shown_trial_id(at) != tid
+
+
+def test_failed_qualification_ends_politely(tmp_path, study_env):
+    study = make_study(tmp_path, trials=4, qualification=4)
+    study_env(study)
+    truth = truths(study)
+    at = open_app()
+    assert "warm-up" in " ".join(m.value for m in at.markdown)
+    token = consent(at)
+    for i in range(4):
+        progress = at.get("progress")
+        assert f"Warm-up · picture {i + 1} of 4" in str(progress[0].proto.text)
+        with StudyStore.open(study) as store:
+            image_id = store.current_trial(token).image_id
+        answer(at, "fake" if truth[image_id] == "real" else "real")  # always wrong
+    assert titles(at) == ["Thank you for taking part"]
+    assert not at.button and not at.image
+    frame = judgments(study)
+    assert len(frame) == 4 and set(frame["phase"]) == {"qualification"} and frame["correct"].sum() == 0
+    with StudyStore.open(study) as store:
+        assert store.state(token).status == "failed"
+    assert titles(no_exception(open_app(p=token))) == ["Thank you for taking part"]
+
+
+def test_passed_qualification_goes_on_to_the_trials(tmp_path, study_env):
+    study = make_study(tmp_path, trials=2, qualification=2)
+    study_env(study)
+    truth = truths(study)
+    at = open_app()
+    token = consent(at)
+    for _ in range(2):
+        with StudyStore.open(study) as store:
+            image_id = store.current_trial(token).image_id
+        answer(at, truth[image_id])  # always right
+    assert "Picture 1 of 2" in str(at.get("progress")[0].proto.text)
+    assert "Warm-up complete" in at.success[0].value
+    answer(at, "real")
+    answer(at, "real")
+    assert titles(at) == ["Thank you!"]
+    assert judgments(study)["phase"].tolist() == ["qualification", "qualification", "main", "main"]
+
+
+def admin_login(at: AppTest, password: str) -> AppTest:
+    at.text_input[0].input(password)
+    [b for b in at.button if b.label == "Log in"][0].click()
+    return no_exception(at.run())
+
+
+def test_admin_refuses_wrong_password_then_manages_the_study(tmp_path, study_env):
+    study = make_study(tmp_path, trials=2)
+    study_env(study)
+    participant = open_app()
+    consent(participant)
+    answer(participant, "fake", reasons=["artefacts"])
+
+    admin = no_exception(open_app(admin="1"))
+    assert not admin.dataframe and not admin.get("download_button")
+    admin_login(admin, "wrong")
+    assert [e.value for e in admin.error] == ["Wrong password."]
+    assert not admin.dataframe and not admin.get("download_button")
+
+    admin_login(admin, PASSWORD)
+    assert not admin.error
+    assert len(admin.dataframe) == 2
+    people, pictures = (d.value for d in admin.dataframe)
+    assert len(people) == 1 and people["answered"].tolist() == [1]
+    assert pictures["judged"].sum() == 1
+    metrics = {m.label: m.value for m in admin.metric}
+    assert metrics["Study"] == "open" and metrics["Judgments"] == "1"
+    assert admin.get("download_button")
+
+    [b for b in admin.button if b.label == "Close the study"][0].click()
+    no_exception(admin.run())
+    with StudyStore.open(study) as store:
+        assert not store.is_open
+    assert {m.label: m.value for m in admin.metric}["Study"] == "closed"
+    assert titles(no_exception(open_app())) == ["This study is closed"]
+    closed = no_exception(open_app(p=participant.query_params["p"]))
+    assert titles(closed) == ["This study is closed"] and not closed.button and not closed.image
+    assert "answers so far are saved" in " ".join(m.value for m in closed.markdown)
+
+    [b for b in admin.button if b.label == "Reopen the study"][0].click()
+    no_exception(admin.run())
+    with StudyStore.open(study) as store:
+        assert store.is_open
+    resumed = no_exception(open_app(p=participant.query_params["p"]))
+    answer(resumed, "real")
+    assert titles(resumed) == ["Thank you!"]
+
+
+def test_admin_disabled_without_a_password(tmp_path, study_env):
+    study = make_study(tmp_path, trials=2)
+    study_env(study, password=None)
+    admin = no_exception(open_app(admin="1"))
+    assert "disabled" in admin.warning[0].value
+    assert not admin.text_input and not admin.dataframe
+
+
+def test_admin_password_from_streamlit_secrets(tmp_path, study_env):
+    study = make_study(tmp_path, trials=2)
+    study_env(study, password=None)
+    admin = AppTest.from_file(APP, default_timeout=60)
+    admin.secrets["admin_password"] = "from-secrets"
+    admin.query_params["admin"] = "1"
+    no_exception(admin.run())
+    admin_login(admin, PASSWORD)
+    assert [e.value for e in admin.error] == ["Wrong password."]
+    admin_login(admin, "from-secrets")
+    assert not admin.error and len(admin.dataframe) == 2
+
+
+def test_database_failure_is_a_polite_message(tmp_path, study_env):
+    study = make_study(tmp_path, trials=2)
+    study_env(study)
+    at = open_app()
+    token = consent(at)
+    with sqlite3.connect(study / "study.db") as conn:  # the database breaks under the running app
+        conn.execute("ALTER TABLE participants RENAME TO participants_gone")
+    broken = no_exception(open_app(p=token))
+    assert "unavailable for a moment" in broken.error[0].value
+    assert not broken.button and not broken.image
+
+
+def test_not_a_study_says_so(tmp_path, study_env):
+    study_env(tmp_path / "nothing-here")
+    at = no_exception(open_app())
+    assert "not a study" in at.error[0].value
+
+
+@pytest.fixture
+def srgan_checkpoint(tmp_path) -> Path:
+    """A tiny untrained SRGAN (×2, one block) saved in the one checkpoint format."""
+    torch = pytest.importorskip("torch")
+    from models.checkpoint import save_checkpoint
+    from models.registry import FAMILIES, build_models
+
+    if "srgan" not in FAMILIES:
+        pytest.skip("the srgan family is not registered")
+    torch.manual_seed(0)
+    cfg = FAMILIES["srgan"].config(32, 3, width=8, options={"scale": 2, "n_blocks": 1, "perceptual": "off"})
+    G, D = build_models(cfg)
+    path = tmp_path / "srgan.pt"
+    save_checkpoint(path, {"model": "srgan", "config": {"model": cfg.to_dict(), "train": {}}, "step": 0,
+                           "G": G.state_dict(), "D": D.state_dict(), "G_ema": G.state_dict()})
+    return path
+
+
+def test_study_with_srgan_upscaler_shows_model_output(tmp_path, study_env, srgan_checkpoint, recwarn):
+    """``--upscaler srgan:CKPT``: the display is the model's output (then Lanczos to size),
+    identical to the image-to-image module's own ``upscale_image``."""
+    from ganeval.images import decode_image
+    from ganeval.upscale import upscale_image
+
+    method = f"srgan:{srgan_checkpoint}"
+    path = next(Path(write_faces(tmp_path / "one", 1, size=32, seed=4)).glob("*.png"))
+    arr = decode_image(path)
+    got = decode_image(display.display_png(path, 96, method))
+    np.testing.assert_array_equal(got, upscale_image(arr, (96, 96), method, "cpu"))
+    assert not np.array_equal(got, display.lanczos(arr, 96))  # the model did something else
+    assert display.upscaler_status(method).startswith(method)
+
+    real = write_faces(tmp_path / "real", 4, size=32, seed=0)
+    fake = write_faces(tmp_path / "fake", 4, size=32, seed=1)
+    study = tmp_path / "study"
+    assert cli(["study", "init", str(study), "--real", str(real), "--fake", str(fake), "--trials", "2",
+                "--display-size", "64", "--upscaler", method]) == 0
+    study_env(study)
+    at = open_app()
+    consent(at)
+    assert len(at.image) == 1
+    answer(at, "real")
+    answer(at, "fake")
+    assert titles(at) == ["Thank you!"]
+    assert not [w for w in recwarn if "upscaler" in str(w.message)]

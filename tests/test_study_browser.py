@@ -1,0 +1,224 @@
+"""The study in a real browser: ``ganeval study run`` serves the app on 127.0.0.1 and Debian's
+chromium, driven by Playwright (no browser download), completes a 6-trial study, with a double
+click and a reload on the way. The database must then hold exactly those 6 judgments; the page
+must not leak truth through an image's address or alt text and must serve the lossless display
+image; the admin page's CSV download must be the export. Screenshots go to tmp_path (and to
+tests/artifacts/ when GANEVAL_KEEP_SCREENSHOTS is set)."""
+from __future__ import annotations
+
+import datetime as dt
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+from urllib.parse import parse_qs, urljoin, urlparse
+
+import pytest
+
+from ganeval.cli.main import main as cli
+from ganeval.images import decode_image
+from ganeval.synth import write_faces
+from study_app.display import display_png
+from study_app.protocol import REASON_LABELS
+from study_app.store import EXPORT_COLUMNS, StudyStore
+
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
+                 "--disable-component-update", "--disable-sync", "--no-first-run"]
+ARTIFACTS = Path(__file__).parent / "artifacts"
+TRIALS = 6
+
+if not Path(CHROMIUM).exists():
+    pytest.skip(f"{CHROMIUM} is missing (Debian package 'chromium'; `make test` installs it)",
+                allow_module_level=True)
+sync_api = pytest.importorskip("playwright.sync_api", reason="playwright (Python) is not installed")
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_until_up(url: str, proc: subprocess.Popen, timeout: float = 90) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"`ganeval study run` exited with {proc.returncode} before answering")
+        try:
+            with urllib.request.urlopen(url + "/_stcore/health", timeout=2) as response:
+                if response.status == 200:
+                    return
+        except OSError:
+            pass
+        time.sleep(0.25)
+    raise RuntimeError(f"the study app did not answer at {url} within {timeout:.0f} s")
+
+
+@pytest.fixture
+def study(tmp_path) -> Path:
+    real = write_faces(tmp_path / "real", 8, size=32, seed=0)
+    fake = write_faces(tmp_path / "fake", 8, size=32, seed=1)
+    out = tmp_path / "study"
+    assert cli(["study", "init", str(out), "--real", str(real), "--fake", str(fake),
+                "--trials", str(TRIALS), "--qualification", "0", "--attention", "0", "--seed", "5"]) == 0
+    return out
+
+
+@pytest.fixture
+def server(study, tmp_path):
+    """``ganeval study run`` in its own process group, killed whole at the end."""
+    port = free_port()
+    env = dict(os.environ)
+    env.pop("GANEVAL_STUDY_DB_URL", None)
+    env.pop("GANEVAL_STUDY_DEBOUNCE_MS", None)
+    env["GANEVAL_STUDY_ADMIN_PASSWORD"] = "browser-test"
+    log = open(tmp_path / "server.log", "wb")
+    proc = subprocess.Popen([sys.executable, "-m", "ganeval", "study", "run", str(study),
+                             "--host", "127.0.0.1", "--port", str(port)],
+                            cwd=tmp_path, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+    try:
+        url = f"http://127.0.0.1:{port}"
+        try:
+            wait_until_up(url, proc)
+        except RuntimeError as err:
+            log.flush()
+            raise RuntimeError(f"{err}\n{(tmp_path / 'server.log').read_text(errors='replace')[-3000:]}") from None
+        yield url
+    finally:
+        for sig, wait in ((signal.SIGTERM, 3), (signal.SIGKILL, 5)):
+            try:
+                os.killpg(proc.pid, sig)
+            except ProcessLookupError:
+                break
+            try:
+                proc.wait(timeout=wait)
+                break
+            except subprocess.TimeoutExpired:
+                continue
+        log.close()
+
+
+def keep(path: Path) -> None:
+    if os.environ.get("GANEVAL_KEEP_SCREENSHOTS"):
+        ARTIFACTS.mkdir(exist_ok=True)
+        shutil.copy(path, ARTIFACTS / path.name)
+
+
+def test_browser_completes_a_six_trial_study(study, server, tmp_path):
+    with StudyStore.open(study) as store:
+        images = store.images_progress()
+    secrets = list(images["image_id"]) + [Path(k).stem for k in images["source_key"]]
+
+    given = []
+    with sync_api.sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        try:
+            page = browser.new_page(viewport={"width": 1280, "height": 900})
+            page.set_default_timeout(30_000)
+            page.goto(server + "/")
+            page.get_by_role("heading", name="Real or fake?").wait_for()
+            page.screenshot(path=tmp_path / "study_consent.png", full_page=True)
+            keep(tmp_path / "study_consent.png")
+            page.get_by_text("I have read the above and agree to take part.").click()
+            page.get_by_role("button", name="Start").click()
+
+            previous_src = None
+            for i in range(TRIALS):
+                page.get_by_text(f"Picture {i + 1} of {TRIALS}").wait_for()
+                # Streamlit updates the progress text before the picture: wait for a new, loaded one
+                src, width = page.wait_for_function(
+                    "prev => { const i = document.querySelector('[data-testid=\"stImage\"] img');"
+                    " return i && i.src !== prev && i.complete && i.naturalWidth > 0"
+                    " ? [i.src, i.naturalWidth] : false; }", arg=previous_src).json_value()
+                previous_src = src
+                assert width == 512
+                html = page.content()
+                leaks = [s for s in secrets if s and s in html]
+                assert not leaks, f"the page names study images: {leaks}"
+                for img_src, img_alt in page.eval_on_selector_all("img", "els => els.map(e => [e.src, e.alt || ''])"):
+                    for word in ("real", "fake", "attention", "face_", "study", "images"):
+                        assert word not in img_src.lower() and word not in img_alt.lower(), (img_src, img_alt)
+                if i == 0:
+                    # the pixels served are exactly the lossless display image (no JPEG re-encoding)
+                    token = parse_qs(urlparse(page.url).query)["p"][0]
+                    with StudyStore.open(study) as store:
+                        want = display_png(store.image_path(store.current_trial(token).image_id), 512)
+                    served = page.request.get(urljoin(server + "/", src)).body()
+                    assert decode_image(served).tobytes() == decode_image(want).tobytes()
+                    page.screenshot(path=tmp_path / "study_trial.png", full_page=True)
+                    keep(tmp_path / "study_trial.png")
+                page.wait_for_timeout(500)  # a person looks before answering (and the double-click guard)
+                if i == 0:
+                    # a double click stores one answer and does not answer the next picture
+                    page.get_by_role("button", name="Real", exact=True).dblclick()
+                    given.append(("real", None, ""))
+                    page.get_by_text(f"Picture 2 of {TRIALS}").wait_for()
+                    page.wait_for_timeout(700)
+                    with StudyStore.open(study) as store:
+                        assert len(store.export_frame()) == 1
+                    continue
+                if i % 2 == 1:
+                    page.get_by_text("4", exact=True).click()
+                    page.get_by_text(REASON_LABELS["deformation"]).click()
+                    page.get_by_role("button", name="Fake", exact=True).click()
+                    given.append(("fake", 4, "deformation"))
+                else:
+                    page.get_by_role("button", name="Real", exact=True).click()
+                    given.append(("real", None, ""))
+                if i + 1 < TRIALS:
+                    page.get_by_text(f"Picture {i + 2} of {TRIALS}").wait_for()
+                if i == 2:
+                    page.reload()  # a reload (or a lost connection) resumes at the same picture
+                    previous_src = None
+                    page.get_by_text(f"Picture {i + 2} of {TRIALS}").wait_for()
+            page.get_by_role("heading", name="Thank you!").wait_for()
+            page.screenshot(path=tmp_path / "study_done.png", full_page=True)
+            keep(tmp_path / "study_done.png")
+
+            admin = browser.new_page(viewport={"width": 1280, "height": 900})
+            admin.goto(server + "/?admin=1")
+            admin.locator("input[type=password]").fill("browser-test")
+            admin.get_by_role("button", name="Log in").click()
+            admin.get_by_role("heading", name="Participants").wait_for()
+            admin.get_by_role("button", name="Download responses (CSV)").wait_for()
+            admin.wait_for_timeout(500)
+            admin.screenshot(path=tmp_path / "study_admin.png", full_page=True)
+            keep(tmp_path / "study_admin.png")
+            with admin.expect_download() as download:
+                admin.get_by_role("button", name="Download responses (CSV)").click()
+            downloaded = Path(download.value.path()).read_text()
+            assert download.value.suggested_filename == "responses.csv"
+        finally:
+            browser.close()
+
+    with StudyStore.open(study) as store:
+        frame = store.export_frame()
+        state = store.state(frame["participant"].iloc[0])
+    assert len(frame) == TRIALS and frame["participant"].nunique() == 1
+    assert downloaded == frame.to_csv(index=False)  # the admin's CSV is the export
+    assert downloaded.splitlines()[0].split(",") == list(EXPORT_COLUMNS)
+    assert state.status == "done" and state.answered == TRIALS
+    assert list(frame["trial_number"]) == list(range(1, TRIALS + 1))
+    assert set(frame["phase"]) == {"main"} and set(frame["participant_kind"]) == {"human"}
+    assert sorted(frame["truth"]) == ["fake"] * 3 + ["real"] * 3
+    for row, (ans, conf, reasons) in zip(frame.itertuples(), given):
+        assert row.answer == ans and row.reasons == reasons
+        assert (conf is None and row.confidence is pd_na()) or row.confidence == conf
+        assert row.correct == int(row.answer == row.truth)
+        assert row.response_ms > 0
+        shown, answered = dt.datetime.fromisoformat(row.shown_at), dt.datetime.fromisoformat(row.answered_at)
+        assert shown.utcoffset() == dt.timedelta(0) and shown < answered
+        assert abs((answered - shown).total_seconds() * 1000 - row.response_ms) < 5
+    assert (tmp_path / "study_trial.png").stat().st_size > 10_000
+
+
+def pd_na():
+    import pandas as pd
+
+    return pd.NA

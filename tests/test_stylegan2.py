@@ -1,0 +1,308 @@
+"""StyleGAN2-ADA: presets, truncation, the training step through the real trainer, exact
+resume, and the sampling tools (truncation, style mixing, interpolation in W)."""
+from __future__ import annotations
+
+import csv
+import math
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from ganeval.atomic import save_npz
+from ganeval.cli.main import main
+from ganeval.errors import BadInput
+from ganeval.synth import make_faces
+from models.checkpoint import load_checkpoint, load_generator
+from models.registry import build_models, get_family
+from models.sampling import generate_uint8_batches, render_ws, seed_ws, style_mix_grid
+from models.stylegan2 import (CHANNEL_BASE, RESOLUTIONS, MinibatchStd, channels_at, modulated_conv2d,
+                              stylegan2_options)
+from models.trainer import Trainer, TrainConfig
+
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
+
+FAMILY = get_family("stylegan2")
+SMALL = ("--res", "32", "--width", "8", "--z-dim", "16", "--batch-size", "4")
+
+
+@pytest.fixture(scope="module")
+def faces_npz(tmp_path_factory):
+    path = tmp_path_factory.mktemp("sg2") / "faces.npz"
+    save_npz(path, images=make_faces(32, 32, seed=0))
+    return path
+
+
+def _train(data, run, steps, *extra) -> int:
+    return main(["train", "stylegan2", "--data", str(data), "--out", str(run), "--steps", str(steps), *SMALL,
+                 "--device", "cpu", "--num-workers", "0", "--log-every", "2", "--ckpt-every", "100", *extra])
+
+
+@pytest.fixture(scope="module")
+def trained(faces_npz, tmp_path_factory):
+    run = tmp_path_factory.mktemp("sg2run") / "run"
+    assert _train(faces_npz, run, 4) == 0
+    return run
+
+
+# ---------------------------------------------------------------- architecture
+
+@pytest.mark.parametrize("res", RESOLUTIONS)
+def test_every_preset_builds_with_the_paper_layout(res):
+    cfg = FAMILY.config(res, 3)
+    assert cfg.options["channel_base"] == CHANNEL_BASE[res] and cfg.options["mapping_layers"] == 8
+    G, D = build_models(cfg)
+    n = int(math.log2(res))
+    assert G.num_ws == 2 * n - 2  # one w per conv (2 per resolution, 1 at 4×4) + the last toRGB
+    assert len(G.mapping.net) == 8 and G.mapping.net[0].lr_mul == 0.01
+    assert G.mapping.w_avg.shape == (512,)
+    blocks = list(G.synthesis.blocks.values())
+    assert [b.conv1.weight.shape[0] for b in blocks] == [channels_at(4 * 2**i, CHANNEL_BASE[res], 512) for i in range(n - 1)]
+    assert blocks[-1].torgb.weight.shape == (3, channels_at(res, CHANNEL_BASE[res], 512), 1, 1)
+    assert blocks[-1].conv0.noise_const.shape == (res, res)
+    assert len(D.blocks) == n - 2 and D.from_rgb.weight.shape[1] == 3
+    assert D.conv.weight.shape[1] == D.conv.weight.shape[0] + 1  # + the minibatch-stddev channel
+    if res <= 64:  # the full-width forward pass is cheap enough for the small presets only
+        G.eval()
+        x = G(torch.randn(1, 512))
+        assert x.shape == (1, 3, res, res) and torch.isfinite(x).all()
+        assert D(torch.randn(2, 3, res, res)).shape == (2,)
+
+
+@pytest.mark.parametrize("res", RESOLUTIONS)
+@pytest.mark.parametrize("channels", [1, 3])
+def test_forward_shapes_at_every_resolution_narrow(res, channels):
+    G, D = build_models(FAMILY.config(res, channels, z_dim=8, width=4))
+    x = G(torch.randn(2, 8))
+    assert x.shape == (2, channels, res, res)
+    assert D(x).shape == (2,)
+
+
+def test_fused_and_batched_modulated_convolutions_agree():
+    gen = torch.Generator().manual_seed(0)
+    x, weight, styles = torch.randn(3, 5, 8, 8, generator=gen), torch.randn(7, 5, 3, 3, generator=gen), torch.randn(3, 5, generator=gen)
+    for demod in (True, False):
+        for up in (False, True):
+            fused = modulated_conv2d(x, weight, styles, demod, fused=True, up=up)
+            batched = modulated_conv2d(x, weight, styles, demod, fused=False, up=up)
+            assert fused.shape == (3, 7, 16 if up else 8, 16 if up else 8)
+            torch.testing.assert_close(fused, batched, rtol=1e-4, atol=1e-5)
+    # demodulated outputs have unit expected variance for unit-variance inputs
+    big = modulated_conv2d(torch.randn(4, 64, 16, 16, generator=gen), torch.randn(32, 64, 3, 3, generator=gen),
+                           torch.randn(4, 64, generator=gen), True, fused=False)
+    assert 0.8 < big[:, :, 1:-1, 1:-1].std() < 1.2
+
+
+def test_minibatch_stddev_handles_any_batch_size():
+    layer = MinibatchStd(4)
+    for n in (1, 3, 4, 6, 8):
+        x = torch.randn(n, 5, 4, 4)
+        out = layer(x)
+        assert out.shape == (n, 6, 4, 4) and torch.isfinite(out).all()
+    x = torch.randn(4, 2, 4, 4)
+    expected = x.std(dim=0, unbiased=False).mean()
+    assert torch.allclose(layer(x)[0, -1, 0, 0], expected, atol=1e-4)
+
+
+def test_truncation_zero_gives_the_image_of_w_avg():
+    G, _ = build_models(FAMILY.config(32, 3, z_dim=16, width=8))
+    with torch.no_grad():
+        for _ in range(3):
+            G(torch.randn(8, 16))  # training-mode forwards move w_avg away from 0
+    assert G.mapping.w_avg.abs().sum() > 0
+    G.eval()
+    z = torch.randn(5, 16)
+    out = G(z, truncation_psi=0.0)
+    avg = G.synthesis(G.broadcast(G.mapping.w_avg[None]), "const")
+    for img in out:
+        torch.testing.assert_close(img, avg[0], rtol=1e-5, atol=1e-5)
+    assert not torch.allclose(G(z)[0], G(z)[1])  # without truncation the samples differ
+    w = G.mapping(z)
+    torch.testing.assert_close(G.mapping(z, 0.5), G.mapping.w_avg + 0.5 * (w - G.mapping.w_avg))
+    w_before = G.mapping.w_avg.clone()
+    G(z)
+    assert torch.equal(w_before, G.mapping.w_avg)  # eval forwards leave the average alone
+
+
+def test_options_are_checked():
+    opts = stylegan2_options(64, {"pl_weight": 2, "ada": "false"})
+    assert opts["pl_weight"] == 2.0 and opts["ada"] is False and opts["r1_gamma"] == pytest.approx(0.0256)
+    assert stylegan2_options(64, opts) == opts  # idempotent: checkpoints re-validate
+    with pytest.raises(BadInput, match="no option warp"):
+        stylegan2_options(64, {"warp": 1})
+    with pytest.raises(BadInput, match="style_mixing is a probability"):
+        stylegan2_options(64, {"style_mixing": 2})
+    with pytest.raises(BadInput, match="mapping_layers must be int"):
+        stylegan2_options(64, {"mapping_layers": 1.5})
+    with pytest.raises(BadInput, match="takes no family options"):
+        get_family("dcgan").config(64, options={"pl_weight": 1})
+
+
+# ---------------------------------------------------------------- training
+
+def test_twenty_cpu_steps_with_every_regulariser(faces_npz, tmp_path):
+    cfg = FAMILY.config(32, 3, z_dim=16, width=8, options={"pl_weight": 2.0, "r1_interval": 4, "ada_kimg": 0.1,
+                                                            "ada_interval": 2, "ada_p": 0.2})
+    train = TrainConfig(data=str(faces_npz), out=str(tmp_path / "run"), steps=20, batch_size=4, log_every=5,
+                        sample_every=10**6, ckpt_every=10**6)
+    trainer = Trainer(cfg, train, "cpu")
+    g0 = {k: v.clone() for k, v in trainer.G.state_dict().items()}
+    stats = torch.stack([trainer.train_step() for _ in range(20)])
+    assert torch.isfinite(stats).all(), stats
+    names = trainer.objective.stats
+    assert (stats[:, names.index("r1")] > 0).all() and (stats[:, names.index("pl")] > 0).all()
+    assert float(trainer.objective.pl_mean) > 0
+    changed = [k for k, v in trainer.G.state_dict().items() if k.endswith("weight") and not torch.equal(v, g0[k])]
+    assert len(changed) == sum(k.endswith("weight") for k in g0)
+    p = trainer.objective.gauges()["ada_p"]
+    assert p != 0.2 and 0 <= p <= 1  # the controller moved p (by 8 images × 2 steps / 100 per adjustment)
+    # EMA: full copy at step 0, then a half-life ramping up with the images seen
+    assert trainer.objective.ema_decay() == pytest.approx(0.5 ** (4 / (20 * 4 * 0.05)))
+
+
+def test_resume_is_exact_with_ada_and_lazy_regularisers(faces_npz, tmp_path):
+    extra = ("--pl-weight", "1", "-O", "r1_interval=3", "-O", "pl_interval=2", "-O", "ada_kimg=0.05",
+             "-O", "ada_interval=1", "-O", "ada_p=0.3")
+    straight, split = tmp_path / "straight", tmp_path / "split"
+    assert _train(faces_npz, straight, 6, *extra) == 0
+    assert _train(faces_npz, split, 4, *extra) == 0
+    assert main(["train", "stylegan2", "--out", str(split), "--resume", "--steps", "6", "--device", "cpu",
+                 "--num-workers", "0"]) == 0
+    a, b = load_checkpoint(straight), load_checkpoint(split)
+    assert a["step"] == b["step"] == 6
+    for key in ("G", "D", "G_ema"):
+        for k, v in a[key].items():
+            assert torch.equal(v, b[key][k]), f"{key}.{k} differs after resume"
+    assert a["objective"]["ada"]["p"] == b["objective"]["ada"]["p"]
+    assert torch.equal(a["objective"]["pl_mean"], b["objective"]["pl_mean"])
+    rows = list(csv.DictReader(open(split / "metrics.csv")))
+    straight_rows = list(csv.DictReader(open(straight / "metrics.csv")))
+    assert [r["loss_d"] for r in rows] == [r["loss_d"] for r in straight_rows]
+    assert [r["ada_p"] for r in rows] == [r["ada_p"] for r in straight_rows]
+    assert {"ada_p", "ada_rt", "r1", "pl"} <= set(rows[0])
+    assert len({r["ada_p"] for r in rows}) > 1  # p moved during the run
+
+
+def test_options_cannot_change_on_resume_and_bad_options_are_one_line(trained, faces_npz, tmp_path, capsys):
+    assert main(["train", "stylegan2", "--out", str(trained), "--resume", "--steps", "9", "--pl-weight", "3"]) == 2
+    assert "cannot change on resume" in capsys.readouterr().err
+    for argv, message in [(["-O", "warp=1"], "no option warp"), (["-O", "nokey"], "KEY=VALUE"),
+                          (["--r1-gamma", "-1"], "0 or more")]:
+        assert _train(faces_npz, tmp_path / "x", 2, *argv) == 2
+        err = capsys.readouterr().err.strip()
+        assert message in err and len(err.splitlines()) == 1, err
+    assert main(["train", "dcgan", "--data", str(faces_npz), "--out", str(tmp_path / "d"), "--pl-weight", "2"]) == 2
+    assert "dcgan takes no family options" in capsys.readouterr().err
+
+
+# ---------------------------------------------------------------- sampling tools
+
+def test_sample_with_truncation(trained, tmp_path, capsys):
+    ckpt = trained / "checkpoint.pt"
+    full = torch.cat(list(generate_uint8_batches(ckpt, 4, 4, seed=1, device="cpu")))
+    half = torch.cat(list(generate_uint8_batches(ckpt, 4, 4, seed=1, device="cpu", truncation=0.5)))
+    zero = torch.cat(list(generate_uint8_batches(ckpt, 4, 4, seed=1, device="cpu", truncation=0.0)))
+    assert not torch.equal(full, half)
+    assert all(torch.equal(zero[0], img) for img in zero)  # ψ = 0: every sample is the average face
+    one = torch.cat(list(generate_uint8_batches(ckpt, 4, 4, seed=1, device="cpu", truncation=1.0)))
+    assert torch.equal(one, full)
+    assert main(["sample", str(trained), "-n", "3", "-o", str(tmp_path / "t.npz"), "--truncation", "0.5",
+                 "--seed", "1", "--device", "cpu", "--batch-size", "4"]) == 0
+    with np.load(tmp_path / "t.npz") as npz:
+        assert np.array_equal(npz["images"], half[:3].numpy())
+
+
+def test_truncation_and_w_space_are_refused_for_other_families(faces_npz, tmp_path, capsys):
+    run = tmp_path / "dcgan"
+    assert main(["train", "dcgan", "--data", str(faces_npz), "--out", str(run), "--steps", "1", "--batch-size", "4",
+                 "--resolution", "32", "--width", "4", "--device", "cpu", "--num-workers", "0"]) == 0
+    capsys.readouterr()
+    for argv in (["sample", str(run), "-n", "2", "-o", str(tmp_path / "s"), "--truncation", "0.7"],
+                 ["interpolate", str(run), "--seeds", "1,2", "-o", str(tmp_path / "w.gif"), "--space", "w"],
+                 ["style-mix", str(run), "--rows", "1", "--cols", "2", "-o", str(tmp_path / "m.png")]):
+        assert main(argv + ["--device", "cpu"]) == 2
+        err = capsys.readouterr().err.strip()
+        assert "mapping network (stylegan2); dcgan has none" in err and len(err.splitlines()) == 1, err
+
+
+def test_style_mix_command_writes_the_grid(trained, tmp_path):
+    out = tmp_path / "mix.png"
+    assert main(["style-mix", str(trained), "--rows", "1,2,3", "--cols", "4,5", "--styles", "2-7", "-o", str(out),
+                 "--device", "cpu"]) == 0
+    grid = np.asarray(Image.open(out).convert("RGB"))
+    assert grid.shape == (4 * 34 + 2, 3 * 34 + 2, 3)  # (rows + 1) × (cols + 1) cells of 32 px, 2 px gaps
+    G, _ = load_generator(trained, "cpu")
+    cells = style_mix_grid(G, [1, 2, 3], [4, 5], list(range(2, 8))).numpy()
+    cell = lambda r, c: grid[2 + r * 34:2 + r * 34 + 32, 2 + c * 34:2 + c * 34 + 32]  # noqa: E731
+    assert (cell(0, 0) == 255).all()
+    assert np.array_equal(cell(0, 1), render_ws(G, seed_ws(G, [4]))[0].numpy())  # column seed 4 on top
+    assert np.array_equal(cell(2, 0), render_ws(G, seed_ws(G, [2]))[0].numpy())  # row seed 2 on the left
+    assert np.array_equal(cell(3, 2), cells[3 * 3 + 2])
+    # the mix takes layers 2-7 from the column: equal to rendering that layer stack directly
+    w_row, w_col = seed_ws(G, [3])[0], seed_ws(G, [5])[0]
+    ws = torch.stack([w_row] * 2 + [w_col] * 6)[None]
+    assert np.array_equal(cell(3, 2), render_ws(G, ws)[0].numpy())
+    # sample seed s, image 0 == the W-space render of seed s
+    first = next(generate_uint8_batches(trained, 1, 1, seed=4, device="cpu"))[0].numpy()
+    assert np.abs(first.astype(int) - cell(0, 1).astype(int)).max() <= 1
+    assert main(["style-mix", str(trained), "--rows", "1", "--cols", "2", "--styles", "0-99", "-o", str(out),
+                 "--device", "cpu"]) == 2
+
+
+def test_interpolation_in_w(trained, tmp_path):
+    out = tmp_path / "w.gif"
+    assert main(["interpolate", str(trained), "--seeds", "1,2,3", "--space", "w", "--frames", "4", "-o", str(out),
+                 "--device", "cpu"]) == 0
+    assert Image.open(out).n_frames == 12
+    G, _ = load_generator(trained, "cpu")
+    from models.sampling import w_interpolation
+
+    ws = w_interpolation(G, [1, 2], 4, loop=False)
+    w1, w2 = seed_ws(G, [1, 2])
+    assert len(ws) == 5 and torch.equal(ws[0], w1) and torch.equal(ws[-1], w2)
+    torch.testing.assert_close(ws[2], (w1 + w2) / 2)
+
+
+DDP_WORKER = """
+import sys
+import torch, torch.distributed as dist
+from models.distributed import setup, teardown
+from models.registry import get_family
+from models.trainer import Trainer, TrainConfig
+
+data, out, report = sys.argv[1:4]
+world, device = setup("cpu")
+cfg = get_family("stylegan2").config(32, 3, z_dim=16, width=4,
+                                     options={"pl_weight": 1.0, "ada_kimg": 0.01, "ada_interval": 1})
+t = Trainer(cfg, TrainConfig(data=data, out=out, steps=3, batch_size=4), device, world)
+for _ in range(3):
+    t.train_step()
+flat = torch.cat([p.detach().flatten() for p in list(t.G.parameters()) + list(t.D.parameters())])
+weights = [torch.zeros_like(flat) for _ in range(world.size)]
+dist.all_gather(weights, flat)
+p = [torch.zeros(1) for _ in range(world.size)]
+dist.all_gather(p, torch.tensor([float(t.objective.augment.p)]))
+if world.is_main:
+    open(report, "w").write(f"{all(torch.equal(weights[0], w) for w in weights)} {len({float(x) for x in p})}")
+teardown()
+"""
+
+
+@pytest.mark.slow
+def test_two_process_ddp_keeps_weights_and_ada_in_sync(faces_npz, tmp_path):
+    """R1 and path length need double backward, so the objective all-reduces gradients itself."""
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[1]
+    script, report = tmp_path / "worker.py", tmp_path / "report.txt"
+    script.write_text(DDP_WORKER)
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "GANEVAL_QUIET": "1", "PYTHONPATH": str(root)}
+    proc = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
+                           str(script), str(faces_npz), str(tmp_path / "run"), str(report)],
+                          cwd=root, env=env, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert report.read_text() == "True 1"  # identical weights and one p on both processes
