@@ -1,6 +1,8 @@
 """The model zoo: GAN families over shared blocks, one trainer, one checkpoint format.
 
-blocks.py (layers), spec.py (Family, ModelConfig), dcgan.py, wgan_gp.py, resdcgan.py (the
-families), registry.py (name → family), data.py (real batches), trainer.py, distributed.py
-(torchrun), checkpoint.py, sampling.py (images from a checkpoint), visualise.py (grids,
-GIF/MP4)."""
+blocks.py (layers), spec.py (Family, ModelConfig), options.py (family options), the families
+(dcgan.py, wgan_gp.py, resdcgan.py, stylegan2.py, srgan.py, cyclegan.py, ugatit.py),
+objective.py (how a family trains one step), augment.py (ADA), unpaired.py (trainA/trainB
+data), registry.py (name → family), data.py (real batches), trainer.py, distributed.py
+(torchrun), checkpoint.py, sampling.py (images from a checkpoint), translate.py (image-to-image
+inference), inspect.py (layer activations), visualise.py (grids, GIF/MP4)."""

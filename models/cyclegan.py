@@ -7,6 +7,7 @@ the cycle loss (λ=10) and the identity loss (0.5λ). An optional image pool (50
 lets D see a history of fakes."""
 from __future__ import annotations
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -76,7 +77,7 @@ class Translator(nn.Module):
         """A 1×3×R×R synthetic face in [-1, 1]: an input for ``ganeval inspect``."""
         from ganeval.synth import make_faces
 
-        face = torch.from_numpy(make_faces(1, size=self.resolution, seed=seed))
+        face = torch.from_numpy(np.array(make_faces(1, size=self.resolution, seed=seed)))
         device = next(self.parameters()).device
         return face.permute(0, 3, 1, 2).float().div(127.5).sub(1).to(device)
 
@@ -232,5 +233,6 @@ CYCLEGAN = Family(
     lr_g=2e-4, lr_d=2e-4, betas=(0.5, 0.999), batch_size=1, width=64,
     resolutions=(32, 64, 128, 256), channels=(3,),
     objective=CycleGANObjective, options=cyclegan_options,
+    image_input=True,
     reference="Zhu, Park, Isola, Efros. Unpaired image-to-image translation using cycle-consistent adversarial networks. 2017",
 )

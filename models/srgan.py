@@ -72,7 +72,7 @@ class SRResNet(nn.Module):
         """A 1×3×size×size synthetic face in [-1, 1]: an input for ``ganeval inspect``."""
         from ganeval.synth import make_faces
 
-        face = torch.from_numpy(downscale(make_faces(1, size=size * 4, seed=seed)[0], 4)[None])
+        face = torch.from_numpy(np.array(downscale(make_faces(1, size=size * 4, seed=seed)[0], 4)[None]))
         return face.permute(0, 3, 1, 2).float().div(127.5).sub(1).to(self.tail.weight.device)
 
     def forward(self, lr: torch.Tensor) -> torch.Tensor:
@@ -266,7 +266,7 @@ def build_from_config(cfg: ModelConfig) -> tuple[SRResNet, SRDiscriminator]:
     return SRResNet(o["scale"], cfg.width, o["n_blocks"], cfg.channels), SRDiscriminator(cfg.width, cfg.channels)
 
 
-GRID_IMAGES = 3  # rows of the training grid (ceil(sqrt(3·3)) = 3 columns)
+GRID_IMAGES = 6  # rows of the training grid (bicubic | SR | HR)
 
 
 def _lr_batch(hr: torch.Tensor, scale: int) -> torch.Tensor:
@@ -374,5 +374,6 @@ SRGAN = Family(
     lr_g=1e-4, lr_d=1e-4, betas=(0.9, 0.999), batch_size=16, width=64,
     resolutions=(32, 64, 96, 128, 192, 256, 384, 512), channels=(3,),
     objective=SRGANObjective, options=srgan_options,
+    image_input=True,
     reference="Ledig et al. Photo-realistic single image super-resolution using a generative adversarial network. CVPR 2017",
 )

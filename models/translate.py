@@ -37,7 +37,9 @@ class ImageTranslator:
         if direction not in ("AB", "BA"):
             raise BadInput(f"--direction must be AB or BA, not {direction!r}")
         self.device = resolve_device(device)
-        self.G, self.cfg = load_generator(data, self.device, use_ema=use_ema)
+        G, self.cfg = load_generator(data, self.device, use_ema=use_ema)
+        # plain NCHW: reflection padding and instance norm run faster so than channels-last on CPU
+        self.G = G.to(memory_format=torch.contiguous_format)
         self.direction = direction
         self.size = self.cfg.resolution
 
@@ -51,7 +53,7 @@ class ImageTranslator:
 
     def batch(self, images: np.ndarray) -> np.ndarray:
         """uint8 N×S×S×3 at the model size → translated uint8 N×S×S×3."""
-        return translate_uint8(self.G, images, self.direction, self.device)
+        return translate_uint8(self.G, images, self.direction, self.device, torch.contiguous_format)
 
     def __call__(self, img: np.ndarray, mosaic: bool = False, batch_size: int = 16) -> np.ndarray:
         """One H×W×3 uint8 image → its translation: S×S (resized) by default, H×W with ``mosaic``."""

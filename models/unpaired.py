@@ -4,7 +4,7 @@ for the trainer's grids, and the G/D update order of each paper."""
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
@@ -20,11 +20,11 @@ if TYPE_CHECKING:  # pragma: no cover
     from models.trainer import Trainer
 
 LAYOUT = "trainA/ trainB/ testA/ testB/"
-GRID_PAIRS = 4  # preview rows in each training grid (ceil(sqrt(4·4)) = 4 columns)
+GRID_PAIRS = 4  # preview rows in each training grid (A | A→B | B | B→A)
 
 
 def domain_folder(root: str | Path, split: str, domain: str, required: bool = True) -> Path | None:
-    """``root/<split><domain>`` (e.g. trainA) if it holds images; BadInput when a required one does not."""
+    """``root/<split><domain>`` (e.g. trainA) if it exists; BadInput when a required one does not."""
     root = Path(root).expanduser()
     if not root.is_dir():
         raise BadInput(f"{root}: not a folder; unpaired training data is a folder with {LAYOUT}")
@@ -85,11 +85,14 @@ def preview_images(root: str | Path, domain: str, resolution: int, n: int = GRID
 
 
 @torch.no_grad()
-def translate_uint8(G: nn.Module, images: np.ndarray, direction: str, device: torch.device) -> np.ndarray:
-    """uint8 N×H×W×3 through ``G.translate`` (a Translator) and back to uint8."""
+def translate_uint8(G: nn.Module, images: np.ndarray, direction: str, device: torch.device,
+                    memory_format: torch.memory_format = torch.channels_last) -> np.ndarray:
+    """uint8 N×H×W×3 through ``G.translate`` (a Translator) and back to uint8; ``memory_format``
+    should match G's (channels-last as trained; contiguous is faster for CPU inference)."""
     if len(images) == 0:
         return images
-    x = to_signed(torch.from_numpy(np.require(images, np.uint8, ['C', 'W'])).to(device).permute(0, 3, 1, 2)).contiguous(memory_format=torch.channels_last)
+    x = torch.from_numpy(np.require(images, np.uint8, ["C", "W"])).to(device).permute(0, 3, 1, 2)
+    x = to_signed(x).contiguous(memory_format=memory_format)
     y = G.translate(x, direction).float().add_(1).mul_(127.5).round_().clamp_(0, 255).to(torch.uint8)
     return y.permute(0, 2, 3, 1).cpu().numpy()
 
@@ -97,8 +100,6 @@ def translate_uint8(G: nn.Module, images: np.ndarray, direction: str, device: to
 class UnpairedObjective(Objective):
     """What CycleGAN and U-GAT-IT share: the two-domain data stream, real batches in [-1, 1],
     hand-averaged gradients under DDP, and preview grids (rows: A, A→B, B, B→A with G_ema)."""
-
-    stats: tuple[str, ...] = ()
 
     def __init__(self, trainer: "Trainer"):
         super().__init__(trainer)
@@ -130,6 +131,3 @@ class UnpairedObjective(Objective):
 
     def grid_columns(self) -> int:
         return 4
-
-    def state_dict(self) -> dict[str, Any]:
-        return {}

@@ -236,4 +236,13 @@ def test_upscale_compare_reports_psnr_ssim_and_writes_a_sheet(srgan_run, hr_fold
 def test_sampling_an_srgan_is_one_clear_line(srgan_run, tmp_path, capsys):
     assert main(["sample", str(srgan_run), "-n", "2", "-o", str(tmp_path / "s")]) == 2
     err = capsys.readouterr().err.strip()
-    assert "cannot sample from z; use `ganeval upscale`" in err and len(err.splitlines()) == 1
+    assert "ganeval upscale" in err and len(err.splitlines()) == 1
+
+
+def test_training_grid_rows_are_bicubic_sr_hr(hr_folder, tmp_path):
+    trainer = _train(hr_folder, tmp_path / "run", steps=1)
+    grid = trainer.objective.grid_images().numpy()
+    assert grid.shape == (6 * 3, 32, 32, 3) and trainer.objective.grid_columns() == 3
+    hr = decode_image(sorted(hr_folder.iterdir())[0])
+    assert np.array_equal(grid[2], hr)  # row 0: bicubic(LR) | SR | HR
+    assert np.array_equal(grid[0], np.asarray(Image.fromarray(downscale(hr, 4)).resize((32, 32), Image.Resampling.BICUBIC)))

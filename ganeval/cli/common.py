@@ -47,4 +47,9 @@ def note(message: str) -> None:
 
 
 class HelpFormatter(argparse.RawDescriptionHelpFormatter, argparse.ArgumentDefaultsHelpFormatter):
-    """Keeps example blocks in epilogs as written."""
+    """Keeps example blocks in epilogs as written; adds "(default: …)" only where it says something."""
+
+    def _get_help_string(self, action):
+        if action.default is None or action.default is False or "default" in (action.help or ""):
+            return action.help
+        return super()._get_help_string(action)

@@ -57,19 +57,10 @@ Seed s is the latent of image 0 of `ganeval sample --seed s`; the path follows g
 circles (slerp) from seed to seed and back to the first."""
 
 
-class _Help(HelpFormatter):
-    """The shared formatter, minus "(default: None)" where a help text names its own default."""
-
-    def _get_help_string(self, action):
-        if action.default is None or action.default is False or "default" in (action.help or ""):
-            return action.help
-        return super()._get_help_string(action)
-
-
 def register(subparsers) -> None:
     p = subparsers.add_parser("train", help="train a GAN from the model zoo on an image source",
                               description="Train a GAN (see `ganeval models`) on a folder, zip, .npy or .npz of images.",
-                              epilog=TRAIN_EXAMPLES, formatter_class=_Help)
+                              epilog=TRAIN_EXAMPLES, formatter_class=HelpFormatter)
     p.add_argument("model", metavar="MODEL", help="model family, e.g. dcgan (list: ganeval models)")
     p.add_argument("--data", metavar="SRC", help="training images (folder, zip, .npy, .npz)")
     p.add_argument("--out", metavar="RUN", required=True, help="run folder for checkpoint, metrics and grids")
@@ -101,7 +92,7 @@ def register(subparsers) -> None:
 
     p = subparsers.add_parser("sample", help="write generated images from a checkpoint",
                               description="Generate N images from a checkpoint as PNGs in a folder or one .npz.",
-                              epilog=SAMPLE_EXAMPLES, formatter_class=_Help)
+                              epilog=SAMPLE_EXAMPLES, formatter_class=HelpFormatter)
     p.add_argument("checkpoint", metavar="CKPT", help="checkpoint file, or a run folder holding checkpoint.pt")
     p.add_argument("-n", type=positive_int, required=True, help="number of images")
     p.add_argument("-o", "--out", required=True, help="output folder (new or empty), or a file ending in .npz")
@@ -115,13 +106,13 @@ def register(subparsers) -> None:
 
     p = subparsers.add_parser("models", help="list the model families, one line each",
                               description="List the GAN families `ganeval train` knows.",
-                              epilog=MODELS_EXAMPLES, formatter_class=_Help)
+                              epilog=MODELS_EXAMPLES, formatter_class=HelpFormatter)
     p.add_argument("--json", action="store_true", help="machine-readable details")
     p.set_defaults(func=_models)
 
     p = subparsers.add_parser("timelapse", help="turn a run's sample grids into a GIF (and MP4)",
                               description="Animate RUN/grids/step_*.png in step order.",
-                              epilog=TIMELAPSE_EXAMPLES, formatter_class=_Help)
+                              epilog=TIMELAPSE_EXAMPLES, formatter_class=HelpFormatter)
     p.add_argument("run", metavar="RUN", help="run folder of `ganeval train`")
     p.add_argument("-o", "--out", help="output .gif or .mp4 (default RUN/timelapse.gif)")
     p.add_argument("--fps", type=float, default=8.0, help="frames per second")
@@ -130,7 +121,7 @@ def register(subparsers) -> None:
 
     p = subparsers.add_parser("interpolate", help="animate a spherical latent walk through seeds",
                               description="Slerp between the latents of given seeds and animate the generated images.",
-                              epilog=INTERPOLATE_EXAMPLES, formatter_class=_Help)
+                              epilog=INTERPOLATE_EXAMPLES, formatter_class=HelpFormatter)
     p.add_argument("checkpoint", metavar="CKPT", help="checkpoint file, or a run folder holding checkpoint.pt")
     p.add_argument("--seeds", required=True, help="comma-separated seeds, at least two, e.g. 1,2,3")
     p.add_argument("-o", "--out", required=True, help="output .gif or .mp4")
