@@ -16,6 +16,7 @@ NEIGHBOURS = "neighbours.csv"   # query, rank, train, ssim   (ganeval/nearest/re
 MEAN_SSIM = "mean_ssim.csv"     # query, mean_ssim_all_train, top1_ssim   (--mean-all only)
 SUMMARY = "summary.json"
 METRICS = "metrics.csv"         # RUN/metrics.csv (models/trainer.py MetricsLog)
+FID_LOG = "fid.csv"             # RUN/fid.csv (models/fid_monitor.py, `ganeval train --fid-every`)
 
 
 @dataclass
@@ -82,6 +83,10 @@ def load_runs(runs: list[str | os.PathLike]) -> pd.DataFrame:
             raise BadInput(f"{run}: not a training run (no {METRICS})")
         table = _read_table(path, ("step",))
         table = table.apply(pd.to_numeric, errors="coerce")
+        fid_log = path.parent / FID_LOG
+        if fid_log.is_file():  # written by `ganeval train --fid-every`: one row per measurement
+            fid = _read_table(fid_log, ("step", "fid"))[["step", "fid"]].apply(pd.to_numeric, errors="coerce")
+            table = table.drop(columns=["fid"], errors="ignore").merge(fid, on="step", how="outer").sort_values("step")
         table.insert(0, "run", run.name if run.is_dir() else run.parent.name)
         frames.append(table)
     return pd.concat(frames, ignore_index=True)

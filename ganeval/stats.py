@@ -18,7 +18,7 @@ from ganeval.cache import cache_dir, settings_key
 from ganeval.errors import BadInput
 from ganeval.features.base import FeatureExtractor
 from ganeval.metrics.fid import check_stats, mean_and_covariance
-from ganeval.sources import Source
+from ganeval.sources import Source, open_source
 
 CACHE_VERSION = 1
 
@@ -138,24 +138,39 @@ def source_features(
     return fs
 
 
+def path_features(path: str | Path, extractor: FeatureExtractor, device: torch.device, batch_size: int = 50,
+                  num_workers: int = 0, strict: bool = False, use_cache: bool = True, on_skip=None) -> FeatureSet:
+    """One side of an FID: a statistics .npz as it is, or the features of an image source."""
+    if is_stats_file(path):
+        fs = load_stats(path)
+        if fs.extractor and fs.extractor != extractor.info.name:
+            raise BadInput(f"{path}: statistics were computed with {fs.extractor} features, not {extractor.info.name}")
+        return fs
+    return source_features(open_source(path), extractor, device, batch_size, num_workers, strict,
+                           use_cache=use_cache, on_skip=on_skip)
+
+
 def generator_features(
-    checkpoint: str | Path,
+    checkpoint: str | Path | dict,
     extractor: FeatureExtractor,
     device: torch.device,
     n: int,
     batch_size: int,
     seed: int,
 ) -> FeatureSet:
-    """Stream n samples from a generator checkpoint straight into the network."""
+    """Stream n samples from a generator checkpoint (a file, or a checkpoint dict of a running
+    trainer) straight into the network."""
     from models.sampling import generate_uint8_batches  # models/ depends on ganeval, not the reverse at import
 
     from ganeval.progress import progress
 
+    name = f"step {checkpoint.get('step')}" if isinstance(checkpoint, dict) else Path(checkpoint).name
+
     def batches():
-        with progress(total=n, desc=f"sampling {Path(checkpoint).name}", unit="img") as bar:
+        with progress(total=n, desc=f"sampling {name}", unit="img") as bar:
             for images in generate_uint8_batches(checkpoint, n, batch_size, seed, device):
                 bar.update(len(images))
                 yield images
 
     features = extract_features(extractor, batches(), device)
-    return FeatureSet.from_features(f"generator {checkpoint}", features, extractor=extractor.info.name, origin="generator")
+    return FeatureSet.from_features(f"generator {name}", features, extractor=extractor.info.name, origin="generator")

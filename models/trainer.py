@@ -31,7 +31,7 @@ from models.checkpoint import load_state, save_checkpoint
 from models.distributed import World, any_flag, gather_objects
 from models.objective import GAN_STATS, GANObjective, Objective, to_signed
 from models.registry import build_models, get_family
-from models.sampling import LatentStream
+from models.sampling import LatentStream, require_latent_model
 from models.spec import ModelConfig
 from models.visualise import grid_path, save_grid
 
@@ -57,6 +57,11 @@ class TrainConfig:
     grid_size: int = 64
     num_workers: int = 0
     amp: bool = True  # mixed precision, CUDA only
+    fid_every: int = 0  # 0: no FID during training
+    fid_ref: str | None = None  # reference images or statistics .npz
+    fid_n: int = 5000  # generated samples per measurement
+    fid_features: str = "inception"
+    fid_weights: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -206,6 +211,24 @@ class Trainer:
             "objective": self.objective.state_dict(),
         }
 
+    def _fid_monitor(self):
+        """None unless --fid-every; built before the first step so bad settings cost nothing."""
+        if not self.cfg.fid_every:
+            return None
+        if not self.cfg.fid_ref:
+            raise BadInput("--fid-every needs --fid-ref (reference images or a statistics .npz)")
+        require_latent_model(self.model_cfg.model, "--fid-every")
+        from models.fid_monitor import FIDMonitor
+
+        return FIDMonitor(self.out, self.cfg.fid_ref, self.cfg.fid_n, self.cfg.fid_features, self.cfg.fid_weights,
+                          self.device, batch_size=min(50, self.cfg.fid_n))
+
+    def _sampling_payload(self) -> dict[str, Any]:
+        """Just what sampling needs (no optimiser or RNG state, no collective)."""
+        return {"model": self.model_cfg.model, "step": self.step, "G": {}, "D": {},
+                "config": {"model": self.model_cfg.to_dict(), "train": self.cfg.to_dict()},
+                "G_ema": self.G_ema.state_dict()}
+
     def save(self, path: Path | None = None) -> Path:
         path = path or self.out / CHECKPOINT_NAME
         payload = self.checkpoint_payload()
@@ -285,6 +308,7 @@ class Trainer:
                              tuple(self.objective.stats) + tuple(self.objective.gauge_names))
             if self.step == 0:
                 self.save_grid()
+        monitor = self._fid_monitor() if main else None
         handlers = {}
         if hasattr(signal, "SIGTERM"):
             with contextlib.suppress(ValueError):  # not the main thread: no handlers
@@ -323,6 +347,10 @@ class Trainer:
                     count, images, t0 = 0, 0, time.perf_counter()
                 if main and (self.step % cfg.sample_every == 0 or last or stopped):
                     self.save_grid()
+                if monitor is not None and (self.step % cfg.fid_every == 0 or last) and not stopped:
+                    fid = monitor.measure(self._sampling_payload(), self.step, self.real.batches_seen * cfg.batch_size * self.world.size / 1000)
+                    if bar is not None:
+                        bar.write(f"step {self.step}: FID {fid:.2f} ({cfg.fid_n} samples)", file=sys.stderr)
                 if self.step % cfg.ckpt_every == 0 or last or stopped:
                     self.save()
                 if stopped:

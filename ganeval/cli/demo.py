@@ -141,6 +141,20 @@ def _png(arr: np.ndarray) -> bytes:
     return encode_png(arr)
 
 
+def _fid_during_training(args, train_set: Path) -> list[str]:
+    """FID every quarter of the run when the Inception weights are already here (never downloads)."""
+    from ganeval.errors import GanevalError
+    from ganeval.features.inception import INCEPTION_WEIGHTS
+    from ganeval.weights import locate_weights
+
+    try:
+        weights = locate_weights(INCEPTION_WEIGHTS, args.inception_weights, download=False)
+    except GanevalError:
+        return []
+    return ["--fid-every", str(max(1, args.train_steps // 4)), "--fid-ref", str(train_set),
+            "--fid-n", str(min(args.num, 500)), "--fid-weights", str(weights)]
+
+
 def _later_steps(demo: Demo, sets: dict[str, Path], args) -> list[tuple[str, Callable[[], str]]]:
     """Train a small GAN on the faces, sample it, and ask whether it copies its training set."""
     run_dir = demo.out / "dcgan-run"
@@ -150,10 +164,13 @@ def _later_steps(demo: Demo, sets: dict[str, Path], args) -> list[tuple[str, Cal
         train_set = demo.out / "train_faces.npz"
         atomic.save_npz(train_set, images=make_faces(args.train_faces, 32, seed=2, desc="training faces"))
         sets["train"] = train_set
+        fid_args = _fid_during_training(args, train_set)
         _cli(["train", "dcgan", "--data", str(train_set), "--out", str(run_dir), "--resolution", "32",
               "--steps", str(args.train_steps), "--batch-size", "64", "--sample-every", str(max(1, args.train_steps // 6)),
-              "--device", demo.device])
-        return f"{args.train_steps} DCGAN steps at 32px on {args.train_faces} faces in {run_dir} (grids/, metrics.csv, checkpoint.pt)"
+              "--device", demo.device] + fid_args)
+        tracked = ", fid.csv" if fid_args else "; no FID curve: Inception weights are not installed"
+        return (f"{args.train_steps} DCGAN steps at 32px on {args.train_faces} faces in {run_dir} "
+                f"(grids/, metrics.csv, checkpoint.pt{tracked})")
 
     def sample() -> str:
         _cli(["sample", str(run_dir / "checkpoint.pt"), "-n", str(args.num), "-o", str(samples), "--seed", "1",

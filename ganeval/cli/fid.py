@@ -11,8 +11,7 @@ from ganeval.errors import BadInput
 from ganeval.features.registry import FEATURES, build_extractor
 from ganeval.metrics.fid import frechet_distance
 from ganeval.metrics.kid import kernel_inception_distance
-from ganeval.sources import open_source
-from ganeval.stats import FeatureSet, generator_features, is_stats_file, load_stats, save_stats, source_features
+from ganeval.stats import FeatureSet, generator_features, path_features, save_stats
 
 EXAMPLES = """examples:
   ganeval fid real/ generated/                      FID + KID on Inception pool3
@@ -48,14 +47,8 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def _side(path: str, args, extractor, device) -> FeatureSet:
-    if is_stats_file(path):
-        fs = load_stats(path)
-        if fs.extractor and fs.extractor != extractor.info.name:
-            raise BadInput(f"{path}: statistics were computed with {fs.extractor} features, not {extractor.info.name}")
-        return fs
-    source = open_source(path)
-    return source_features(source, extractor, device, args.batch_size, args.num_workers, args.strict,
-                           use_cache=not args.no_cache, on_skip=warn)
+    return path_features(path, extractor, device, args.batch_size, args.num_workers, args.strict,
+                         use_cache=not args.no_cache, on_skip=warn)
 
 
 def _describe(fs: FeatureSet) -> dict:

@@ -14,6 +14,7 @@ import numpy as np
 from ganeval.atomic import save_npz, write_bytes
 from ganeval.cli.common import HelpFormatter, add_device_args, emit_json, nonneg_int, note, positive_int
 from ganeval.errors import BadInput
+from ganeval.features.registry import FEATURES
 from ganeval.images import encode_png, is_image_name
 from ganeval.progress import progress
 
@@ -86,6 +87,11 @@ def register(subparsers) -> None:
     p.add_argument("-O", "--option", action="append", default=[], metavar="KEY=VALUE",
                    help="a family-specific setting (repeatable), e.g. -O mapping_layers=4; "
                         "`ganeval models --json` lists each family's options")
+    p.add_argument("--fid-every", type=nonneg_int, help="measure FID every N steps into RUN/fid.csv (default 0: off)")
+    p.add_argument("--fid-ref", metavar="REF", help="FID reference: images or a statistics .npz (e.g. the training set)")
+    p.add_argument("--fid-n", type=positive_int, help="generated samples per FID measurement (default 5000)")
+    p.add_argument("--fid-features", choices=FEATURES, help="FID feature network (default inception)")
+    p.add_argument("--fid-weights", metavar="PATH", help="feature-network weights (default: cache or download)")
     p.add_argument("--no-amp", action="store_true", help="full fp32 on CUDA (mixed precision is the default there)")
     p.add_argument("--resume", action="store_true", help="continue RUN/checkpoint.pt exactly where it stopped")
     p.set_defaults(func=_train)
@@ -179,6 +185,10 @@ def _family_options(args: argparse.Namespace) -> dict:
     return options
 
 
+# TrainConfig fields set by --fid-* flags (they may change on --resume)
+FID_SETTINGS = ("fid_every", "fid_ref", "fid_n", "fid_features", "fid_weights")
+
+
 def _resume_configs(ckpt: dict, args: argparse.Namespace):
     from models.checkpoint import model_config
     from models.trainer import TrainConfig
@@ -208,7 +218,7 @@ def _resume_configs(ckpt: dict, args: argparse.Namespace):
         train_cfg.data = str(args.data)
     train_cfg.out = str(args.out)
     train_cfg.num_workers = args.num_workers
-    for name in ("ckpt_every", "sample_every", "log_every"):
+    for name in ("ckpt_every", "sample_every", "log_every") + FID_SETTINGS:
         if getattr(args, name) is not None:
             setattr(train_cfg, name, getattr(args, name))
     if args.no_amp:
@@ -249,7 +259,8 @@ def _train(args: argparse.Namespace) -> int:
             ckpt_every=args.ckpt_every or defaults.ckpt_every,
             sample_every=args.sample_every or defaults.sample_every,
             log_every=args.log_every or defaults.log_every,
-            num_workers=args.num_workers, amp=not args.no_amp)
+            num_workers=args.num_workers, amp=not args.no_amp,
+            **{name: getattr(args, name) for name in FID_SETTINGS if getattr(args, name) is not None})
     if not 0 <= train_cfg.ema_decay < 1:
         raise BadInput(f"--ema-decay must be in [0, 1), got {train_cfg.ema_decay}")
     if train_cfg.steps is not None and ckpt is not None and train_cfg.steps <= int(ckpt["step"]):
