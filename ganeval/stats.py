@@ -157,6 +157,7 @@ def generator_features(
     n: int,
     batch_size: int,
     seed: int,
+    truncation: float | None = None,
 ) -> FeatureSet:
     """Stream n samples from a generator checkpoint (a file, or a checkpoint dict of a running
     trainer) straight into the network."""
@@ -168,7 +169,7 @@ def generator_features(
 
     def batches():
         with progress(total=n, desc=f"sampling {name}", unit="img") as bar:
-            for images in generate_uint8_batches(checkpoint, n, batch_size, seed, device):
+            for images in generate_uint8_batches(checkpoint, n, batch_size, seed, device, truncation=truncation):
                 bar.update(len(images))
                 yield images
 

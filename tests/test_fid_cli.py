@@ -125,3 +125,7 @@ def test_fid_from_generator_equals_sample_then_fid(capsys, tmp_path, sets, incep
     assert streamed["fid"] == pytest.approx(written["fid"], rel=1e-6)
     assert streamed["kid_mean"] == pytest.approx(written["kid_mean"], rel=1e-5, abs=1e-9)
     assert streamed["fid"] > 1.0  # an untrained generator is far from the faces
+    # truncation needs a mapping network: one line, before any sampling
+    assert main(["fid", str(sets["a"]), "--generator", str(ckpt), "-n", "4", "--truncation", "0.7", *w]) == 2
+    last = capsys.readouterr().err.strip().splitlines()[-1]  # after the test-weights warning
+    assert last.startswith("ganeval fid: error:") and "--truncation needs a style-based generator" in last

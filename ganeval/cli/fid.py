@@ -39,6 +39,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--generator", metavar="CKPT", default=None, help="sample the other side from this generator checkpoint")
     p.add_argument("-n", "--num-samples", type=positive_int, default=50_000, help="samples to draw with --generator")
     p.add_argument("--seed", type=int, default=0, help="latent seed for --generator")
+    p.add_argument("--truncation", type=float, metavar="PSI",
+                   help="stylegan2 only: sample --generator with truncation ψ (default 1: none)")
     p.add_argument("--kid-subsets", type=positive_int, default=100, help="KID subsets (torch-fidelity's default)")
     p.add_argument("--kid-subset-size", type=positive_int, default=1000, help="KID subset size (shrinks to the smaller set)")
     p.add_argument("--no-cache", action="store_true", help="neither read nor write cached features")
@@ -70,7 +72,8 @@ def run(args) -> int:
         warn(f"{args.features} weights are not the published ones: values are not comparable with published numbers")
     sides = [_side(path, args, extractor, device) for path in args.inputs]
     if args.generator:
-        sides.append(generator_features(args.generator, extractor, device, args.num_samples, args.batch_size, args.seed))
+        sides.append(generator_features(args.generator, extractor, device, args.num_samples, args.batch_size, args.seed,
+                                        truncation=args.truncation))
     for fs, out in zip(sides, args.save_stats or []):
         save_stats(out, fs)
         note(f"saved statistics of {fs.label} ({fs.n} images) to {out}")
