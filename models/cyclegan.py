@@ -14,7 +14,7 @@ from torch import nn
 
 from ganeval.errors import BadInput
 from models.blocks import ResnetBlock, conv_reflect, dcgan_init
-from models.options import at_least, fill_options
+from models.options import fill_options
 from models.spec import Family, ModelConfig
 from models.unpaired import UnpairedObjective
 
@@ -177,10 +177,7 @@ def cyclegan_options(resolution: int, given: dict) -> dict:
     """n_blocks (paper: 6 at ≤128 px, 9 at 256), pool_size (50), lambda_cycle (10), identity (0.5)."""
     defaults = {"n_blocks": N_BLOCKS if resolution >= 256 else 6, "pool_size": 50,
                 "lambda_cycle": CYCLE_LAMBDA, "identity": IDENTITY_RATIO}
-    opts = fill_options("cyclegan", given, defaults)
-    for key in defaults:
-        at_least("cyclegan", opts, key, 0)
-    return opts
+    return fill_options("cyclegan", given, defaults, non_negative=tuple(defaults))
 
 
 def build_from_config(cfg: ModelConfig) -> tuple[Translator, Critics]:

@@ -40,14 +40,19 @@ def _coerce(family: str, key: str, value: Any, default: Any) -> Any:
     raise BadInput(f"{family} option {key} must be {kind.__name__}, got {value!r}")
 
 
-def fill_options(family: str, given: dict[str, Any], defaults: dict[str, Any]) -> dict[str, Any]:
-    """``defaults`` overridden by ``given`` (types coerced); BadInput on an unknown key."""
+def fill_options(family: str, given: dict[str, Any], defaults: dict[str, Any],
+                 non_negative: tuple[str, ...] = ()) -> dict[str, Any]:
+    """``defaults`` overridden by ``given`` (types coerced); BadInput on an unknown key or on a
+    negative value of a key named in ``non_negative``."""
     unknown = sorted(set(given) - set(defaults))
     if unknown:
         raise BadInput(f"{family} has no option {', '.join(unknown)}; its options: "
                        f"{', '.join(f'{k} (default {v!r})' for k, v in defaults.items())}")
-    return {key: _coerce(family, key, given[key], default) if key in given else default
-            for key, default in defaults.items()}
+    options = {key: _coerce(family, key, given[key], default) if key in given else default
+               for key, default in defaults.items()}
+    for key in non_negative:
+        at_least(family, options, key, 0)
+    return options
 
 
 def at_least(family: str, options: dict[str, Any], key: str, low: float) -> None:

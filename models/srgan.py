@@ -23,7 +23,7 @@ from ganeval.images import CorruptImage, resize_rgb
 from ganeval.sources import open_source
 from ganeval.upscale import downscale, downscale_batch, pil_resize
 from models.objective import Objective
-from models.options import at_least, fill_options
+from models.options import fill_options
 from models.spec import Family, ModelConfig
 
 SCALES = (2, 4, 8)
@@ -248,13 +248,11 @@ def srgan_options(resolution: int, given: dict) -> dict:
     ``resolution`` is the HR training size; the LR input is resolution/scale."""
     defaults = {"scale": 4, "n_blocks": N_BLOCKS, "perceptual": "auto", "adv_weight": ADV_WEIGHT,
                 "perceptual_weight": PERCEPTUAL_WEIGHT}
-    opts = fill_options("srgan", given, defaults)
+    opts = fill_options("srgan", given, defaults, non_negative=("n_blocks", "adv_weight", "perceptual_weight"))
     check_scale(opts["scale"])
     if opts["perceptual"].partition(":")[0].lower() not in ("off", "auto", "illust2vec", "vgg19"):
         raise BadInput(f"srgan option perceptual must be off, auto, illust2vec[:PATH] or vgg19[:PATH], "
                        f"not {opts['perceptual']!r}")
-    for key in ("n_blocks", "adv_weight", "perceptual_weight"):
-        at_least("srgan", opts, key, 0)
     if resolution % opts["scale"] or resolution // opts["scale"] < 4:
         raise BadInput(f"srgan --resolution {resolution} (the HR size) must be a multiple of --scale "
                        f"{opts['scale']} with at least 4 LR pixels a side")

@@ -23,7 +23,7 @@ from torch.nn.utils.parametrizations import spectral_norm
 
 from models.blocks import ResnetBlock, conv_reflect
 from models.cyclegan import Translator, lsgan
-from models.options import at_least, fill_options
+from models.options import fill_options
 from models.spec import Family, ModelConfig
 from models.unpaired import UnpairedObjective
 
@@ -241,10 +241,7 @@ def ugatit_options(resolution: int, given: dict) -> dict:
     them first, as the paper's light model), and the four loss weights of the paper."""
     defaults = {"n_blocks": N_BLOCKS, "light": False, "adv_weight": ADV_WEIGHT, "cycle_weight": CYCLE_WEIGHT,
                 "identity_weight": IDENTITY_WEIGHT, "cam_weight": CAM_WEIGHT}
-    opts = fill_options("ugatit", given, defaults)
-    for key in defaults:
-        at_least("ugatit", opts, key, 0)
-    return opts
+    return fill_options("ugatit", given, defaults, non_negative=tuple(defaults))
 
 
 def build_from_config(cfg: ModelConfig) -> tuple[Translator, UGATITCritics]:
