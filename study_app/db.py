@@ -202,7 +202,7 @@ def _sqlite_writer_queue(engine: Engine) -> Iterator[None]:
 @contextlib.contextmanager
 def write_tx(engine: Engine) -> Iterator[Connection]:
     """A transaction that will write: commits on success, rolls back on error."""
-    with _sqlite_writer_queue(engine), engine.connect() as conn:
+    with engine.connect() as conn, _sqlite_writer_queue(engine):  # pool checkout outside the queue
         conn.execution_options(ganeval_write=True)
         with conn.begin():
             yield conn
