@@ -301,8 +301,16 @@ def test_two_process_ddp_keeps_weights_and_ada_in_sync(faces_npz, tmp_path):
     script, report = tmp_path / "worker.py", tmp_path / "report.txt"
     script.write_text(DDP_WORKER)
     env = {**os.environ, "OMP_NUM_THREADS": "1", "GANEVAL_QUIET": "1", "PYTHONPATH": str(root)}
-    proc = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
-                           str(script), str(faces_npz), str(tmp_path / "run"), str(report)],
-                          cwd=root, env=env, capture_output=True, text=True, timeout=300)
+    def launch() -> subprocess.CompletedProcess:
+        return subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
+                               str(script), str(faces_npz), str(tmp_path / "run"), str(report)],
+                              cwd=root, env=env, capture_output=True, text=True, timeout=300)
+
+    proc = launch()
+    if proc.returncode != 0 and "terminate called without an active exception" in proc.stderr:
+        # seen once in ~20 runs on a loaded 2-core machine: a gloo rank aborting at interpreter exit,
+        # after the barrier and destroy_process_group (the work itself was done); one retry
+        report.unlink(missing_ok=True)
+        proc = launch()
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert report.read_text() == "True 1"  # identical weights and one p on both processes
