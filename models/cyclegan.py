@@ -174,9 +174,10 @@ def discriminator_loss(D: Critics, real_A: torch.Tensor, real_B: torch.Tensor, f
 # ---------------------------------------------------------------------- training
 
 def cyclegan_options(resolution: int, given: dict) -> dict:
-    """n_blocks (paper: 6 at ≤128 px, 9 at 256), pool_size (50), lambda_cycle (10), identity (0.5)."""
+    """n_blocks (paper: 6 at ≤128 px, 9 at 256), pool_size (50), lambda_cycle (10), identity (0.5),
+    lr_decay (True: linear to zero over the second half of --steps, as the paper)."""
     defaults = {"n_blocks": N_BLOCKS if resolution >= 256 else 6, "pool_size": 50,
-                "lambda_cycle": CYCLE_LAMBDA, "identity": IDENTITY_RATIO}
+                "lambda_cycle": CYCLE_LAMBDA, "identity": IDENTITY_RATIO, "lr_decay": True}
     return fill_options("cyclegan", given, defaults, non_negative=tuple(defaults))
 
 
@@ -197,6 +198,7 @@ class CycleGANObjective(UnpairedObjective):
 
     def step(self) -> torch.Tensor:
         t, opts = self.t, self.t.model_cfg.options
+        self.decay_learning_rates()
         real_A, real_B = self.real_pair()
         t.D.requires_grad_(False)
         try:

@@ -238,9 +238,10 @@ def generator_losses(G: Translator, D: UGATITCritics, real_A: torch.Tensor, real
 
 def ugatit_options(resolution: int, given: dict) -> dict:
     """n_blocks (4), light (False: the full γ/β MLP over all attended features; True pools
-    them first, as the paper's light model), and the four loss weights of the paper."""
+    them first, as the paper's light model), the four loss weights of the paper, and lr_decay
+    (True: linear to zero over the second half of --steps, as the authors' code)."""
     defaults = {"n_blocks": N_BLOCKS, "light": False, "adv_weight": ADV_WEIGHT, "cycle_weight": CYCLE_WEIGHT,
-                "identity_weight": IDENTITY_WEIGHT, "cam_weight": CAM_WEIGHT}
+                "identity_weight": IDENTITY_WEIGHT, "cam_weight": CAM_WEIGHT, "lr_decay": True}
     return fill_options("ugatit", given, defaults, non_negative=tuple(defaults))
 
 
@@ -264,6 +265,7 @@ class UGATITObjective(UnpairedObjective):
 
     def step(self) -> torch.Tensor:
         t, o = self.t, self.t.model_cfg.options
+        self.decay_learning_rates()
         real_A, real_B = self.real_pair()
         with torch.no_grad(), t.autocast():
             fake_A = t.G.translate(real_B, "BA")

@@ -111,6 +111,18 @@ class UnpairedObjective(Objective):
                                rank=t.world.rank, world_size=t.world.size, num_workers=t.cfg.num_workers,
                                batches_seen=batches_seen)
 
+    def decay_learning_rates(self) -> None:
+        """Both papers' schedule: the initial rate for the first half of training, then linear
+        to zero (CycleGAN: 100 + 100 epochs; U-GAT-IT: from iteration/2). Set from the step
+        alone, so a resumed run follows the same schedule. Off with -O lr_decay=false."""
+        t = self.t
+        if not t.model_cfg.options.get("lr_decay", False) or not t.cfg.steps:
+            return
+        factor = min(1.0, 2.0 * (1.0 - t.step / t.cfg.steps))
+        for opt, base in ((t.opt_G, t.family.lr_g), (t.opt_D, t.family.lr_d)):
+            for group in opt.param_groups:
+                group["lr"] = base * factor
+
     def real_pair(self) -> tuple[torch.Tensor, torch.Tensor]:
         a, b = next(self.t.real)
         dev = self.t.device

@@ -169,6 +169,22 @@ def test_training_steps_are_finite_and_move_every_weight(name, unpaired, tmp_pat
     assert grid.shape == (4 * 2, 32, 32, 3) and grid.dtype == torch.uint8  # 2 test images × (A, A→B, B, B→A)
 
 
+@pytest.mark.parametrize("name", ["cyclegan", "ugatit"])
+def test_learning_rate_decays_linearly_over_the_second_half(name, unpaired, tmp_path):
+    trainer = _trainer(name, unpaired, tmp_path / name, steps=4)
+    base = trainer.family.lr_g
+    seen = []
+    for _ in range(4):
+        trainer.train_step()
+        seen.append(trainer.opt_G.param_groups[0]["lr"] / base)
+    assert seen == pytest.approx([1.0, 1.0, 1.0, 0.5])  # the rate used by steps 1..4 of 4
+    assert trainer.opt_D.param_groups[0]["lr"] == pytest.approx(0.5 * trainer.family.lr_d)
+    fixed = _trainer(name, unpaired, tmp_path / f"{name}-fixed", steps=4, lr_decay=False)
+    for _ in range(4):
+        fixed.train_step()
+    assert fixed.opt_G.param_groups[0]["lr"] == base
+
+
 def test_cyclegan_resume_with_an_image_pool_is_exact(unpaired, tmp_path):
     straight = _trainer("cyclegan", unpaired, tmp_path / "a", steps=4)
     straight.fit()
