@@ -18,7 +18,7 @@ from sklearn.metrics import cohen_kappa_score
 from statsmodels.stats.inter_rater import aggregate_raters, cohens_kappa, fleiss_kappa
 from statsmodels.stats.proportion import proportion_confint
 
-from analysis.responses import LABELS
+from ganeval.analysis.responses import LABELS
 from ganeval.errors import BadInput
 
 ALPHA = 0.05

@@ -36,8 +36,8 @@ def build_notebook(inp, overview: dict | None = None) -> nbformat.NotebookNode:
     ``study_overview``) only words the introduction, e.g. to flag simulated participants."""
     cells = [_md(_intro(inp, overview))]
     setup = ["%matplotlib inline", "from pathlib import Path", "", "import pandas as pd", "",
-             "from analysis import agreement, hype, inputs, per_image, plots, report",
-             "from analysis.responses import load_responses, main_trials, study_overview", "",
+             "from ganeval.analysis import agreement, hype, inputs, per_image, plots, report",
+             "from ganeval.analysis.responses import load_responses, main_trials, study_overview", "",
              'pd.set_option("display.precision", 3)', 'pd.set_option("display.max_columns", 30)',
              f"SEED = {inp.seed}  # bootstrap seed: the same seed gives the same intervals",
              f"RESAMPLES = {inp.bootstrap}  # bootstrap resamples"]
@@ -157,7 +157,7 @@ def execute(nb: nbformat.NotebookNode, cwd: Path, timeout: int = 600) -> nbforma
     from nbclient import NotebookClient
     from nbclient.exceptions import CellExecutionError, DeadKernelError
 
-    import analysis
+    from ganeval import analysis
 
     env = dict(os.environ)
     root = str(Path(analysis.__file__).resolve().parents[1])  # importable even when not installed

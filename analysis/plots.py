@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from analysis.responses import LABELS
+from ganeval.analysis.responses import LABELS
 from ganeval.atomic import atomic_path
 
 
@@ -47,7 +47,7 @@ def _names(ptable: pd.DataFrame) -> dict[str, str]:
 
 def confusion_grid(df: pd.DataFrame, ptable: pd.DataFrame, cols: int = 5):
     """One truth × answer heatmap per participant (counts), titled with accuracy and kind."""
-    from analysis.agreement import confusion
+    from ganeval.analysis.agreement import confusion
 
     # plain imshow: seaborn's heatmap redraws the whole figure per panel (slow for many people)
     plt = _plt()

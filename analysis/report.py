@@ -14,8 +14,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from analysis import agreement, hype, inputs, per_image, plots
-from analysis.responses import load_responses, main_trials, study_overview
+from ganeval.analysis import agreement, hype, inputs, per_image, plots
+from ganeval.analysis.responses import load_responses, main_trials, study_overview
 from ganeval.atomic import write_text
 from ganeval.errors import BadInput
 

@@ -47,7 +47,7 @@ def read_csv(path: Path) -> pd.DataFrame:
 
 
 def _from_study(study_dir: Path) -> pd.DataFrame:
-    from study_app.store import StudyStore  # the study app is only needed for study folders
+    from ganeval.study_app.store import StudyStore  # the study app is only needed for study folders
 
     store = StudyStore.open(study_dir)
     try:

@@ -35,8 +35,8 @@ sys.path.insert(0, str(ROOT))
 
 from ganeval.cli.main import main  # noqa: E402
 from ganeval.synth import write_faces  # noqa: E402
-from models.registry import get_family  # noqa: E402
-from models.trainer import Trainer, TrainConfig  # noqa: E402
+from ganeval.models.registry import get_family  # noqa: E402
+from ganeval.models.trainer import Trainer, TrainConfig  # noqa: E402
 
 
 def _checkpoint(name: str, resolution: int, data: Path, out: Path, options: dict, width: int = 64) -> Path:

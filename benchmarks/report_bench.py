@@ -20,14 +20,14 @@ def main() -> None:
     ap.add_argument("--bootstrap", type=int, default=10_000)
     args = ap.parse_args()
 
-    from analysis import agreement, hype
-    from analysis.responses import load_responses, main_trials
+    from ganeval.analysis import agreement, hype
+    from ganeval.analysis.responses import load_responses, main_trials
     from ganeval import atomic
     from ganeval.cli.demo import simulate_participants
     from ganeval.cli.main import main as ganeval
     from ganeval.synth import make_faces
-    from study_app.build import build_study
-    from study_app.store import StudyStore
+    from ganeval.study_app.build import build_study
+    from ganeval.study_app.store import StudyStore
 
     rows = []
     with tempfile.TemporaryDirectory() as tmp:

@@ -34,7 +34,7 @@ sys.path.insert(0, str(ROOT))
 
 def participant(study_dir: str, db_url: str | None, barrier, think_ms: float, seed: int) -> dict:
     """One simulated participant, in its own process; returns latencies (ms) and errors."""
-    from study_app.store import StudyStore
+    from ganeval.study_app.store import StudyStore
 
     saves: list[float] = []
     steps: list[float] = []
@@ -77,7 +77,7 @@ def participant(study_dir: str, db_url: str | None, barrier, think_ms: float, se
 def build(root: Path, trials: int, db_url: str | None) -> Path:
     from ganeval.atomic import save_npz
     from ganeval.synth import make_faces
-    from study_app.build import build_study
+    from ganeval.study_app.build import build_study
 
     n = trials  # trials/2 per class per participant; a pool of `trials` images per class
     faces = make_faces(2 * n, size=32, seed=11, desc="benchmark faces")
@@ -89,7 +89,7 @@ def build(root: Path, trials: int, db_url: str | None) -> Path:
 
 
 def run(participants: int, trials: int, db_url: str | None, think_ms: float, label: str) -> dict:
-    from study_app.store import StudyStore
+    from ganeval.study_app.store import StudyStore
 
     with tempfile.TemporaryDirectory(prefix="study-load-") as tmp:
         study = build(Path(tmp), trials, db_url)
@@ -152,7 +152,7 @@ def main() -> int:
             print(f"PostgreSQL server not available: {err}", file=sys.stderr)
             return 1
     else:
-        from study_app.db import display_url
+        from ganeval.study_app.db import display_url
 
         label = "SQLite WAL (file)" if not args.db_url else display_url(args.db_url)
         row = run(args.participants, args.trials, args.db_url, args.think_ms, label)

@@ -42,8 +42,8 @@ sys.path.insert(0, str(ROOT))
 
 from ganeval.atomic import save_npz  # noqa: E402
 from ganeval.synth import make_faces  # noqa: E402
-from models.registry import get_family  # noqa: E402
-from models.trainer import Trainer, TrainConfig  # noqa: E402
+from ganeval.models.registry import get_family  # noqa: E402
+from ganeval.models.trainer import Trainer, TrainConfig  # noqa: E402
 
 NZ, NGF, NDF, NC = 100, 64, 64, 3
 

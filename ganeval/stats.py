@@ -161,7 +161,7 @@ def generator_features(
 ) -> FeatureSet:
     """Stream n samples from a generator checkpoint (a file, or a checkpoint dict of a running
     trainer) straight into the network."""
-    from models.sampling import generate_uint8_batches  # models/ depends on ganeval, not the reverse at import
+    from ganeval.models.sampling import generate_uint8_batches  # models/ depends on ganeval, not the reverse at import
 
     from ganeval.progress import progress
 

@@ -52,7 +52,7 @@ class SRGANUpscaler:
 
     def __init__(self, checkpoint: str | os.PathLike, device: str | torch.device = "cpu"):
         from ganeval.device import resolve_device
-        from models.checkpoint import load_checkpoint, load_generator, model_config
+        from ganeval.models.checkpoint import load_checkpoint, load_generator, model_config
 
         data = load_checkpoint(checkpoint)
         cfg = model_config(data)

@@ -36,7 +36,7 @@ from torch import nn
 
 from ganeval.atomic import torch_save
 from ganeval.errors import BadInput
-from models.spec import ModelConfig
+from ganeval.models.spec import ModelConfig
 
 FORMAT = "ganeval-gan-checkpoint"
 VERSION = 1
@@ -100,7 +100,7 @@ def load_state(module: nn.Module, state: dict[str, torch.Tensor], what: str, pat
 def load_generator(checkpoint: str | os.PathLike | dict[str, Any], device: str | torch.device = "cpu",
                    use_ema: bool = True) -> tuple[nn.Module, ModelConfig]:
     """The generator of a checkpoint (EMA weights by default), in eval mode on ``device``."""
-    from models.registry import build_generator
+    from ganeval.models.registry import build_generator
 
     data = checkpoint if isinstance(checkpoint, dict) else load_checkpoint(checkpoint)
     cfg = model_config(data)

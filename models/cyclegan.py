@@ -13,10 +13,10 @@ import torch.nn.functional as F
 from torch import nn
 
 from ganeval.errors import BadInput
-from models.blocks import ResnetBlock, conv_reflect, dcgan_init
-from models.options import fill_options
-from models.spec import Family, ModelConfig
-from models.unpaired import UnpairedObjective
+from ganeval.models.blocks import ResnetBlock, conv_reflect, dcgan_init
+from ganeval.models.options import fill_options
+from ganeval.models.spec import Family, ModelConfig
+from ganeval.models.unpaired import UnpairedObjective
 
 CYCLE_LAMBDA = 10.0
 IDENTITY_RATIO = 0.5  # identity weight = 0.5 · λ

@@ -17,8 +17,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from models.blocks import Reshape, dcgan_init, doublings, down, up
-from models.spec import Family, ModelConfig
+from ganeval.models.blocks import Reshape, dcgan_init, doublings, down, up
+from ganeval.models.spec import Family, ModelConfig
 
 
 class DCGANGenerator(nn.Module):

@@ -29,8 +29,8 @@ from torch import nn
 from ganeval.atomic import write_bytes, write_text
 from ganeval.errors import BadInput
 from ganeval.images import encode_png
-from models.sampling import latent_for_seed, run_generator, to_uint8
-from models.visualise import tile
+from ganeval.models.sampling import latent_for_seed, run_generator, to_uint8
+from ganeval.models.visualise import tile
 
 TRIVIAL = (nn.ReLU, nn.LeakyReLU, nn.Tanh, nn.Sigmoid, nn.GELU, nn.SiLU, nn.PReLU, nn.ELU,
            nn.BatchNorm1d, nn.BatchNorm2d, nn.GroupNorm, nn.LayerNorm, nn.InstanceNorm2d,

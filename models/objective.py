@@ -30,10 +30,10 @@ import torch.nn.functional as F
 from torch import nn
 from torch.nn.parallel import DistributedDataParallel as DDP
 
-from models.data import RealBatches
+from ganeval.models.data import RealBatches
 
 if TYPE_CHECKING:  # pragma: no cover
-    from models.trainer import Trainer
+    from ganeval.models.trainer import Trainer
 
 GAN_STATS = ("loss_d", "loss_g", "d_real", "d_fake", "gp", "cycle")
 
@@ -102,7 +102,7 @@ class Objective:
 
     def grid_images(self) -> torch.Tensor:
         """uint8 N×H×W×3 images for RUN/grids/ (default: G_ema on the run's fixed z)."""
-        from models.sampling import render_latents
+        from ganeval.models.sampling import render_latents
 
         return render_latents(self.t.G_ema, self.t.fixed_z.to(self.t.device))
 

@@ -4,14 +4,14 @@ from __future__ import annotations
 from torch import nn
 
 from ganeval.errors import BadInput
-from models.cyclegan import CYCLEGAN
-from models.dcgan import DCGAN, DCGAN_SEED
-from models.resdcgan import RESDCGAN, RESDCGAN_CYCLE
-from models.spec import Family, ModelConfig
-from models.stylegan2 import STYLEGAN2
-from models.srgan import SRGAN
-from models.ugatit import UGATIT
-from models.wgan_gp import WGAN_GP
+from ganeval.models.cyclegan import CYCLEGAN
+from ganeval.models.dcgan import DCGAN, DCGAN_SEED
+from ganeval.models.resdcgan import RESDCGAN, RESDCGAN_CYCLE
+from ganeval.models.spec import Family, ModelConfig
+from ganeval.models.stylegan2 import STYLEGAN2
+from ganeval.models.srgan import SRGAN
+from ganeval.models.ugatit import UGATIT
+from ganeval.models.wgan_gp import WGAN_GP
 
 FAMILIES: dict[str, Family] = {f.name: f for f in (DCGAN_SEED, DCGAN, WGAN_GP, RESDCGAN, RESDCGAN_CYCLE, STYLEGAN2)}
 FAMILIES.update({f.name: f for f in (SRGAN, CYCLEGAN, UGATIT)})  # image-to-image families (issue 8)

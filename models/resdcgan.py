@@ -16,8 +16,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from models.blocks import Reshape, ResBlockDown, ResBlockUp, dcgan_init, doublings
-from models.spec import Family, ModelConfig
+from ganeval.models.blocks import Reshape, ResBlockDown, ResBlockUp, dcgan_init, doublings
+from ganeval.models.spec import Family, ModelConfig
 
 
 class ResGenerator(nn.Module):

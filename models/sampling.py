@@ -15,7 +15,7 @@ import torch
 
 from ganeval.device import resolve_device
 from ganeval.errors import BadInput
-from models.checkpoint import load_checkpoint, load_generator
+from ganeval.models.checkpoint import load_checkpoint, load_generator
 
 LATENT_CHUNK = 1024
 
@@ -65,7 +65,7 @@ def slerp(z0: torch.Tensor, z1: torch.Tensor, t: float) -> torch.Tensor:
 
 def require_latent_model(model: str, what: str) -> None:
     """BadInput for image-to-image families, whose G takes an image instead of z."""
-    from models.registry import get_family
+    from ganeval.models.registry import get_family
 
     if get_family(model).image_input:
         raise BadInput(f"{what} draws images from latents z, but {model} turns images into images; "

@@ -22,9 +22,9 @@ from ganeval.errors import BadInput
 from ganeval.images import CorruptImage, resize_rgb
 from ganeval.sources import open_source
 from ganeval.upscale import downscale, downscale_batch, pil_resize
-from models.objective import Objective
-from models.options import fill_options
-from models.spec import Family, ModelConfig
+from ganeval.models.objective import Objective
+from ganeval.models.options import fill_options
+from ganeval.models.spec import Family, ModelConfig
 
 SCALES = (2, 4, 8)
 N_BLOCKS = 16  # residual blocks of the paper's generator

@@ -45,10 +45,10 @@ import torch.nn.functional as F
 from torch import nn
 
 from ganeval.errors import BadInput
-from models.augment import AdaController, AugmentPipe
-from models.blocks import EqualConv2d, EqualLinear, doublings, fir_filter2d, fir_upsample2d, lrelu_gain
-from models.objective import Objective
-from models.spec import Family, ModelConfig
+from ganeval.models.augment import AdaController, AugmentPipe
+from ganeval.models.blocks import EqualConv2d, EqualLinear, doublings, fir_filter2d, fir_upsample2d, lrelu_gain
+from ganeval.models.objective import Objective
+from ganeval.models.spec import Family, ModelConfig
 
 RESOLUTIONS = (32, 64, 128, 256, 512)
 CHANNEL_BASE = {32: 2048, 64: 8192, 128: 16384, 256: 16384, 512: 32768}

@@ -27,13 +27,13 @@ import torch
 from ganeval.atomic import write_text
 from ganeval.errors import BadInput
 from ganeval.progress import progress
-from models.checkpoint import load_state, save_checkpoint
-from models.distributed import World, any_flag, gather_objects
-from models.objective import GAN_STATS, GANObjective, Objective, to_signed
-from models.registry import build_models, get_family
-from models.sampling import LatentStream, require_latent_model
-from models.spec import ModelConfig
-from models.visualise import grid_path, save_grid
+from ganeval.models.checkpoint import load_state, save_checkpoint
+from ganeval.models.distributed import World, any_flag, gather_objects
+from ganeval.models.objective import GAN_STATS, GANObjective, Objective, to_signed
+from ganeval.models.registry import build_models, get_family
+from ganeval.models.sampling import LatentStream, require_latent_model
+from ganeval.models.spec import ModelConfig
+from ganeval.models.visualise import grid_path, save_grid
 
 CHECKPOINT_NAME = "checkpoint.pt"
 METRICS_NAME = "metrics.csv"
@@ -218,7 +218,7 @@ class Trainer:
         if not self.cfg.fid_ref:
             raise BadInput("--fid-every needs --fid-ref (reference images or a statistics .npz)")
         require_latent_model(self.model_cfg.model, "--fid-every")
-        from models.fid_monitor import FIDMonitor
+        from ganeval.models.fid_monitor import FIDMonitor
 
         return FIDMonitor(self.out, self.cfg.fid_ref, self.cfg.fid_n, self.cfg.fid_features, self.cfg.fid_weights,
                           self.device, batch_size=min(50, self.cfg.fid_n))

@@ -16,8 +16,8 @@ from ganeval.device import resolve_device
 from ganeval.errors import BadInput
 from ganeval.images import resize_rgb
 from ganeval.tiling import split_tiles, stitch_tiles
-from models.checkpoint import load_checkpoint, load_generator, model_config
-from models.unpaired import translate_uint8
+from ganeval.models.checkpoint import load_checkpoint, load_generator, model_config
+from ganeval.models.unpaired import translate_uint8
 
 TRANSLATORS = ("cyclegan", "ugatit")
 

@@ -21,11 +21,11 @@ import torch.nn.functional as F
 from torch import nn
 from torch.nn.utils.parametrizations import spectral_norm
 
-from models.blocks import ResnetBlock, conv_reflect
-from models.cyclegan import Translator, lsgan
-from models.options import fill_options
-from models.spec import Family, ModelConfig
-from models.unpaired import UnpairedObjective
+from ganeval.models.blocks import ResnetBlock, conv_reflect
+from ganeval.models.cyclegan import Translator, lsgan
+from ganeval.models.options import fill_options
+from ganeval.models.spec import Family, ModelConfig
+from ganeval.models.unpaired import UnpairedObjective
 
 N_BLOCKS = 4
 ADV_WEIGHT, CYCLE_WEIGHT, IDENTITY_WEIGHT, CAM_WEIGHT = 1.0, 10.0, 10.0, 1000.0

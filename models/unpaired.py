@@ -13,11 +13,11 @@ from torch import nn
 from ganeval.errors import BadInput
 from ganeval.images import CorruptImage, resize_rgb
 from ganeval.sources import open_source
-from models.data import RealBatches
-from models.objective import Objective, to_signed
+from ganeval.models.data import RealBatches
+from ganeval.models.objective import Objective, to_signed
 
 if TYPE_CHECKING:  # pragma: no cover
-    from models.trainer import Trainer
+    from ganeval.models.trainer import Trainer
 
 LAYOUT = "trainA/ trainB/ testA/ testB/"
 GRID_PAIRS = 4  # preview rows in each training grid (A | A→B | B | B→A)

@@ -9,8 +9,8 @@ from __future__ import annotations
 
 from torch import nn
 
-from models.dcgan import DCGANDiscriminator, DCGANGenerator
-from models.spec import Family, ModelConfig
+from ganeval.models.dcgan import DCGANDiscriminator, DCGANGenerator
+from ganeval.models.spec import Family, ModelConfig
 
 
 def build(cfg: ModelConfig) -> tuple[nn.Module, nn.Module]:

@@ -21,10 +21,10 @@ import streamlit as st
 from sqlalchemy.exc import SQLAlchemyError
 
 from ganeval.errors import BadInput, GanevalError
-from study_app import display
-from study_app.protocol import (CONFIDENCE_LABELS, CONFIDENCE_MAX, CONFIDENCE_MIN, QUALIFICATION_THRESHOLD,
+from ganeval.study_app import display
+from ganeval.study_app.protocol import (CONFIDENCE_LABELS, CONFIDENCE_MAX, CONFIDENCE_MIN, QUALIFICATION_THRESHOLD,
                                 REASON_LABELS, REASONS)
-from study_app.store import DB_URL_ENV, ParticipantState, StudyClosed, StudyStore
+from ganeval.study_app.store import DB_URL_ENV, ParticipantState, StudyClosed, StudyStore
 
 STUDY_DIR_ENV = "GANEVAL_STUDY_DIR"
 ADMIN_PASSWORD_ENV = "GANEVAL_STUDY_ADMIN_PASSWORD"

@@ -13,7 +13,7 @@ from typing import Mapping, Sequence
 
 import numpy as np
 
-from study_app.protocol import REAL_LABEL
+from ganeval.study_app.protocol import REAL_LABEL
 
 
 @dataclass(frozen=True)

@@ -26,10 +26,10 @@ from ganeval.atomic import write_bytes
 from ganeval.errors import BadInput
 from ganeval.images import CorruptImage, encode_png, resize_rgb
 from ganeval.sources import Source, open_source
-from study_app import db
-from study_app.assign import needed_per_class
-from study_app.protocol import ATTENTION_LABEL, REAL_LABEL
-from study_app.store import IMAGES_DIR, SETTINGS_FILE, StudySettings
+from ganeval.study_app import db
+from ganeval.study_app.assign import needed_per_class
+from ganeval.study_app.protocol import ATTENTION_LABEL, REAL_LABEL
+from ganeval.study_app.store import IMAGES_DIR, SETTINGS_FILE, StudySettings
 
 DEFAULT_POOL = 200
 MIN_DISPLAY, MAX_DISPLAY = 64, 2048

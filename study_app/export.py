@@ -10,8 +10,8 @@ import pandas as pd
 from sqlalchemy import Engine, case, func, select
 
 from ganeval.atomic import atomic_path
-from study_app import db
-from study_app.db import images, judgments, participants, trials
+from ganeval.study_app import db
+from ganeval.study_app.db import images, judgments, participants, trials
 
 EXPORT_COLUMNS = (
     "participant", "participant_kind", "image_id", "truth", "model_label", "phase", "trial_number",

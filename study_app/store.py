@@ -24,11 +24,11 @@ from sqlalchemy.exc import IntegrityError
 
 from ganeval.atomic import write_text
 from ganeval.errors import BadInput, GanevalError
-from study_app import db
-from study_app.assign import PoolImage, assign
-from study_app.db import images, judgments, participants, study_state, trials
-from study_app.export import EXPORT_COLUMNS  # noqa: F401 - re-exported
-from study_app.protocol import (ANSWERS, CONFIDENCE_MAX, CONFIDENCE_MIN, PARTICIPANT_KINDS, REAL_LABEL, REASONS,
+from ganeval.study_app import db
+from ganeval.study_app.assign import PoolImage, assign
+from ganeval.study_app.db import images, judgments, participants, study_state, trials
+from ganeval.study_app.export import EXPORT_COLUMNS  # noqa: F401 - re-exported
+from ganeval.study_app.protocol import (ANSWERS, CONFIDENCE_MAX, CONFIDENCE_MIN, PARTICIPANT_KINDS, REAL_LABEL, REASONS,
                                 qualification_passed)
 
 SETTINGS_FILE = "study.json"
@@ -374,19 +374,19 @@ class StudyStore:
     # ---- reading -----------------------------------------------------------------------
     def export_frame(self) -> pd.DataFrame:
         """One row per judgment, columns EXPORT_COLUMNS in that order."""
-        from study_app.export import export_frame
+        from ganeval.study_app.export import export_frame
 
         return export_frame(self.engine)
 
     def participants_progress(self) -> pd.DataFrame:
         """One row per participant: token, kind, status, answered/total, main accuracy, times."""
-        from study_app.export import participants_progress
+        from ganeval.study_app.export import participants_progress
 
         return participants_progress(self.engine)
 
     def images_progress(self) -> pd.DataFrame:
         """One row per image: truth, label, source key, times assigned/judged, share judged fake."""
-        from study_app.export import images_progress
+        from ganeval.study_app.export import images_progress
 
         return images_progress(self.engine)
 

@@ -10,8 +10,8 @@ from sklearn.metrics import cohen_kappa_score
 from statsmodels.stats.inter_rater import aggregate_raters, cohens_kappa, fleiss_kappa
 from statsmodels.stats.proportion import proportion_confint
 
-from analysis import agreement, hype, per_image
-from analysis.responses import COLUMNS, load_responses, main_trials, study_overview
+from ganeval.analysis import agreement, hype, per_image
+from ganeval.analysis.responses import COLUMNS, load_responses, main_trials, study_overview
 from ganeval.errors import BadInput
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from models.augment import AdaController, AugmentPipe
+from ganeval.models.augment import AdaController, AugmentPipe
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 

@@ -12,7 +12,7 @@ import torch
 
 from ganeval.atomic import save_npz
 from ganeval.synth import make_faces
-from models.checkpoint import load_checkpoint
+from ganeval.models.checkpoint import load_checkpoint
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -21,9 +21,9 @@ ROOT = Path(__file__).resolve().parents[1]
 WORKER = """
 import json, sys
 import torch, torch.distributed as dist
-from models.distributed import setup, teardown
-from models.registry import get_family
-from models.trainer import Trainer, TrainConfig
+from ganeval.models.distributed import setup, teardown
+from ganeval.models.registry import get_family
+from ganeval.models.trainer import Trainer, TrainConfig
 
 data, out, report = sys.argv[1:4]
 world, device = setup("cpu")

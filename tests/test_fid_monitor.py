@@ -34,7 +34,7 @@ def test_fid_curve_is_logged_and_equals_fid_of_the_checkpoint(tmp_path, faces32,
     assert float(rows[-1]["fid"]) == pytest.approx(res["fid"], rel=1e-4)
 
     # the report's training-run reader puts the curve beside the losses
-    from analysis.inputs import load_runs
+    from ganeval.analysis.inputs import load_runs
 
     runs = load_runs([tmp_path / "run"])
     assert runs.dropna(subset=["fid"])["step"].tolist() == [2, 4]

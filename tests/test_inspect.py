@@ -11,10 +11,10 @@ from PIL import Image
 from ganeval.atomic import save_npz
 from ganeval.cli.main import main
 from ganeval.synth import make_faces
-from models.inspect import channel_grid, record_activations
-from models.registry import get_family
-from models.sampling import latent_for_seed
-from models.trainer import Trainer, TrainConfig
+from ganeval.models.inspect import channel_grid, record_activations
+from ganeval.models.registry import get_family
+from ganeval.models.sampling import latent_for_seed
+from ganeval.models.trainer import Trainer, TrainConfig
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 

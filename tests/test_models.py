@@ -10,11 +10,11 @@ import torch
 
 from ganeval.cli.main import main
 from ganeval.errors import BadInput
-from models.checkpoint import FORMAT, load_checkpoint, save_checkpoint
-from models.registry import FAMILIES, build_models, get_family
-from models.sampling import LatentStream, interpolation_latents, latent_for_seed, slerp, to_uint8
-from models.spec import ModelConfig
-from models.visualise import tile
+from ganeval.models.checkpoint import FORMAT, load_checkpoint, save_checkpoint
+from ganeval.models.registry import FAMILIES, build_models, get_family
+from ganeval.models.sampling import LatentStream, interpolation_latents, latent_for_seed, slerp, to_uint8
+from ganeval.models.spec import ModelConfig
+from ganeval.models.visualise import tile
 
 EXPECTED = {"dcgan-seed", "dcgan", "wgan-gp", "resdcgan", "resdcgan-cycle"}
 

@@ -18,8 +18,8 @@ from ganeval.synth import make_faces
 def study(tmp_path):
     """A real study folder (study_app) answered by simulated participants through StudyStore."""
     from ganeval.cli.demo import simulate_participants
-    from study_app.build import build_study
-    from study_app.store import StudyStore
+    from ganeval.study_app.build import build_study
+    from ganeval.study_app.store import StudyStore
 
     atomic.save_npz(tmp_path / "real.npz", images=make_faces(16, 32, seed=0))
     atomic.save_npz(tmp_path / "fake.npz", images=make_faces(16, 32, seed=9))
@@ -113,7 +113,7 @@ def test_no_execute_writes_tables_figures_and_only_given_sections(tmp_path, caps
 
 
 def test_training_curves_use_fid_when_logged(tmp_path):
-    from analysis import inputs, plots
+    from ganeval.analysis import inputs, plots
 
     with_fid = plots.training_curves(inputs.load_runs([run_dir(tmp_path / "a", fid=True)]))
     without = plots.training_curves(inputs.load_runs([run_dir(tmp_path / "b", fid=False)]))
@@ -121,7 +121,7 @@ def test_training_curves_use_fid_when_logged(tmp_path):
 
 
 def test_fid_files_single_result_or_mapping(tmp_path):
-    from analysis.inputs import load_fid
+    from ganeval.analysis.inputs import load_fid
 
     (tmp_path / "one.json").write_text(json.dumps({"fid": 4.0, "kid_mean": None, "features": "inception",
                                                    "a": {"path": "x", "n": 5}, "b": {"path": "y", "n": 6}}))

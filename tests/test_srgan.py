@@ -18,10 +18,10 @@ from ganeval.synth import make_faces, write_faces
 from ganeval.upscale import (
     compare_one, downscale, psnr, score, upscale_array, upscale_image,
 )
-from models.checkpoint import load_checkpoint
-from models.registry import get_family
-from models.srgan import SRDiscriminator, SRResNet, build_perceptual
-from models.trainer import Trainer, TrainConfig
+from ganeval.models.checkpoint import load_checkpoint
+from ganeval.models.registry import get_family
+from ganeval.models.srgan import SRDiscriminator, SRResNet, build_perceptual
+from ganeval.models.trainer import Trainer, TrainConfig
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 

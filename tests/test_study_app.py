@@ -17,9 +17,9 @@ from ganeval.synth import write_faces
 pytest.importorskip("streamlit")
 from streamlit.testing.v1 import AppTest  # noqa: E402
 
-import study_app  # noqa: E402
-from study_app import display  # noqa: E402
-from study_app.store import StudyStore  # noqa: E402
+from ganeval import study_app  # noqa: E402
+from ganeval.study_app import display  # noqa: E402
+from ganeval.study_app.store import StudyStore  # noqa: E402
 
 APP = str(Path(study_app.__file__).parent / "app.py")
 PASSWORD = "s3cret-admin"
@@ -449,8 +449,8 @@ def test_not_a_study_says_so(tmp_path, study_env):
 def srgan_checkpoint(tmp_path) -> Path:
     """A tiny untrained SRGAN (×2, one block) saved in the one checkpoint format."""
     torch = pytest.importorskip("torch")
-    from models.checkpoint import save_checkpoint
-    from models.registry import FAMILIES, build_models
+    from ganeval.models.checkpoint import save_checkpoint
+    from ganeval.models.registry import FAMILIES, build_models
 
     if "srgan" not in FAMILIES:
         pytest.skip("the srgan family is not registered")

@@ -23,9 +23,9 @@ import pytest
 from ganeval.cli.main import main as cli
 from ganeval.images import decode_image
 from ganeval.synth import write_faces
-from study_app.display import display_png
-from study_app.protocol import REASON_LABELS
-from study_app.store import EXPORT_COLUMNS, StudyStore
+from ganeval.study_app.display import display_png
+from ganeval.study_app.protocol import REASON_LABELS
+from ganeval.study_app.store import EXPORT_COLUMNS, StudyStore
 
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",

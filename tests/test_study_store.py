@@ -19,10 +19,10 @@ from sqlalchemy import select
 from ganeval.atomic import save_npz
 from ganeval.cli.main import main
 from ganeval.errors import BadInput
-from study_app import db
-from study_app.build import build_study, pixel_hash
-from study_app.protocol import QUALIFICATION_THRESHOLD, REASONS, qualification_passed
-from study_app.store import EXPORT_COLUMNS, StudyClosed, StudyStore
+from ganeval.study_app import db
+from ganeval.study_app.build import build_study, pixel_hash
+from ganeval.study_app.protocol import QUALIFICATION_THRESHOLD, REASONS, qualification_passed
+from ganeval.study_app.store import EXPORT_COLUMNS, StudyClosed, StudyStore
 
 
 @pytest.fixture(scope="module")
@@ -422,14 +422,15 @@ def test_cli_run_starts_streamlit_headless(tmp_path, sources, capsys, monkeypatc
 
     monkeypatch.setattr(cli.subprocess, "Popen", FakePopen)
     monkeypatch.setenv("GANEVAL_STUDY_ADMIN_PASSWORD", "pw")
-    assert main(["study", "run", str(tmp_path / "study"), "--port", "8599", "--db-url", "sqlite:///x.db"]) == 0
+    db_url = f"sqlite:///{tmp_path / 'x.db'}"
+    assert main(["study", "run", str(tmp_path / "study"), "--port", "8599", "--db-url", db_url]) == 0
     cmd = seen["cmd"]
     assert cmd[1:4] == ["-m", "streamlit", "run"] and cmd[4].endswith("study_app/app.py")
     flags = dict(zip(cmd[5::2], cmd[6::2]))
     assert flags == {"--server.headless": "true", "--server.address": "127.0.0.1", "--server.port": "8599",
                      "--browser.gatherUsageStats": "false", "--server.fileWatcherType": "none"}
     assert seen["env"]["GANEVAL_STUDY_DIR"] == str((tmp_path / "study").resolve())
-    assert seen["env"]["GANEVAL_STUDY_DB_URL"] == "sqlite:///x.db"
+    assert seen["env"]["GANEVAL_STUDY_DB_URL"] == db_url
     out = capsys.readouterr().out
     assert "http://127.0.0.1:8599/" in out and "http://127.0.0.1:8599/?admin=1" in out
 

@@ -14,12 +14,12 @@ from ganeval.atomic import save_npz
 from ganeval.cli.main import main
 from ganeval.errors import BadInput
 from ganeval.synth import make_faces
-from models.checkpoint import load_checkpoint, load_generator
-from models.registry import build_models, get_family
-from models.sampling import generate_uint8_batches, render_ws, seed_ws, style_mix_grid
-from models.stylegan2 import (CHANNEL_BASE, RESOLUTIONS, MinibatchStd, channels_at, modulated_conv2d,
+from ganeval.models.checkpoint import load_checkpoint, load_generator
+from ganeval.models.registry import build_models, get_family
+from ganeval.models.sampling import generate_uint8_batches, render_ws, seed_ws, style_mix_grid
+from ganeval.models.stylegan2 import (CHANNEL_BASE, RESOLUTIONS, MinibatchStd, channels_at, modulated_conv2d,
                               stylegan2_options)
-from models.trainer import Trainer, TrainConfig
+from ganeval.models.trainer import Trainer, TrainConfig
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
@@ -256,7 +256,7 @@ def test_interpolation_in_w(trained, tmp_path):
                  "--device", "cpu"]) == 0
     assert Image.open(out).n_frames == 12
     G, _ = load_generator(trained, "cpu")
-    from models.sampling import w_interpolation
+    from ganeval.models.sampling import w_interpolation
 
     ws = w_interpolation(G, [1, 2], 4, loop=False)
     w1, w2 = seed_ws(G, [1, 2])
@@ -267,9 +267,9 @@ def test_interpolation_in_w(trained, tmp_path):
 DDP_WORKER = """
 import sys
 import torch, torch.distributed as dist
-from models.distributed import setup, teardown
-from models.registry import get_family
-from models.trainer import Trainer, TrainConfig
+from ganeval.models.distributed import setup, teardown
+from ganeval.models.registry import get_family
+from ganeval.models.trainer import Trainer, TrainConfig
 
 data, out, report = sys.argv[1:4]
 world, device = setup("cpu")

@@ -19,11 +19,11 @@ from ganeval.atomic import save_npz
 from ganeval.cli.main import main
 from ganeval.sources import open_source
 from ganeval.synth import make_faces
-from models.checkpoint import load_checkpoint
-from models.registry import FAMILIES, get_family
-from models.sampling import generate_uint8_batches
-from models.trainer import Trainer, TrainConfig
-from models.visualise import mp4_available
+from ganeval.models.checkpoint import load_checkpoint
+from ganeval.models.registry import FAMILIES, get_family
+from ganeval.models.sampling import generate_uint8_batches
+from ganeval.models.trainer import Trainer, TrainConfig
+from ganeval.models.visualise import mp4_available
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -281,7 +281,7 @@ def test_timelapse_writes_an_mp4_beside_the_gif_when_ffmpeg_is_there(trained, tm
 # ---------------------------------------------------------------- data
 
 def test_grayscale_conversion_matches_pillow():
-    from models.data import to_channels
+    from ganeval.models.data import to_channels
 
     rgb = np.random.default_rng(0).integers(0, 256, (4, 9, 11, 3), dtype=np.uint8)
     ours = to_channels(rgb, 1)[..., 0]
@@ -292,7 +292,7 @@ def test_grayscale_conversion_matches_pillow():
 
 def test_streamed_and_in_memory_batches_agree_and_resume(tmp_path):
     from ganeval.synth import write_faces
-    from models.data import RealBatches
+    from ganeval.models.data import RealBatches
 
     folder = tmp_path / "faces"
     write_faces(folder, 40, size=32, seed=2)

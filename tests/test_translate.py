@@ -15,12 +15,12 @@ from ganeval.errors import BadInput
 from ganeval.images import decode_image, encode_png
 from ganeval.synth import make_faces
 from ganeval.tiling import split_tiles, stitch_tiles
-from models.checkpoint import load_checkpoint
-from models.cyclegan import PatchDiscriminator, ResnetGenerator, Translator
-from models.registry import get_family
-from models.trainer import Trainer, TrainConfig
-from models.translate import ImageTranslator
-from models.ugatit import AdaLIN, ILN, UGATITCritics, UGATITGenerator, clip_rho
+from ganeval.models.checkpoint import load_checkpoint
+from ganeval.models.cyclegan import PatchDiscriminator, ResnetGenerator, Translator
+from ganeval.models.registry import get_family
+from ganeval.models.trainer import Trainer, TrainConfig
+from ganeval.models.translate import ImageTranslator
+from ganeval.models.ugatit import AdaLIN, ILN, UGATITCritics, UGATITGenerator, clip_rho
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 

@@ -195,8 +195,8 @@ def _later_steps(demo: Demo, sets: dict[str, Path], args) -> list[tuple[str, Cal
     study_dir = demo.out / "study"
 
     def study() -> str:
-        from study_app.build import build_study
-        from study_app.store import StudyStore
+        from ganeval.study_app.build import build_study
+        from ganeval.study_app.store import StudyStore
 
         # pool = one participant's share of each class: everyone judges the same images, as in the
         # original study (5 people x the same 24 images), so agreement between people is measurable
@@ -240,7 +240,7 @@ def simulate_participants(store, n: int, seed: int = 0, accuracy: tuple[float, f
     checks are almost always right. Seeded: the same seed gives the same answers."""
     import zlib
 
-    from study_app.protocol import REASONS
+    from ganeval.study_app.protocol import REASONS
 
     rng = np.random.default_rng(seed)
     images = store.images_progress()  # the admin's view: a simulated participant needs the truth to be right

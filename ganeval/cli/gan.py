@@ -190,8 +190,8 @@ FID_SETTINGS = ("fid_every", "fid_ref", "fid_n", "fid_features", "fid_weights")
 
 
 def _resume_configs(ckpt: dict, args: argparse.Namespace):
-    from models.checkpoint import model_config
-    from models.trainer import TrainConfig
+    from ganeval.models.checkpoint import model_config
+    from ganeval.models.trainer import TrainConfig
 
     model_cfg = model_config(ckpt)
     where = ckpt["path"]
@@ -227,10 +227,10 @@ def _resume_configs(ckpt: dict, args: argparse.Namespace):
 
 
 def _train(args: argparse.Namespace) -> int:
-    from models.checkpoint import load_checkpoint
-    from models.distributed import setup, teardown
-    from models.registry import get_family
-    from models.trainer import CHECKPOINT_NAME, Trainer, TrainConfig
+    from ganeval.models.checkpoint import load_checkpoint
+    from ganeval.models.distributed import setup, teardown
+    from ganeval.models.registry import get_family
+    from ganeval.models.trainer import CHECKPOINT_NAME, Trainer, TrainConfig
 
     family = get_family(args.model)
     if args.epochs is not None and args.epochs <= 0:
@@ -292,8 +292,8 @@ def _train(args: argparse.Namespace) -> int:
 # ---------------------------------------------------------------------- sample
 
 def _sample(args: argparse.Namespace) -> int:
-    from models.checkpoint import load_checkpoint
-    from models.sampling import generate_uint8_batches
+    from ganeval.models.checkpoint import load_checkpoint
+    from ganeval.models.sampling import generate_uint8_batches
 
     out = Path(args.out)
     to_npz = out.suffix.lower() == ".npz"
@@ -329,7 +329,7 @@ def _sample(args: argparse.Namespace) -> int:
 # ---------------------------------------------------------------------- models
 
 def _models(args: argparse.Namespace) -> int:
-    from models.registry import FAMILIES
+    from ganeval.models.registry import FAMILIES
 
     if args.json:
         emit_json([{"name": f.name, "summary": f.summary, "resolutions": list(f.resolutions),
@@ -348,7 +348,7 @@ def _models(args: argparse.Namespace) -> int:
 # ---------------------------------------------------------------------- timelapse / interpolate
 
 def _timelapse(args: argparse.Namespace) -> int:
-    from models.visualise import timelapse
+    from ganeval.models.visualise import timelapse
 
     written = timelapse(args.run, args.out, fps=args.fps, mp4=False if args.no_mp4 else None)
     note("wrote " + ", ".join(map(str, written)))
@@ -365,10 +365,10 @@ def _parse_seeds(text: str) -> list[int]:
 
 def _interpolate(args: argparse.Namespace) -> int:
     from ganeval.device import resolve_device
-    from models.checkpoint import load_generator
-    from models.sampling import (interpolation_latents, render_latents, render_ws, require_latent_model,
+    from ganeval.models.checkpoint import load_generator
+    from ganeval.models.sampling import (interpolation_latents, render_latents, render_ws, require_latent_model,
                                  require_mapping, w_interpolation)
-    from models.visualise import write_animation
+    from ganeval.models.visualise import write_animation
 
     seeds = _parse_seeds(args.seeds)
     if Path(args.out).suffix.lower() not in (".gif", ".mp4"):

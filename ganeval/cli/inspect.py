@@ -32,9 +32,9 @@ def register(subparsers) -> None:
 
 def _inspect(args: argparse.Namespace) -> int:
     from ganeval.device import resolve_device
-    from models.checkpoint import load_generator
-    from models.inspect import inspect_generator
-    from models.sampling import require_mapping
+    from ganeval.models.checkpoint import load_generator
+    from ganeval.models.inspect import inspect_generator
+    from ganeval.models.sampling import require_mapping
 
     generator, cfg = load_generator(args.checkpoint, resolve_device(args.device), use_ema=not args.no_ema)
     if args.truncation is not None:

@@ -42,8 +42,8 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args) -> int:
-    from analysis import notebook
-    from analysis.report import ReportInputs, build
+    from ganeval.analysis import notebook
+    from ganeval.analysis.report import ReportInputs, build
 
     inp = ReportInputs(study=args.study, responses=args.responses, nearest=args.nearest, fid=list(args.fid),
                        runs=list(args.runs), seed=args.seed, bootstrap=args.bootstrap)

@@ -132,13 +132,13 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def _open(args):
-    from study_app.store import StudyStore
+    from ganeval.study_app.store import StudyStore
 
     return StudyStore.open(args.study_dir, db_url=args.db_url)
 
 
 def _init(args: argparse.Namespace) -> int:
-    from study_app.build import build_study
+    from ganeval.study_app.build import build_study
 
     fakes = [src for src, _ in args.fakes]
     labels = [label for _, label in args.fakes]
@@ -161,7 +161,7 @@ def _init(args: argparse.Namespace) -> int:
 
 
 def _run(args: argparse.Namespace) -> int:
-    import study_app
+    from ganeval import study_app
 
     store = _open(args)  # fails early, with one line, when this is not a study or the database is unreachable
     store.dispose()
@@ -207,7 +207,7 @@ def _has_secrets() -> bool:
 
 
 def _export(args: argparse.Namespace) -> int:
-    from study_app.export import write_csv
+    from ganeval.study_app.export import write_csv
 
     with _open(args) as store:
         frame = store.export_frame()

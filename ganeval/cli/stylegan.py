@@ -48,9 +48,9 @@ def register(subparsers) -> None:
 
 def _style_mix(args: argparse.Namespace) -> int:
     from ganeval.device import resolve_device
-    from models.checkpoint import load_generator
-    from models.sampling import parse_styles, require_mapping, style_mix_grid
-    from models.visualise import save_grid
+    from ganeval.models.checkpoint import load_generator
+    from ganeval.models.sampling import parse_styles, require_mapping, style_mix_grid
+    from ganeval.models.visualise import save_grid
 
     rows, cols = _seed_list(args.rows, "--rows"), _seed_list(args.cols, "--cols")
     if Path(args.out).suffix.lower() != ".png":

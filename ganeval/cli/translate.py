@@ -43,7 +43,7 @@ def register(subparsers) -> None:
 
 
 def _translate(args: argparse.Namespace) -> int:
-    from models.translate import ImageTranslator
+    from ganeval.models.translate import ImageTranslator
 
     job = ImageMap.open(args.src, args.out, f"{args.prefix}_" if args.prefix else "")
     translator = ImageTranslator(args.generator, args.direction, args.device, use_ema=not args.no_ema)
