@@ -57,6 +57,8 @@ class Objective:
 
     stats: tuple[str, ...] = ()  # per-step values, averaged over each metrics.csv row
     gauge_names: tuple[str, ...] = ()  # values logged as they are at the row (e.g. ada_p)
+    # G_ema's buffers: copied from G (StyleGAN2-ADA's rule, so w_avg is G's) or blended like the weights
+    ema_copies_buffers: bool = False
 
     def __init__(self, trainer: "Trainer"):
         # a weak reference: no trainer ↔ objective cycle, so a dropped trainer (and its DDP

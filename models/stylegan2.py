@@ -25,10 +25,11 @@ steered towards r_t = 0.6. Adam lr 0.0025, β = (0, 0.99), ε = 1e-8, with the l
 correction of lr and β (c = 16/17 for D).
 
 Resolution presets (``--res``; channels = min(channel_base / res, --width), the
-stylegan2-ada-pytorch rule; small presets use a smaller base so 32 px stays cheap on a CPU;
-γ = 0.0002·res²/32 is that code's "auto" rule at batch 32):
+stylegan2-ada-pytorch rule; small presets use a smaller base so 32 px stays cheap on a CPU).
+R1 γ follows that code's "auto" rule, γ = 0.0002·res²/batch with the batch of all processes
+together (``r1_gamma_auto``), unless ``-O r1_gamma=`` sets it; at batch 32:
 
-    res   channel_base   channels 4 → res              r1_gamma
+    res   channel_base   channels 4 → res              r1_gamma at batch 32
      32       2048       512 256 128 64                 0.0064
      64       8192       512 512 512 256 128            0.0256
     128      16384       512 … 512 256 128              0.1024
@@ -51,14 +52,22 @@ from ganeval.models.objective import Objective
 from ganeval.models.spec import Family, ModelConfig
 
 RESOLUTIONS = (32, 64, 128, 256, 512)
+NOISE_MODES = ("random", "const", "none")
 CHANNEL_BASE = {32: 2048, 64: 8192, 128: 16384, 256: 16384, 512: 32768}
-R1_GAMMA = {r: round(0.0002 * r * r / 32, 6) for r in RESOLUTIONS}
+
+
+def r1_gamma_auto(resolution: int, total_batch: int) -> float:
+    """stylegan2-ada-pytorch's ``--gamma`` "auto": 0.0002·res²/batch (batch over all processes)."""
+    return 0.0002 * resolution * resolution / max(1, total_batch)
+
+
+R1_GAMMA = {r: round(r1_gamma_auto(r, 32), 6) for r in RESOLUTIONS}  # the rule at batch 32
 
 # option → (default (None: the resolution preset's), type, description)
 OPTIONS: dict[str, tuple[Any, type, str]] = {
     "channel_base": (None, int, "channels at resolution r: min(channel_base / r, width) (default: the preset's)"),
     "mapping_layers": (8, int, "dense layers of the mapping network"),
-    "r1_gamma": (None, float, "R1 weight γ (default: the preset's)"),
+    "r1_gamma": (None, float, "R1 weight γ (default none: auto, 0.0002·res²/batch of all processes)"),
     "r1_interval": (16, int, "D steps between lazy R1 steps (0: no R1)"),
     "pl_weight": (0.0, float, "path-length regularisation weight (0: off; the paper uses 2)"),
     "pl_interval": (4, int, "G steps between lazy path-length steps"),
@@ -83,9 +92,11 @@ def stylegan2_options(resolution: int, given: dict[str, Any]) -> dict[str, Any]:
     out: dict[str, Any] = {}
     for key, (default, kind, _text) in OPTIONS.items():
         value = given.get(key, default)
+        if key == "r1_gamma" and value is None:  # auto: resolved from the batch when training starts
+            out[key] = None
+            continue
         if value is None:
-            value = {"channel_base": CHANNEL_BASE.get(resolution, 16384),
-                     "r1_gamma": R1_GAMMA.get(resolution, 1.0)}[key]
+            value = {"channel_base": CHANNEL_BASE.get(resolution, 16384)}[key]
         try:
             if kind is bool:
                 if isinstance(value, str):
@@ -132,12 +143,17 @@ class MappingNetwork(nn.Module):
         self.register_buffer("w_avg", torch.zeros(w_dim))
         self.w_avg_beta = w_avg_beta
 
+    @torch.no_grad()
+    def track_w_avg(self, w_mean: torch.Tensor) -> None:
+        """w_avg ← lerp(batch mean of w, w_avg, β). Under DDP the trainer passes the mean over
+        all processes, so every rank holds the same w_avg."""
+        self.w_avg.copy_(w_mean.float().lerp(self.w_avg, self.w_avg_beta))
+
     def forward(self, z: torch.Tensor, truncation_psi: float = 1.0, update_w_avg: bool = True) -> torch.Tensor:
         x = z * (z.float().square().mean(dim=1, keepdim=True) + 1e-8).rsqrt().to(z.dtype)
         w = self.net(x)
         if self.training and update_w_avg:  # training forwards move the average (as the reference)
-            with torch.no_grad():
-                self.w_avg.copy_(w.detach().float().mean(0).lerp(self.w_avg, self.w_avg_beta))
+            self.track_w_avg(w.detach().float().mean(0))
         if truncation_psi != 1:
             w = self.w_avg.to(w.dtype).lerp(w, truncation_psi)
         return w
@@ -191,11 +207,13 @@ class StyleConv(nn.Module):
         self.register_buffer("noise_const", torch.randn(resolution, resolution))
         self.up, self.resolution = up, resolution
 
-    def forward(self, x: torch.Tensor, w: torch.Tensor, noise_mode: str = "random") -> torch.Tensor:
+    def forward(self, x: torch.Tensor, w: torch.Tensor, noise_mode: str = "random",
+                noise_generator: torch.Generator | None = None) -> torch.Tensor:
         styles = self.affine(w)
         x = modulated_conv2d(x, self.weight, styles, demodulate=True, fused=not self.training, up=self.up)
         if noise_mode == "random":
-            noise = torch.randn(x.shape[0], 1, self.resolution, self.resolution, device=x.device, dtype=x.dtype)
+            noise = torch.randn(x.shape[0], 1, self.resolution, self.resolution, device=x.device, dtype=x.dtype,
+                                generator=noise_generator)
             x = x + noise * self.noise_strength
         elif noise_mode == "const":
             x = x + self.noise_const.to(x.dtype) * self.noise_strength
@@ -232,14 +250,14 @@ class SynthesisBlock(nn.Module):
         self.torgb = ToRGB(cout, channels, w_dim)
         self.num_conv = 1 if self.first else 2
 
-    def forward(self, x: torch.Tensor | None, img: torch.Tensor | None, ws: torch.Tensor,
-                noise_mode: str) -> tuple[torch.Tensor, torch.Tensor]:
+    def forward(self, x: torch.Tensor | None, img: torch.Tensor | None, ws: torch.Tensor, noise_mode: str,
+                noise_generator: torch.Generator | None = None) -> tuple[torch.Tensor, torch.Tensor]:
         """``ws``: N×(num_conv + 1)×w_dim — this block's convs, then its toRGB."""
         if self.first:
             x = self.const.to(ws.dtype)[None].expand(ws.shape[0], -1, -1, -1)
         else:
-            x = self.conv0(x, ws[:, 0], noise_mode)
-        x = self.conv1(x, ws[:, self.num_conv - 1], noise_mode)
+            x = self.conv0(x, ws[:, 0], noise_mode, noise_generator)
+        x = self.conv1(x, ws[:, self.num_conv - 1], noise_mode, noise_generator)
         y = self.torgb(x, ws[:, self.num_conv])
         img = y if img is None else fir_upsample2d(img) + y
         return x, img
@@ -258,11 +276,16 @@ class SynthesisNetwork(nn.Module):
         # each block's convs take one w each; the toRGB shares the next block's first w
         self.num_ws = sum(b.num_conv for b in self.blocks.values()) + 1
 
-    def forward(self, ws: torch.Tensor, noise_mode: str = "random") -> torch.Tensor:
+    def forward(self, ws: torch.Tensor, noise_mode: str = "random",
+                noise_generator: torch.Generator | None = None) -> torch.Tensor:
+        """``noise_mode``: "random" (fresh per-pixel noise, from ``noise_generator`` when given),
+        "const" (the stored noise) or "none"."""
+        if noise_mode not in NOISE_MODES:
+            raise BadInput(f"noise mode must be one of {', '.join(NOISE_MODES)}, got {noise_mode!r}")
         x = img = None
         i = 0
         for block in self.blocks.values():
-            x, img = block(x, img, ws[:, i:i + block.num_conv + 1], noise_mode)
+            x, img = block(x, img, ws[:, i:i + block.num_conv + 1], noise_mode, noise_generator)
             i += block.num_conv
         return img
 
@@ -285,9 +308,10 @@ class StyleGAN2Generator(nn.Module):
         """N×w_dim → N×num_ws×w_dim (the same style for every layer)."""
         return w[:, None, :].expand(-1, self.num_ws, -1)
 
-    def forward(self, z: torch.Tensor, truncation_psi: float = 1.0, noise_mode: str | None = None) -> torch.Tensor:
+    def forward(self, z: torch.Tensor, truncation_psi: float = 1.0, noise_mode: str | None = None,
+                noise_generator: torch.Generator | None = None) -> torch.Tensor:
         mode = noise_mode or ("random" if self.training else "const")
-        return self.synthesis(self.broadcast(self.mapping(z, truncation_psi)), mode)
+        return self.synthesis(self.broadcast(self.mapping(z, truncation_psi)), mode, noise_generator)
 
 
 # ---------------------------------------------------------------------- discriminator
@@ -366,11 +390,15 @@ class StyleGAN2Objective(Objective):
 
     stats = ("loss_d", "loss_g", "d_real", "d_fake", "r1", "pl")
     gauge_names = ("ada_p", "ada_rt")
+    ema_copies_buffers = True  # the reference copies buffers (w_avg, constant noise) into G_ema
 
     def __init__(self, trainer):
         super().__init__(trainer)
         o = trainer.model_cfg.options
         self.o = o
+        total_batch = trainer.cfg.batch_size * trainer.world.size
+        self.r1_gamma = o["r1_gamma"] if o["r1_gamma"] is not None else r1_gamma_auto(trainer.model_cfg.resolution,
+                                                                                     total_batch)
         self.augment = AugmentPipe(p=o["ada_p"]).to(trainer.device) if (o["ada"] or o["ada_p"] > 0) else None
         self.ada = None
         if self.augment is not None and o["ada"] and o["ada_kimg"] > 0:
@@ -388,7 +416,7 @@ class StyleGAN2Objective(Objective):
             return torch.optim.Adam(module.parameters(), lr=o["lr"] * ratio, betas=(b1 ** ratio, b2 ** ratio), eps=1e-8)
 
         g_interval = o["pl_interval"] if o["pl_weight"] > 0 else 0
-        d_interval = o["r1_interval"] if o["r1_gamma"] > 0 else 0
+        d_interval = o["r1_interval"] if self.r1_gamma > 0 else 0
         return adam(t.G, g_interval), adam(t.D, d_interval)
 
     # -- pieces
@@ -396,7 +424,9 @@ class StyleGAN2Objective(Objective):
     def run_G(self, z: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Training-mode G with style mixing: (images, ws)."""
         t, G = self.t, self.t.G
-        ws = G.broadcast(G.mapping(z))
+        w = G.mapping(z, update_w_avg=False)
+        G.mapping.track_w_avg(self.all_reduce_mean(w.detach().float().mean(0)))  # one w_avg on every rank
+        ws = G.broadcast(w)
         if self.o["style_mixing"] > 0:
             r = torch.rand(2, device=t.device, generator=t.noise)
             cutoff = 1 + int(r[0] * (G.num_ws - 1))
@@ -430,7 +460,7 @@ class StyleGAN2Objective(Objective):
         if self.ada is not None:
             self.ada.accumulate(s_real)
         d_step = t.step  # one D step per generator step
-        if o["r1_gamma"] > 0 and o["r1_interval"] > 0 and d_step % o["r1_interval"] == 0:
+        if self.r1_gamma > 0 and o["r1_interval"] > 0 and d_step % o["r1_interval"] == 0:
             self.last_r1 = self._r1(real)
         # G: non-saturating loss through the (frozen) D and its augmentations
         t.D.requires_grad_(False)
@@ -456,7 +486,7 @@ class StyleGAN2Objective(Objective):
             score = self.run_D(x)
             (grad,) = torch.autograd.grad(score.sum(), x, create_graph=True)
             penalty = grad.square().sum(dim=[1, 2, 3])
-            loss = (penalty * (o["r1_gamma"] / 2)).mean() * o["r1_interval"] + score.mean() * 0
+            loss = (penalty * (self.r1_gamma / 2)).mean() * o["r1_interval"] + score.mean() * 0
         self.optimise(loss, t.opt_D, t.scaler_D, params=t.D)
         return penalty.detach().mean()
 

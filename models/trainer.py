@@ -166,17 +166,19 @@ class Trainer:
     def train_step(self) -> torch.Tensor:
         """One generator step of the family's objective; returns its stats vector."""
         stats = self.objective.step()
-        self._update_ema(self.objective.ema_decay())
+        self._update_ema(self.objective.ema_decay(), self.objective.ema_copies_buffers)
         self.step += 1
         return stats
 
     @torch.no_grad()
-    def _update_ema(self, decay: float) -> None:
+    def _update_ema(self, decay: float, copy_buffers: bool = False) -> None:
+        """Parameters: G_ema ← lerp(G_ema, G, 1 − decay). Buffers: copied when the objective
+        says so (StyleGAN2-ADA copies them, w_avg included), else floating ones blended too."""
         if self.G_ema is None:
             return
         torch._foreach_lerp_(list(self.G_ema.parameters()), list(self.G.parameters()), 1 - decay)
         for ema_buf, buf in zip(self.G_ema.buffers(), self.G.buffers()):
-            if ema_buf.dtype.is_floating_point:
+            if ema_buf.dtype.is_floating_point and not copy_buffers:
                 ema_buf.lerp_(buf, 1 - decay)
             else:
                 ema_buf.copy_(buf)

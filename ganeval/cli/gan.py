@@ -36,6 +36,7 @@ SAMPLE_EXAMPLES = """examples:
   ganeval sample runs/dcgan/checkpoint.pt -n 50000 -o samples/
   ganeval sample runs/dcgan -n 10000 -o samples.npz --seed 7
   ganeval sample runs/sg2 -n 64 -o trunc/ --truncation 0.7     # stylegan2: truncation ψ
+  ganeval sample runs/sg2 -n 5000 -o fidset/ --noise-mode random   # stylegan2: the pixels `fid --generator` sees
 
 Images are 000000.png, 000001.png, ... (or one .npz with key "images", N×H×W×3 uint8).
 Image i depends only on the checkpoint, the seed and i: a smaller -n gives a prefix of a
@@ -107,6 +108,9 @@ def register(subparsers) -> None:
     p.add_argument("--no-ema", action="store_true", help="use the raw generator, not its EMA copy")
     p.add_argument("--truncation", type=float, metavar="PSI",
                    help="stylegan2 only: truncation ψ, w = w_avg + ψ(w − w_avg) (e.g. 0.7; default 1: none)")
+    p.add_argument("--noise-mode", choices=("const", "random"), default="const",
+                   help="stylegan2 only: per-pixel noise, the checkpoint's stored noise (const, as the reference's "
+                        "image script) or fresh seeded noise (random, what `fid --generator` uses)")
     add_device_args(p)
     p.set_defaults(func=_sample)
 
@@ -304,7 +308,7 @@ def _sample(args: argparse.Namespace) -> int:
             raise BadInput(f"{out}: already holds images; choose a new or empty folder so sets do not mix")
     data = load_checkpoint(args.checkpoint)
     batches = generate_uint8_batches(data, args.n, args.batch_size, args.seed, args.device, use_ema=not args.no_ema,
-                                     truncation=args.truncation)
+                                     truncation=args.truncation, noise_mode=args.noise_mode)
     digits = max(6, len(str(args.n - 1)))
     parts: list[np.ndarray] = []
     done = 0
