@@ -62,6 +62,7 @@ class TrainConfig:
     fid_n: int = 5000  # generated samples per measurement
     fid_features: str = "inception"
     fid_weights: str | None = None
+    data_hash: str | None = None  # content hash of --data (ganeval.sources); --resume refuses other images
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -130,6 +131,7 @@ class Trainer:
 
         self.noise = torch.Generator(self.device)
         self.step, batches_seen = 0, 0
+        self._interval: dict[str, Any] = {}  # the metrics row in progress when the checkpoint was written
         if checkpoint is not None:
             batches_seen = self._restore_weights(checkpoint)
 
@@ -211,6 +213,7 @@ class Trainer:
             "scaler_D": self.scaler_D.state_dict(),
             "rng": rngs,
             "objective": self.objective.state_dict(),
+            "interval": self._interval,
         }
 
     def _fid_monitor(self):
@@ -237,6 +240,16 @@ class Trainer:
         if payload is not None:
             save_checkpoint(path, payload)
         return path
+
+    def _write_config(self) -> None:
+        """RUN/config.json: the configs, the process count and what the data turned out to be."""
+        data = {"hash": self.cfg.data_hash, "images": len(self.real)}
+        summary = getattr(self.real, "skipped_summary", None)
+        if summary is not None:
+            data.update(summary())
+        write_text(self.out / "config.json", json.dumps(
+            {"model": self.model_cfg.to_dict(), "train": self.cfg.to_dict(), "world_size": self.world.size,
+             "data": data}, indent=2) + "\n")
 
     def _seed_rng(self, salt: int = 0) -> None:
         """Dropout, z and GP mixes: seeded per process (and per step when re-seeding on resume)."""
@@ -277,6 +290,7 @@ class Trainer:
         except (KeyError, ValueError, RuntimeError) as err:
             raise BadInput(f"{where}: optimiser state does not fit the model ({str(err).splitlines()[0][:120]})") from None
         self.objective.load_state_dict(ckpt.get("objective") or {})
+        self._interval = dict(ckpt.get("interval") or {})
         self.step = int(ckpt["step"])
         batches = int(ckpt.get("batches_seen", 0))
         if int(ckpt.get("world_size", 1)) != self.world.size:
@@ -304,8 +318,7 @@ class Trainer:
         log = None
         if main:
             self.out.mkdir(parents=True, exist_ok=True)
-            write_text(self.out / "config.json", json.dumps(
-                {"model": self.model_cfg.to_dict(), "train": cfg.to_dict(), "world_size": self.world.size}, indent=2) + "\n")
+            self._write_config()
             log = MetricsLog(self.out / METRICS_NAME, self.step if self.step else None,
                              tuple(self.objective.stats) + tuple(self.objective.gauge_names))
             if self.step == 0:
@@ -318,8 +331,12 @@ class Trainer:
                     handlers[sig] = signal.signal(sig, self._on_signal)
         bar = progress(total=cfg.steps, desc=f"train {self.model_cfg.model}", unit="step", initial=self.step) if main else None
         names = tuple(self.objective.stats)
-        sums = torch.zeros(len(names), device=self.device)
-        count, images, t0, start = 0, 0, time.perf_counter(), time.perf_counter()
+        # the row in progress: carried over from the checkpoint when it was written mid-interval,
+        # so the resumed row averages the same steps an uninterrupted run's row does
+        carried = self._interval if len(self._interval.get("sums", ())) == len(names) else {}
+        sums = carried["sums"].to(self.device, torch.float32) if carried else torch.zeros(len(names), device=self.device)
+        count, images, earlier = int(carried.get("count", 0)), int(carried.get("images", 0)), float(carried.get("seconds", 0))
+        t0, start = time.perf_counter(), time.perf_counter()
         per_step_images = cfg.batch_size * self.objective.batches_per_step * self.world.size
         stopped = False
         try:
@@ -333,8 +350,9 @@ class Trainer:
                 if stopped and self._stop_signal is None:  # another process was signalled
                     self._stop_signal = signal.SIGTERM
                 last = self.step == cfg.steps
-                if self.step % cfg.log_every == 0 or last or stopped:
-                    elapsed = time.perf_counter() - t0
+                # rows and grids at completed intervals only: a stopped run writes them after --resume
+                if self.step % cfg.log_every == 0 or last:
+                    elapsed = earlier + time.perf_counter() - t0
                     means = (sums / count).tolist()
                     row = dict(zip(names, means))
                     row.update(self.objective.gauges())
@@ -346,15 +364,19 @@ class Trainer:
                         shown = {k: f"{row[k]:.3f}" for k in names[:2]}
                         bar.set_postfix(**shown, img_s=f"{row['img_per_s']:.0f}")
                     sums.zero_()
-                    count, images, t0 = 0, 0, time.perf_counter()
-                if main and (self.step % cfg.sample_every == 0 or last or stopped):
+                    count, images, earlier, t0 = 0, 0, 0.0, time.perf_counter()
+                if main and (self.step % cfg.sample_every == 0 or last):
                     self.save_grid()
                 if monitor is not None and (self.step % cfg.fid_every == 0 or last) and not stopped:
                     fid = monitor.measure(self._sampling_payload(), self.step, self.real.batches_seen * cfg.batch_size * self.world.size / 1000)
                     if bar is not None:
                         bar.write(f"step {self.step}: FID {fid:.2f} ({cfg.fid_n} samples)", file=sys.stderr)
                 if self.step % cfg.ckpt_every == 0 or last or stopped:
+                    self._interval = {"sums": sums.detach().cpu().clone(), "count": count, "images": images,
+                                      "seconds": earlier + time.perf_counter() - t0}
                     self.save()
+                    if main:
+                        self._write_config()  # skipped-image counts grow while streaming
                 if stopped:
                     break
         finally:

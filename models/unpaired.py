@@ -54,6 +54,10 @@ class UnpairedBatches:
     def __len__(self) -> int:
         return len(self.A) + len(self.B)
 
+    def skipped_summary(self) -> dict[str, object]:
+        skipped = self.A.skipped + self.B.skipped
+        return {"skipped": len(skipped), "first_skipped": skipped[0][0] if skipped else None}
+
     @property
     def epoch(self) -> float:
         return self.batches_seen / self.batches_per_epoch
