@@ -100,15 +100,22 @@ def _resumed_run(req: TrainRequest, ckpt_path: Path) -> TrainPlan:
     if not ckpt_path.is_file():
         raise BadInput(f"{req.out}: nothing to resume (no {CHECKPOINT_NAME}); drop --resume to start a new run")
     ckpt = load_checkpoint(ckpt_path)
-    model_cfg = model_config(ckpt)
+    stored = model_config(ckpt)
     where = ckpt["path"]
-    if req.model != model_cfg.model:
-        raise BadInput(f"{where} holds a {model_cfg.model} run, not {req.model}")
+    if req.model != stored.model:
+        raise BadInput(f"{where} holds a {stored.model} run, not {req.model}")
+    family = get_family(stored.model)
+    # re-validated: fills options added since the run began, maps old names (stylegan2's width → channel_max)
+    model_cfg = family.config(stored.resolution, stored.channels, stored.z_dim, stored.width, stored.cycle_lambda,
+                              stored.options)
     for name in ARCHITECTURE:
         given = getattr(req, name)
-        if given is not None and given != getattr(model_cfg, name):
+        current = getattr(model_cfg, name)
+        if name == "width" and family.width_option is not None:
+            current = model_cfg.options[family.width_option]
+        if given is not None and given != current:
             raise BadInput(f"--{name.replace('_', '-')} {given} differs from the run being resumed "
-                           f"({getattr(model_cfg, name)}); the architecture cannot change on resume")
+                           f"({current}); the architecture cannot change on resume")
     for key, given in req.options.items():
         if model_cfg.options.get(key) != given:
             raise BadInput(f"option {key}={given!r} differs from the run being resumed "

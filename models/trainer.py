@@ -1,8 +1,9 @@
 """The one trainer every family uses.
 
 What a step does belongs to the family's training objective (``models/objective.py``;
-``GANObjective``, the unconditional GAN step, unless the family names another). The
-trainer owns the rest: models, an EMA copy of G for samples, optimisers, the data order,
+``GANObjective``, the unconditional GAN step, unless the family names another), which
+gets each step's models, optimisers, data, step number and RNG in a ``StepContext`` and
+never sees the trainer. The trainer owns the rest: models, an EMA copy of G for samples, optimisers, the data order,
 seeded RNGs (CPU runs are bit-reproducible and ``--resume`` continues exactly), mixed
 precision (bf16, or fp16 with grad scaling) on CUDA, checkpoints, metrics, grids and
 signals. Under torchrun, real batches come from a DistributedSampler, the objective
@@ -29,7 +30,7 @@ from ganeval.errors import BadInput
 from ganeval.progress import progress
 from ganeval.models.checkpoint import load_state, save_checkpoint
 from ganeval.models.distributed import World, any_flag, gather_objects
-from ganeval.models.objective import GAN_STATS, GANObjective, Objective, to_signed
+from ganeval.models.objective import GAN_STATS, GANObjective, Objective, StepContext, TrainingSpec
 from ganeval.models.registry import build_models, get_family
 from ganeval.models.sampling import LatentStream, require_latent_model
 from ganeval.models.spec import ModelConfig
@@ -118,8 +119,9 @@ class Trainer:
         self.D = D.to(self.device, memory_format=torch.channels_last)
         self.G_ema = copy.deepcopy(self.G).eval().requires_grad_(False) if world.is_main else None
         make_objective = self.family.objective or GANObjective
-        self.objective: Objective = make_objective(self)
-        self.opt_G, self.opt_D = self.objective.make_optimizers()
+        spec = TrainingSpec(self.family, model_cfg, train_cfg, world, self.device)
+        self.objective: Objective = make_objective(spec, self.G, self.D)
+        self.opt_G, self.opt_D = self.objective.make_optimizers(self.G, self.D)
 
         self.amp_dtype: torch.dtype | None = None
         if self.device.type == "cuda" and train_cfg.amp:
@@ -129,7 +131,7 @@ class Trainer:
         self.scaler_G = torch.amp.GradScaler(self.device.type, enabled=scaled)
         self.scaler_D = torch.amp.GradScaler(self.device.type, enabled=scaled)
 
-        self.noise = torch.Generator(self.device)
+        self.rng = torch.Generator(self.device)  # z, GP mixes, augmentations: seeded, checkpointed
         self.step, batches_seen = 0, 0
         self._interval: dict[str, Any] = {}  # the metrics row in progress when the checkpoint was written
         if checkpoint is not None:
@@ -151,24 +153,19 @@ class Trainer:
 
     # ------------------------------------------------------------------ one step
 
-    def autocast(self):
-        """Mixed precision on CUDA (when enabled), a no-op elsewhere."""
-        if self.amp_dtype is None:
-            return contextlib.nullcontext()
-        return torch.autocast(self.device.type, dtype=self.amp_dtype)
-
-    def latents(self, n: int) -> torch.Tensor:
-        """n standard-normal z from the seeded, checkpointed noise generator."""
-        return torch.randn(n, self.model_cfg.z_dim, device=self.device, generator=self.noise)
+    def context(self) -> StepContext:
+        """What the objective's next step works with."""
+        return StepContext(self.G, self.D, self.opt_G, self.opt_D, self.scaler_G, self.scaler_D, self.real,
+                           self.step, self.rng, self.device, self.model_cfg.z_dim, self.amp_dtype)
 
     def real_batch(self) -> torch.Tensor:
         """The next real batch of the default data stream, as floats in [-1, 1]."""
-        return to_signed(next(self.real).to(self.device, non_blocking=True))
+        return self.context().real_batch()
 
     def train_step(self) -> torch.Tensor:
         """One generator step of the family's objective; returns its stats vector."""
-        stats = self.objective.step()
-        self._update_ema(self.objective.ema_decay(), self.objective.ema_copies_buffers)
+        stats = self.objective.step(self.context())
+        self._update_ema(self.objective.ema_decay(self.step), self.objective.ema_copies_buffers)
         self.step += 1
         return stats
 
@@ -188,7 +185,7 @@ class Trainer:
     # ------------------------------------------------------------------ state
 
     def _rng_state(self) -> dict[str, torch.Tensor]:
-        state = {"torch": torch.get_rng_state(), "noise": self.noise.get_state()}
+        state = {"torch": torch.get_rng_state(), "noise": self.rng.get_state()}  # "noise": the key since version 1
         if self.device.type == "cuda":
             state["cuda"] = torch.cuda.get_rng_state(self.device)
         return state
@@ -255,7 +252,7 @@ class Trainer:
         """Dropout, z and GP mixes: seeded per process (and per step when re-seeding on resume)."""
         rank = self.world.rank
         torch.manual_seed(self.cfg.seed + 1 + rank + 1000003 * salt)
-        self.noise.manual_seed(self.cfg.seed * 7919 + 104729 * (rank + 1) + 1000003 * salt)
+        self.rng.manual_seed(self.cfg.seed * 7919 + 104729 * (rank + 1) + 1000003 * salt)
         if self.device.type == "cuda":
             torch.cuda.manual_seed(self.cfg.seed + 1 + rank + 1000003 * salt)
 
@@ -270,7 +267,7 @@ class Trainer:
             return
         rng = rngs[self.world.rank]
         torch.set_rng_state(rng["torch"])
-        self.noise.set_state(rng["noise"])
+        self.rng.set_state(rng["noise"])
         if "cuda" in rng and self.device.type == "cuda":
             torch.cuda.set_rng_state(rng["cuda"], self.device)
 
@@ -299,9 +296,13 @@ class Trainer:
 
     # ------------------------------------------------------------------ the loop
 
+    def grid_images(self) -> torch.Tensor:
+        """The objective's grid of G_ema (of G on processes without an EMA copy)."""
+        return self.objective.grid_images(self.G_ema if self.G_ema is not None else self.G, self.fixed_z)
+
     def save_grid(self) -> Path:
         path = grid_path(self.out, self.step)
-        images = self.objective.grid_images()
+        images = self.grid_images()
         columns = self.objective.grid_columns() or math.ceil(math.sqrt(len(images)))
         save_grid(path, images.numpy(), columns=columns)
         return path

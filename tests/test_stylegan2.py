@@ -159,7 +159,7 @@ def test_twenty_cpu_steps_with_every_regulariser(faces_npz, tmp_path):
     p = trainer.objective.gauges()["ada_p"]
     assert p != 0.2 and 0 <= p <= 1  # the controller moved p (by 8 images × 2 steps / 100 per adjustment)
     # EMA: full copy at step 0, then a half-life ramping up with the images seen
-    assert trainer.objective.ema_decay() == pytest.approx(0.5 ** (4 / (20 * 4 * 0.05)))
+    assert trainer.objective.ema_decay(trainer.step) == pytest.approx(0.5 ** (4 / (20 * 4 * 0.05)))
 
 
 def test_resume_is_exact_with_ada_and_lazy_regularisers(faces_npz, tmp_path):
