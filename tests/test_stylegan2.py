@@ -398,3 +398,42 @@ def test_fid_generator_samples_with_random_noise(noisy_checkpoint, faces_npz, tm
     streamed = fid("--generator", noisy_checkpoint, "-n", 8, "--seed", 0)
     assert streamed == pytest.approx(fid(tmp_path / "random.npz"), rel=1e-6)
     assert streamed != pytest.approx(fid(tmp_path / "const.npz"), rel=1e-6)
+
+
+# ---------------------------------------------------------------- names as in the reference (issue 14)
+
+def test_options_are_named_as_the_reference():
+    cfg = FAMILY.config(32, 3, z_dim=16, width=8)
+    assert cfg.width is None and cfg.options["channel_max"] == 8 and cfg.options["w_dim"] is None
+    assert FAMILY.config(32, 3, z_dim=16, options={"channel_max": 8}) == cfg  # --width is channel_max
+    G, D = build_models(FAMILY.config(32, 3, z_dim=16, width=8, options={"w_dim": 24}))
+    assert G.z_dim == 16 and G.w_dim == 24 and G.mapping.w_avg.shape == (24,)
+    assert G(torch.randn(2, 16)).shape == (2, 3, 32, 32)
+    assert max(m.weight.shape[0] for m in D.modules() if hasattr(m, "weight") and m.weight.dim() == 4) <= 8
+    with pytest.raises(BadInput, match="disagree"):
+        FAMILY.config(32, 3, width=8, options={"channel_max": 16})
+    with pytest.raises(BadInput, match="w_dim must be at least 1"):
+        FAMILY.config(32, 3, options={"w_dim": 0})
+
+
+def test_checkpoints_with_the_old_names_still_load_and_resume(trained, faces_npz, tmp_path):
+    """Before issue 14 a stylegan2 config kept channel_max in ``width`` and had no w_dim."""
+    from ganeval.models.checkpoint import save_checkpoint
+
+    data = load_checkpoint(trained)
+    data.pop("path")
+    options = data["config"]["model"]["options"]
+    data["config"]["model"]["width"] = options.pop("channel_max")
+    options.pop("w_dim")
+    options["r1_gamma"] = 0.0064  # the old preset value, stored explicitly
+    old = tmp_path / "old"
+    old.mkdir()
+    save_checkpoint(old / "checkpoint.pt", {k: v for k, v in data.items() if k not in ("format", "version")})
+    G_old, _ = load_generator(old, "cpu")
+    G_new, _ = load_generator(trained, "cpu")
+    z = torch.randn(2, 16)
+    assert torch.equal(G_old(z), G_new(z))
+    assert main(["train", "stylegan2", "--out", str(old), "--resume", "--steps", "5", "--width", "8",
+                 "--data", str(faces_npz), "--device", "cpu", "--num-workers", "0"]) == 0
+    resumed = load_checkpoint(old)["config"]["model"]
+    assert resumed["width"] is None and resumed["options"]["channel_max"] == 8 and resumed["options"]["r1_gamma"] == 0.0064

@@ -396,3 +396,27 @@ def test_skipped_training_images_are_reported_once_and_recorded(tmp_path, capsys
     for _ in range(2 * stream.batches_per_epoch):
         next(stream)
     assert stream.skipped_summary() == {"skipped": 1, "first_skipped": "broken.png"}
+
+
+def test_an_objective_steps_from_explicit_inputs_without_a_trainer(faces_npz, tmp_path):
+    """Issue 14: models, optimisers, data, step and RNG arrive as arguments (a StepContext)."""
+    from ganeval.models.distributed import World
+    from ganeval.models.objective import GANObjective, StepContext, TrainingSpec
+    from ganeval.models.registry import build_models
+
+    cfg, train_cfg = _config("dcgan", faces_npz, tmp_path / "run", 2)
+    trainer = Trainer(cfg, train_cfg, "cpu")
+    assert not any(isinstance(v, Trainer) for v in vars(trainer.objective).values())
+    torch.manual_seed(0)
+    G, D = build_models(cfg)
+    spec = TrainingSpec(get_family("dcgan"), cfg, train_cfg, World(), torch.device("cpu"))
+    objective = GANObjective(spec, G, D)
+    opt_G, opt_D = objective.make_optimizers(G, D)
+    scaler = torch.amp.GradScaler("cpu", enabled=False)
+    ctx = StepContext(G, D, opt_G, opt_D, scaler, scaler, objective.make_data(0), step=0,
+                      rng=torch.Generator().manual_seed(1), device=torch.device("cpu"), z_dim=cfg.z_dim)
+    before = _params(G)
+    stats = objective.step(ctx)
+    assert stats.shape == (len(objective.stats),) and torch.isfinite(stats).all()
+    assert any(not torch.equal(v, before[k]) for k, v in G.state_dict().items())
+    assert ctx.data.batches_seen == 1

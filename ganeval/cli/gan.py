@@ -30,8 +30,10 @@ TRAIN_EXAMPLES = """examples:
 
 --steps is the total for the run, so a resumed run takes the new total. --batch-size is per
 process under torchrun. The run folder gets checkpoint.pt (every --ckpt-every steps and on
-Ctrl-C/SIGTERM), metrics.csv, config.json and grids/step_*.png (a fixed-z grid of the EMA
-generator every --sample-every steps)."""
+Ctrl-C/SIGTERM), metrics.csv (a row per completed --log-every interval), config.json (with
+the data's content hash and any skipped unreadable images) and grids/step_*.png (a fixed-z
+grid of the EMA generator every --sample-every steps). --resume refuses other images than
+the run's (by content hash), another architecture, family option, batch size or seed."""
 
 SAMPLE_EXAMPLES = """examples:
   ganeval sample runs/dcgan/checkpoint.pt -n 50000 -o samples/
@@ -81,7 +83,8 @@ def register(subparsers) -> None:
     p.add_argument("--sample-every", type=positive_int, help="sample-grid interval in steps (default 500)")
     p.add_argument("--log-every", type=positive_int, help="metrics.csv row interval in steps (default 50)")
     p.add_argument("--ema-decay", type=float, help="decay of the generator's EMA copy (default 0.999; stylegan2 uses -O ema_kimg=10 instead)")
-    p.add_argument("--width", type=positive_int, help="base feature maps of G and D (default: the family's)")
+    p.add_argument("--width", type=positive_int,
+                   help="base feature maps of G and D (default: the family's); for stylegan2 its channel_max")
     p.add_argument("--z-dim", type=positive_int, help="latent size (default: the family's)")
     p.add_argument("--cycle-lambda", type=float, help="latent-cycle weight for resdcgan-cycle (default 0.1)")
     for flag, _key, kind, text in FAMILY_FLAGS:
