@@ -52,38 +52,65 @@ SYM6 = (0.015404109327027373, 0.0034907120842174702, -0.11799011114819057, -0.04
 SYM6_PAD = len(SYM6) // 4  # the reference's Hz_pad
 
 
-def _fir_separable(x: torch.Tensor, taps: torch.Tensor) -> torch.Tensor:
-    """Correlate every channel with ``taps`` along x, then along y (no padding)."""
-    c = x.shape[1]
-    k = taps.to(x.dtype)
-    x = F.conv2d(x, k.view(1, 1, 1, -1).expand(c, 1, 1, -1), groups=c)
-    return F.conv2d(x, k.view(1, 1, -1, 1).expand(c, 1, -1, 1), groups=c)
-
-
 def _crop_pad(x: torch.Tensor, x0: int, x1: int, y0: int, y1: int) -> torch.Tensor:
     """Zero-pad positive amounts, crop negative ones (upfirdn2d's padding)."""
     x = F.pad(x, [max(x0, 0), max(x1, 0), max(y0, 0), max(y1, 0)])
     return x[:, :, max(-y0, 0):x.shape[2] - max(-y1, 0), max(-x0, 0):x.shape[3] - max(-x1, 0)]
 
 
-def upsample2d(x: torch.Tensor, taps: torch.Tensor) -> torch.Tensor:
-    """×2: zero insertion, then the (flipped, as a convolution) filter with gain 4; the
-    padding of the reference's ``upfirdn2d.upsample2d``."""
-    n, c, h, w = x.shape
+def _up_last(x: torch.Tensor, taps: list[float], crop: int) -> torch.Tensor:
+    """×2 along the last axis: a stride-2 transposed convolution with ``taps`` (each output
+    phase a sum of shifted slices; CPU convolutions with a 1-pixel-high kernel are slow),
+    then ``crop`` samples off each end."""
+    k, length = len(taps), x.shape[-1]
+    half = k // 2
+    xp = F.pad(x, [half - 1, half - 1])
+    span = length + half - 1
+    phases = [sum(taps[2 * q + r] * xp[..., half - 1 - q:half - 1 - q + span] for q in range(half)) for r in (0, 1)]
+    out = torch.stack(phases, dim=-1).flatten(-2)  # 2·(length + k/2 − 1) = (length − 1)·2 + k
+    return out[..., crop:out.shape[-1] - crop]
+
+
+def _down_last(x: torch.Tensor, taps: list[float]) -> torch.Tensor:
+    """Correlate the last axis with ``taps`` and keep every second sample."""
     k = len(taps)
-    up = torch.zeros(n, c, h, 2, w, 2, dtype=x.dtype, device=x.device)
-    up[:, :, :, 0, :, 0] = x
-    up = up.reshape(n, c, 2 * h, 2 * w)
-    up = _crop_pad(up, (k + 1) // 2, (k - 2) // 2, (k + 1) // 2, (k - 2) // 2)
-    return _fir_separable(up, taps.flip(0) * 2)
+    n = (x.shape[-1] - k) // 2 + 1
+    return sum(t * x[..., i:i + 2 * (n - 1) + 1:2] for i, t in enumerate(taps))
+
+
+def _axis_operator(op, length: int, x: torch.Tensor) -> torch.Tensor:
+    """The matrix (length × output length) of a linear 1-D ``op``: its response to each unit
+    impulse. Filtering an axis is then one matrix product, which BLAS runs far faster on a
+    CPU than a convolution with a 1-pixel-high kernel."""
+    return op(torch.eye(length, dtype=x.dtype, device=x.device))
+
+
+def upsample2d(x: torch.Tensor, taps: torch.Tensor) -> torch.Tensor:
+    """×2 as the reference's ``upfirdn2d.upsample2d``: zero insertion, padding (k+1)//2 and
+    (k−2)//2, convolution with the filter, gain 4 (2 per axis)."""
+    k = len(taps)
+    weights = (taps * 2).tolist()
+    crop = k - 1 - (k + 1) // 2
+
+    def up(m: torch.Tensor) -> torch.Tensor:
+        return _up_last(m, weights, crop)
+
+    rows, cols = _axis_operator(up, x.shape[-2], x), _axis_operator(up, x.shape[-1], x)
+    return rows.t() @ x @ cols
 
 
 def downsample2d(x: torch.Tensor, taps: torch.Tensor, padding: int = 0) -> torch.Tensor:
-    """÷2: the filter (not flipped), then every second pixel; ``padding`` as the reference's
-    ``upfirdn2d.downsample2d(..., flip_filter=True)``."""
+    """÷2 as the reference's ``upfirdn2d.downsample2d(..., flip_filter=True)``: pad (or crop),
+    correlate with the filter, keep every second pixel."""
     k = len(taps)
     x = _crop_pad(x, padding + (k - 1) // 2, padding + (k - 2) // 2, padding + (k - 1) // 2, padding + (k - 2) // 2)
-    return _fir_separable(x, taps)[:, :, ::2, ::2]
+    weights = taps.tolist()
+
+    def down(m: torch.Tensor) -> torch.Tensor:
+        return _down_last(m, weights)
+
+    rows, cols = _axis_operator(down, x.shape[-2], x), _axis_operator(down, x.shape[-1], x)
+    return rows.t() @ x @ cols
 
 
 def geometric_resample(images: torch.Tensor, inv: torch.Tensor) -> torch.Tensor:

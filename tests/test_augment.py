@@ -162,3 +162,34 @@ def test_resampling_does_not_alias_a_fine_pattern_into_a_coarse_one():
     ours = geometric_resample(checker, inv)
     inner = slice(6, -6)
     assert ours[..., inner, inner].std() < 0.5 * direct[..., inner, inner].std()
+
+
+def test_up_and_downsampling_equal_upfirdn2d_written_out():
+    """upfirdn2d's definition (zero insertion, pad or crop, FIR, decimation) on the sym6 taps,
+    computed the slow, literal way, against the operator-matrix implementation."""
+    import torch.nn.functional as F
+
+    from ganeval.models.augment import SYM6, downsample2d, upsample2d
+
+    taps = torch.tensor(SYM6, dtype=torch.float64)
+    taps = (taps / taps.sum()).float()
+    k = len(taps)
+
+    def fir(x, f):  # correlate both axes with f
+        n, c, h, w = x.shape
+        y = F.conv2d(F.conv2d(x.reshape(n * c, 1, h, w), f.view(1, 1, 1, -1)), f.view(1, 1, -1, 1))
+        return y.reshape(n, c, *y.shape[2:])
+
+    def crop_pad(x, p0, p1):
+        x = F.pad(x, [max(p0, 0), max(p1, 0), max(p0, 0), max(p1, 0)])
+        return x[:, :, max(-p0, 0):x.shape[2] - max(-p1, 0), max(-p0, 0):x.shape[3] - max(-p1, 0)]
+
+    x = torch.rand(2, 3, 10, 13, generator=torch.Generator().manual_seed(4))
+    zeros = torch.zeros(2, 3, 10, 2, 13, 2)
+    zeros[:, :, :, 0, :, 0] = x
+    up = crop_pad(zeros.reshape(2, 3, 20, 26), (k + 1) // 2, (k - 2) // 2)
+    torch.testing.assert_close(upsample2d(x, taps), fir(up, taps.flip(0) * 2), atol=1e-6, rtol=0)
+    big = torch.rand(2, 3, 30, 34, generator=torch.Generator().manual_seed(5))
+    for padding in (0, -6):
+        literal = fir(crop_pad(big, padding + (k - 1) // 2, padding + (k - 2) // 2), taps)[:, :, ::2, ::2]
+        torch.testing.assert_close(downsample2d(big, taps, padding), literal, atol=1e-6, rtol=0)
