@@ -21,7 +21,6 @@ from typing import Any, Callable
 from ganeval.errors import BadInput
 from ganeval.models.checkpoint import load_checkpoint, model_config
 from ganeval.models.data import data_hash
-from ganeval.models.flags import FAMILY_FLAGS  # noqa: F401  (re-exported: the CLI's named family flags)
 from ganeval.models.registry import get_family
 from ganeval.models.spec import ModelConfig
 from ganeval.models.trainer import CHECKPOINT_NAME, METRICS_NAME, Trainer, TrainConfig
