@@ -2,8 +2,8 @@
 PNG bytes, so the page embeds pixels only (no file name, path or URL that could hint at truth).
 
 Lanczos (Pillow) by default. A study whose settings name ``upscaler: "srgan:CKPT"`` goes
-through the image-to-image upscaler (``ganeval.upscale`` / ``models.srgan``), imported only
-when asked for; where it is missing or fails, Lanczos is used and a warning is logged once.
+through the image-to-image upscaler (``ganeval.models.upscale``), looked up by name only
+when asked for (the study never imports a model); where it is missing or fails, Lanczos is used and a warning is logged once.
 Results are cached in memory: every participant sees the same few hundred images."""
 from __future__ import annotations
 
@@ -23,7 +23,7 @@ from ganeval.images import decode_image
 log = logging.getLogger(__name__)
 
 # the image-to-image module providing ``upscale_image(rgb, (h, w), method, device)``
-UPSCALER_MODULES = ("ganeval.upscale",)
+UPSCALER_MODULES = ("ganeval.models.upscale",)
 UPSCALER_DEVICE = "auto"
 CACHE_SIZE = 256
 

@@ -165,7 +165,6 @@ def test_display_uses_model_upscaler_when_present(monkeypatch):
 
 def test_display_broken_checkpoint_falls_back_to_lanczos(tmp_path):
     """The real image-to-image module with a checkpoint that is not one: Lanczos, a warning."""
-    pytest.importorskip("ganeval.upscale")
     display._warn_once.cache_clear()
     bad = tmp_path / "broken.pt"
     bad.write_bytes(b"not a checkpoint")
@@ -467,7 +466,7 @@ def test_study_with_srgan_upscaler_shows_model_output(tmp_path, study_env, srgan
     """``--upscaler srgan:CKPT``: the display is the model's output (then Lanczos to size),
     identical to the image-to-image module's own ``upscale_image``."""
     from ganeval.images import decode_image
-    from ganeval.upscale import upscale_image
+    from ganeval.models.upscale import upscale_image
 
     method = f"srgan:{srgan_checkpoint}"
     path = next(Path(write_faces(tmp_path / "one", 1, size=32, seed=4)).glob("*.png"))
