@@ -90,3 +90,54 @@ def test_a_models_py_in_the_working_directory_changes_nothing(tmp_path, inceptio
     res = _ganeval(work, "fid", "a.npz", "b.npz", "--weights", inception_weights, "--device", "cpu", "--json")
     assert res.returncode == 0, res.stderr
     assert json.loads(res.stdout)["fid"] == pytest.approx(dim * 0.25, rel=1e-6)
+
+
+BLOCK_EXTRAS = """
+import contextlib, io, json, sys
+from importlib.abc import MetaPathFinder
+
+BLOCKED = {"streamlit", "sqlalchemy", "psycopg", "statsmodels", "nbformat", "nbclient", "nbconvert", "ipykernel"}
+
+class NotInstalled(MetaPathFinder):  # the base install: the study and report extras are missing
+    def find_spec(self, name, path=None, target=None):
+        if name.split(".")[0] in BLOCKED:
+            raise ModuleNotFoundError(f"No module named {name!r}", name=name)
+        return None
+
+sys.meta_path.insert(0, NotInstalled())
+from ganeval.cli.main import main
+
+results = []
+for argv in json.loads(sys.argv[1]):
+    out, err = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        try:
+            code = main(argv)
+        except SystemExit as stop:  # --help
+            code = stop.code or 0
+    loaded = sorted(m for m in sys.modules if m.split(".")[0] in BLOCKED)
+    results.append({"argv": argv, "code": code, "out": out.getvalue(), "err": err.getvalue(), "loaded": loaded})
+print(json.dumps(results))
+"""
+
+
+@pytest.mark.slow
+def test_the_base_install_runs_without_the_study_and_report_extras(tmp_path):
+    """fid, nearest, train and sample start with the study and report extras missing, import
+    none of them, and `study run` / `report` say in one line which extra to install."""
+    script = tmp_path / "base_install.py"
+    script.write_text(BLOCK_EXTRAS)
+    runs = [["models"], ["fid", "--help"], ["nearest", "--help"], ["train", "--help"], ["sample", "--help"],
+            ["study", "run", str(tmp_path / "no-study")],
+            ["report", "--study", str(tmp_path), "-o", str(tmp_path / "out")]]
+    res = subprocess.run([sys.executable, str(script), json.dumps(runs)], cwd=tmp_path, capture_output=True,
+                         text=True, timeout=600)
+    assert res.returncode == 0, res.stderr
+    results = json.loads(res.stdout.strip().splitlines()[-1])
+    models, *helps, study, report = results
+    assert models["code"] == 0 and "dcgan" in models["out"] and models["loaded"] == []
+    for r in helps:
+        assert r["code"] == 0 and r["loaded"] == [], r
+    for r, extra in ((study, "study"), (report, "report")):
+        err = r["err"].strip().splitlines()
+        assert r["code"] == 1 and len(err) == 1 and f"install ganeval[{extra}]" in err[0], r
