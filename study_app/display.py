@@ -19,6 +19,7 @@ import numpy as np
 from PIL import Image
 
 from ganeval.images import decode_image
+from ganeval.resample import fit_size, resize_rgb
 
 log = logging.getLogger(__name__)
 
@@ -28,19 +29,9 @@ UPSCALER_DEVICE = "auto"
 CACHE_SIZE = 256
 
 
-def fit_size(height: int, width: int, size: int) -> tuple[int, int]:
-    """(h, w) with the longer side equal to ``size`` and the aspect ratio kept."""
-    if height >= width:
-        return size, max(1, round(width * size / height))
-    return max(1, round(height * size / width)), size
-
-
 def lanczos(arr: np.ndarray, size: int) -> np.ndarray:
     """Resize RGB uint8 so its longer side is ``size`` with Pillow's Lanczos filter."""
-    h, w = fit_size(arr.shape[0], arr.shape[1], size)
-    if (h, w) == arr.shape[:2]:
-        return arr
-    return np.asarray(Image.fromarray(arr).resize((w, h), Image.Resampling.LANCZOS), dtype=np.uint8)
+    return resize_rgb(arr, fit_size(arr.shape[0], arr.shape[1], size), "lanczos")
 
 
 def _find_model_upscaler() -> Callable[..., np.ndarray] | None:

@@ -15,6 +15,7 @@ from PIL import Image, ImageFilter
 from ganeval import atomic
 from ganeval.cli.common import HelpFormatter, add_device_args, nonneg_int, positive_int
 from ganeval.errors import GanevalError, MissingWeights
+from ganeval.images import encode_png
 from ganeval.outputs import MANIFEST, OutputDir, OutputRefused, prepare_output_dir, read_manifest
 from ganeval.synth import make_faces
 
@@ -138,7 +139,7 @@ def run(args) -> int:
             sets[name] = out / f"{name}.npz"
             atomic.save_npz(sets[name], images=arr)
         grid = np.concatenate([np.concatenate(list(a[r * 8:(r + 1) * 8]), axis=1) for r in range(min(4, len(a) // 8))])
-        atomic.write_bytes(out / "faces_a_preview.png", _png(grid))
+        atomic.write_bytes(out / "faces_a_preview.png", encode_png(grid))
         return f"{args.num} faces per set at {args.size}px in {out} (A: seed 0, B: seed 1, A blurred σ=1 and σ=2)"
 
     def fid_step(features: str) -> Callable[[], str]:
@@ -170,16 +171,9 @@ def run(args) -> int:
     return 1 if demo.failed else 0
 
 
-def _png(arr: np.ndarray) -> bytes:
-    from ganeval.images import encode_png
-
-    return encode_png(arr)
-
-
 def _fid_during_training(args, train_set: Path) -> list[str]:
     """FID every quarter of the run when the Inception weights are already here (never downloads)."""
-    from ganeval.errors import GanevalError
-    from ganeval.features.inception import INCEPTION_WEIGHTS
+    from ganeval.features.inception import INCEPTION_WEIGHTS  # torch: loaded when the demo runs, not at start-up
     from ganeval.weights import locate_weights
 
     try:
