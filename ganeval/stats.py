@@ -151,27 +151,21 @@ def path_features(path: str | Path, extractor: FeatureExtractor, device: torch.d
 
 
 def generator_features(
-    checkpoint: str | Path | dict,
+    batches: Iterable[torch.Tensor | np.ndarray],
     extractor: FeatureExtractor,
     device: torch.device,
     n: int,
-    batch_size: int,
-    seed: int,
-    truncation: float | None = None,
+    name: str,
 ) -> FeatureSet:
-    """Stream n samples from a generator checkpoint (a file, or a checkpoint dict of a running
-    trainer) straight into the network."""
-    from ganeval.models.sampling import generate_uint8_batches  # models/ depends on ganeval, not the reverse at import
-
+    """Stream ``n`` generated samples (uint8 N×H×W×3 batches, handed in by the caller: the core
+    never loads a model) straight into the network."""
     from ganeval.progress import progress
 
-    name = f"step {checkpoint.get('step')}" if isinstance(checkpoint, dict) else Path(checkpoint).name
-
-    def batches():
+    def counted():
         with progress(total=n, desc=f"sampling {name}", unit="img") as bar:
-            for images in generate_uint8_batches(checkpoint, n, batch_size, seed, device, truncation=truncation):
+            for images in batches:
                 bar.update(len(images))
                 yield images
 
-    features = extract_features(extractor, batches(), device)
+    features = extract_features(extractor, counted(), device)
     return FeatureSet.from_features(f"generator {name}", features, extractor=extractor.info.name, origin="generator")

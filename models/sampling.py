@@ -15,6 +15,7 @@ import torch
 
 from ganeval.device import resolve_device
 from ganeval.errors import BadInput
+from ganeval.images import signed_to_uint8
 from ganeval.models.checkpoint import load_checkpoint, load_generator
 
 LATENT_CHUNK = 1024
@@ -46,7 +47,7 @@ def latent_for_seed(seed: int, z_dim: int) -> torch.Tensor:
 
 def to_uint8(images: torch.Tensor) -> torch.Tensor:
     """Generator output N×C×H×W in [-1, 1] → uint8 N×H×W×3 RGB on the CPU (gray repeated)."""
-    out = images.float().add(1).mul_(127.5).round_().clamp_(0, 255).to(torch.uint8)
+    out = signed_to_uint8(images)
     if out.shape[1] == 1:
         out = out.expand(-1, 3, -1, -1)
     return out.permute(0, 2, 3, 1).contiguous().cpu()

@@ -72,8 +72,11 @@ def run(args) -> int:
         warn(f"{args.features} weights are not the published ones: values are not comparable with published numbers")
     sides = [_side(path, args, extractor, device) for path in args.inputs]
     if args.generator:
-        sides.append(generator_features(args.generator, extractor, device, args.num_samples, args.batch_size, args.seed,
-                                        truncation=args.truncation))
+        from ganeval.models.sampling import generate_uint8_batches
+
+        batches = generate_uint8_batches(args.generator, args.num_samples, args.batch_size, args.seed, device,
+                                         truncation=args.truncation)
+        sides.append(generator_features(batches, extractor, device, args.num_samples, Path(args.generator).name))
     for fs, out in zip(sides, args.save_stats or []):
         save_stats(out, fs)
         note(f"saved statistics of {fs.label} ({fs.n} images) to {out}")

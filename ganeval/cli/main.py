@@ -13,6 +13,7 @@ import traceback
 
 from ganeval import __version__
 from ganeval.errors import GanevalError
+from ganeval.extras import missing_module_message
 
 # subcommand modules, in the order `ganeval --help` lists them
 COMMANDS = (
@@ -69,6 +70,9 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print(f"ganeval {args.command}: interrupted", file=sys.stderr)
         return 130
+    except ModuleNotFoundError as err:  # an optional extra that is not installed: one line naming it
+        print(f"ganeval {args.command}: error: {missing_module_message(err)}", file=sys.stderr)
+        return 1
     except Exception as err:  # noqa: BLE001 - last resort: one line, not a traceback
         if os.environ.get("GANEVAL_DEBUG") == "1":
             traceback.print_exc()
