@@ -22,7 +22,7 @@ from ganeval.errors import BadInput
 from ganeval.images import CorruptImage, signed_to_uint8, uint8_to_signed
 from ganeval.sources import open_source
 from ganeval.resample import downscale, downscale_batch, resize_rgb
-from ganeval.models.objective import Objective
+from ganeval.models.objective import Objective, StepContext
 from ganeval.models.options import fill_options
 from ganeval.models.spec import Family, ModelConfig
 
@@ -287,22 +287,17 @@ class SRGANObjective(Objective):
 
     stats = ("loss_d", "loss_g", "pixel", "adv", "perceptual", "d_real", "d_fake")
 
-    def __init__(self, trainer):
-        super().__init__(trainer)
-        self.perceptual_spec = str(trainer.model_cfg.options["perceptual"])
+    def __init__(self, spec, G, D):
+        super().__init__(spec, G, D)
+        self.perceptual_spec = str(self.options["perceptual"])
         self.perceptual: PerceptualFeatures | None = None
         self._preview: np.ndarray | None = None
 
     def _build_perceptual(self) -> None:
         tower, line, self.perceptual_spec = build_perceptual(self.perceptual_spec)
-        self.perceptual = tower.to(self.t.device) if tower is not None else None
-        if self.t.world.is_main:
+        self.perceptual = tower.to(self.device) if tower is not None else None
+        if self.world.is_main:
             print(line, file=sys.stderr)
-
-    def make_optimizers(self):
-        t, fam = self.t, self.t.family
-        return (torch.optim.Adam(t.G.parameters(), lr=fam.lr_g, betas=fam.betas),
-                torch.optim.Adam(t.D.parameters(), lr=fam.lr_d, betas=fam.betas))
 
     def setup(self) -> None:
         self._build_perceptual()
@@ -314,9 +309,9 @@ class SRGANObjective(Objective):
         if "perceptual" in state:
             self.perceptual_spec = str(state["perceptual"])
 
-    def step(self) -> torch.Tensor:
-        t, o = self.t, self.t.model_cfg.options
-        hr_u8 = next(t.real)
+    def step(self, t: StepContext) -> torch.Tensor:
+        o = self.options
+        hr_u8 = next(t.data)
         lr = _signed(_lr_batch(hr_u8, o["scale"]), t.device)
         hr = _signed(hr_u8, t.device)
         with t.autocast():
@@ -336,14 +331,14 @@ class SRGANObjective(Objective):
                             parts["adv"].float(), parts["perceptual"].float(),
                             real_logit.detach().float().mean(), fake_logit.detach().float().mean()])
 
-    def grid_images(self) -> np.ndarray:
+    def grid_images(self, G_ema: nn.Module, fixed_z: torch.Tensor | None = None) -> torch.Tensor:
         """One row per image of --data (the first GRID_IMAGES): bicubic-upscaled LR | SR by G_ema | HR."""
-        t, scale = self.t, self.t.model_cfg.options["scale"]
+        scale = self.options["scale"]
         if self._preview is None:
-            source, images = open_source(t.cfg.data), []
+            source, images = open_source(self.spec.train.data), []
             for i in range(len(source)):
                 try:
-                    images.append(resize_rgb(source.read(i), t.model_cfg.resolution))
+                    images.append(resize_rgb(source.read(i), self.spec.model.resolution))
                 except CorruptImage:
                     continue
                 if len(images) == GRID_IMAGES:
@@ -351,9 +346,8 @@ class SRGANObjective(Objective):
             self._preview = np.stack(images)
         hr = self._preview
         lr = np.stack([downscale(img, scale) for img in hr])
-        G = t.G_ema if t.G_ema is not None else t.G
         with torch.no_grad():
-            sr = G(_signed(torch.from_numpy(lr).permute(0, 3, 1, 2), t.device))
+            sr = G_ema(_signed(torch.from_numpy(lr).permute(0, 3, 1, 2), self.device))
         sr = signed_to_uint8(sr).permute(0, 2, 3, 1).cpu().numpy()
         bicubic = np.stack([resize_rgb(img, hr.shape[1:3], "bicubic") for img in lr])
         rows = np.stack([bicubic, sr, hr], axis=1).reshape(-1, *hr.shape[1:])  # per image: bicubic, SR, HR

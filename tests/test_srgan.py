@@ -241,7 +241,7 @@ def test_sampling_an_srgan_is_one_clear_line(srgan_run, tmp_path, capsys):
 
 def test_training_grid_rows_are_bicubic_sr_hr(hr_folder, tmp_path):
     trainer = _train(hr_folder, tmp_path / "run", steps=1)
-    grid = trainer.objective.grid_images().numpy()
+    grid = trainer.grid_images().numpy()
     assert grid.shape == (6 * 3, 32, 32, 3) and trainer.objective.grid_columns() == 3
     hr = decode_image(sorted(hr_folder.iterdir())[0])
     assert np.array_equal(grid[2], hr)  # row 0: bicubic(LR) | SR | HR
