@@ -176,6 +176,7 @@ def test_fid_metric_bad_input(capsys, sets, inception_weights, tmp_path):
     _fails(capsys, ["fid", a, str(tmp_path / "few.npz"), "--metrics", "prdc", *w], 2, "at least 6 samples")
     stats = tmp_path / "b_stats.npz"
     assert main(["fid", b, "--save-stats", str(stats), *w]) == 0
+    capsys.readouterr()
     _fails(capsys, ["fid", a, str(stats), "--metrics", "is", *w], 2, "Inception Score needs images")
     _fails(capsys, ["fid", a, str(stats), "--metrics", "prdc", *w], 2, "need images")
     _fails(capsys, ["fid", a, str(stats), "--save-features", str(tmp_path / "f.npz"), *w], 2, "statistics file")

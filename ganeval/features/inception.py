@@ -144,7 +144,7 @@ def clean_resize(images: torch.Tensor, size: int = 299) -> torch.Tensor:
     out = np.empty((arr.shape[0], 3, size, size), dtype=np.float32)
     for i, image in enumerate(arr):
         for c in range(3):
-            resized = Image.fromarray(image[c].astype(np.float32), mode="F").resize((size, size), Image.BICUBIC)
+            resized = Image.fromarray(image[c].astype(np.float32)).resize((size, size), Image.BICUBIC)
             out[i, c] = np.asarray(resized).clip(0, 255)
     return torch.from_numpy(out).to(images.device)
 
