@@ -5,6 +5,7 @@ that pytorch-fid ignores. Features of a source are cached by content hash + netw
 weights, so a second run over the same images costs nothing."""
 from __future__ import annotations
 
+import contextlib
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
@@ -15,12 +16,12 @@ import torch
 
 from ganeval import atomic
 from ganeval.cache import cache_dir, settings_key
-from ganeval.errors import BadInput
+from ganeval.errors import BadInput, GanevalError
 from ganeval.features.base import FeatureExtractor
 from ganeval.metrics.fid import check_stats, mean_and_covariance
 from ganeval.sources import Source, open_source
 
-CACHE_VERSION = 1
+CACHE_VERSION = 2  # 2: the skipped-files report is stored with the features
 
 
 @dataclass
@@ -36,6 +37,8 @@ class FeatureSet:
     origin: str = "images"      # images | statistics | generator
     cached: bool = False
     skipped: int = 0
+    skip_report: str | None = None  # the one-line warning about skipped corrupt files
+    resize: str | None = None       # the extractor's preprocessing ("pytorch-fid", "clean", "native")
 
     @classmethod
     def from_features(cls, label: str, features: np.ndarray, **kw) -> "FeatureSet":
@@ -64,10 +67,11 @@ def load_stats(path: str | Path) -> FeatureSet:
         with np.load(path, allow_pickle=False) as npz:
             mu, sigma = check_stats(npz["mu"], npz["sigma"], str(path))
             extractor = str(npz["extractor"]) if "extractor" in npz.files else None
+            resize = str(npz["resize"]) if "resize" in npz.files else None
             n = int(npz["n"]) if "n" in npz.files else 0
     except (ValueError, OSError, KeyError) as err:
         raise BadInput(f"{path}: not a readable statistics file ({err})") from err
-    return FeatureSet(str(path), mu, sigma, n, None, extractor, origin="statistics")
+    return FeatureSet(str(path), mu, sigma, n, None, extractor, origin="statistics", resize=resize)
 
 
 def save_stats(path: str | Path, fs: FeatureSet) -> None:
@@ -75,25 +79,34 @@ def save_stats(path: str | Path, fs: FeatureSet) -> None:
     meta = {"n": np.int64(fs.n)}
     if fs.extractor:
         meta["extractor"] = np.array(fs.extractor)
+    if fs.resize:
+        meta["resize"] = np.array(fs.resize)
     atomic.save_npz(path, mu=fs.mu, sigma=fs.sigma, **meta)
 
 
-def _prepare_device(device: torch.device) -> None:
-    if device.type == "cuda":
-        # TF32 convolutions shift pool3 features by ~1e-3: keep full fp32 for parity
-        torch.backends.cudnn.allow_tf32 = False
-        torch.backends.cuda.matmul.allow_tf32 = False
+@contextlib.contextmanager
+def full_precision_matmul():
+    """TF32 off while features are extracted (TF32 convolutions shift pool3 features by
+    ~1e-3), and the caller's settings restored afterwards, so that training after a
+    ``--fid-every`` measurement keeps running at TF32 speed."""
+    saved = (torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32)
+    torch.backends.cudnn.allow_tf32 = False
+    torch.backends.cuda.matmul.allow_tf32 = False
+    try:
+        yield
+    finally:
+        torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32 = saved
 
 
 @torch.inference_mode()
 def extract_features(extractor: FeatureExtractor, batches: Iterable[torch.Tensor], device: torch.device) -> np.ndarray:
     """Run uint8 N×H×W×3 batches through the network; returns float32 N×D."""
-    _prepare_device(device)
     extractor = extractor.to(device).eval()
     out = []
-    for images in batches:
-        x = images.to(device, non_blocking=True).permute(0, 3, 1, 2)
-        out.append(extractor(x).float().cpu().numpy())
+    with full_precision_matmul():
+        for images in batches:
+            x = images.to(device, non_blocking=True).permute(0, 3, 1, 2)
+            out.append(extractor(x).float().cpu().numpy())
     if not out:
         return np.empty((0, extractor.info.dim), dtype=np.float32)
     return np.concatenate(out)
@@ -101,7 +114,8 @@ def extract_features(extractor: FeatureExtractor, batches: Iterable[torch.Tensor
 
 def _cache_file(source: Source, extractor: FeatureExtractor) -> Path:
     info = extractor.info
-    key = settings_key(v=CACHE_VERSION, net=info.name, weights=info.weights_id, size=info.input_size, mode=info.mode)
+    key = settings_key(v=CACHE_VERSION, net=info.name, weights=info.weights_id, size=info.input_size, mode=info.mode,
+                       resize=info.resize)
     return cache_dir("features") / f"{info.name}-{source.content_hash()}-{key}.npz"
 
 
@@ -117,24 +131,35 @@ def source_features(
 ) -> FeatureSet:
     """Features of every readable image in ``source``, from the cache when possible."""
     label = str(source.path)
+    resize = extractor.info.resize
     cache_file = _cache_file(source, extractor) if use_cache else None
+    fs = None
     if cache_file is not None and cache_file.is_file():
         try:
             with np.load(cache_file, allow_pickle=False) as npz:
+                report = str(npz["skip_report"]) or None
                 fs = FeatureSet(label, npz["mu"], npz["sigma"], int(npz["n"]), npz["features"],
-                                extractor.info.name, cached=True, skipped=int(npz["skipped"]))
-            return fs
+                                extractor.info.name, cached=True, skipped=int(npz["skipped"]),
+                                skip_report=report, resize=resize)
         except (ValueError, OSError, KeyError):
             cache_file.unlink(missing_ok=True)  # a damaged cache entry is recomputed
+    if fs is not None:
+        if fs.skipped and strict:  # the same verdict as on the run that filled the cache
+            raise GanevalError(f"{label}: {fs.skipped} corrupt image(s) (--strict; {fs.skip_report or 'from the cache'})")
+        if fs.skip_report and on_skip is not None:
+            on_skip(fs.skip_report)
+        return fs
     loader = source.loader(batch_size=batch_size, num_workers=num_workers, mixed_size=extractor.info.input_size,
                            strict=strict, desc=f"{extractor.info.name} features: {source.path.name}")
     features = extract_features(extractor, (b.images for b in loader), device)
-    if loader.corrupt and on_skip is not None:
-        on_skip(loader.report_corrupt())
-    fs = FeatureSet.from_features(label, features, extractor=extractor.info.name, skipped=len(loader.corrupt))
+    report = loader.report_corrupt()
+    if report and on_skip is not None:
+        on_skip(report)
+    fs = FeatureSet.from_features(label, features, extractor=extractor.info.name, skipped=len(loader.corrupt),
+                                  skip_report=report, resize=resize)
     if cache_file is not None:
         atomic.save_npz(cache_file, mu=fs.mu, sigma=fs.sigma, n=np.int64(fs.n), features=features,
-                        skipped=np.int64(fs.skipped))
+                        skipped=np.int64(fs.skipped), skip_report=np.array(report or ""))
     return fs
 
 
@@ -145,6 +170,8 @@ def path_features(path: str | Path, extractor: FeatureExtractor, device: torch.d
         fs = load_stats(path)
         if fs.extractor and fs.extractor != extractor.info.name:
             raise BadInput(f"{path}: statistics were computed with {fs.extractor} features, not {extractor.info.name}")
+        if fs.resize and fs.resize != extractor.info.resize:
+            raise BadInput(f"{path}: statistics were computed with --resize {fs.resize}, not {extractor.info.resize}")
         return fs
     return source_features(open_source(path), extractor, device, batch_size, num_workers, strict,
                            use_cache=use_cache, on_skip=on_skip)
@@ -168,4 +195,5 @@ def generator_features(
                 yield images
 
     features = extract_features(extractor, counted(), device)
-    return FeatureSet.from_features(f"generator {name}", features, extractor=extractor.info.name, origin="generator")
+    return FeatureSet.from_features(f"generator {name}", features, extractor=extractor.info.name, origin="generator",
+                                    resize=extractor.info.resize)
