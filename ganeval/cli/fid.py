@@ -6,7 +6,7 @@ import warnings
 from pathlib import Path
 
 from ganeval.cli.common import HelpFormatter, add_device_args, add_loader_args, emit_json, note, positive_int, warn
-from ganeval.device import resolve_device
+from ganeval.distributed import setup, teardown
 from ganeval.errors import BadInput
 from ganeval.features.registry import FEATURES, build_extractor
 from ganeval.metrics.fid import frechet_distance
@@ -19,6 +19,8 @@ EXAMPLES = """examples:
   ganeval fid real/ --save-stats real_stats.npz     statistics only (pytorch-fid format)
   ganeval fid real_stats.npz generated/ --json
   ganeval fid --generator run/checkpoint.pt -n 50000 real_stats.npz   FID50k from a generator
+  torchrun --nproc_per_node 4 -m ganeval fid real/ generated/   split the images across 4 processes
+                                                    (same FID as one process; rank 0 prints)
 """
 
 
@@ -48,9 +50,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=run)
 
 
-def _side(path: str, args, extractor, device) -> FeatureSet:
+def _side(path: str, args, extractor, device, world) -> FeatureSet:
     return path_features(path, extractor, device, args.batch_size, args.num_workers, args.strict,
-                         use_cache=not args.no_cache, on_skip=warn)
+                         use_cache=not args.no_cache, on_skip=warn, world=world)
 
 
 def _describe(fs: FeatureSet) -> dict:
@@ -63,17 +65,29 @@ def run(args) -> int:
         raise BadInput("give two inputs (or one input with --generator)")
     if args.save_stats and len(args.save_stats) > len(args.inputs):
         raise BadInput("--save-stats takes one file per input")
-    device = resolve_device(args.device)
+    world, device = setup(args.device)  # under torchrun: join the group, each rank extracts a share
+    try:
+        code = _measure(args, device, world)
+    except BaseException:
+        teardown(clean=False)
+        raise
+    teardown()
+    return code
+
+
+def _measure(args, device, world) -> int:
     for path in args.inputs:  # fail on a bad path before loading any network
         if not Path(path).exists():
             raise BadInput(f"{path}: no such file or folder")
     extractor = build_extractor(args.features, args.weights, device, fast=args.fast)
-    if not extractor.info.standard:
+    if not extractor.info.standard and world.is_main:
         warn(f"{args.features} weights are not the published ones: values are not comparable with published numbers")
-    sides = [_side(path, args, extractor, device) for path in args.inputs]
+    sides = [_side(path, args, extractor, device, world) for path in args.inputs]
     if args.generator:
         sides.append(generator_features(args.generator, extractor, device, args.num_samples, args.batch_size, args.seed,
-                                        truncation=args.truncation))
+                                        truncation=args.truncation, world=world))
+    if not world.is_main:  # every rank holds all features now; rank 0 writes and prints
+        return 0
     for fs, out in zip(sides, args.save_stats or []):
         save_stats(out, fs)
         note(f"saved statistics of {fs.label} ({fs.n} images) to {out}")
