@@ -110,7 +110,7 @@ def load_inception_state(path: Path) -> dict[str, torch.Tensor]:
     if not isinstance(state, dict):
         raise BadInput(f"{path}: expected a state dict, got {type(state).__name__}")
     state = {k: v for k, v in state.items() if not k.startswith(("fc.", "AuxLogits."))}
-    expected = FIDInceptionNet().state_dict()
+    expected = _empty_net().state_dict()
     missing = sorted(set(expected) - set(state))
     unexpected = sorted(set(state) - set(expected))
     if missing or unexpected:
@@ -120,6 +120,12 @@ def load_inception_state(path: Path) -> dict[str, torch.Tensor]:
         if state[key].shape != value.shape:
             raise BadInput(f"{path}: not FID Inception weights ({key} has shape {tuple(state[key].shape)}, expected {tuple(value.shape)})")
     return state
+
+
+def _empty_net() -> FIDInceptionNet:
+    """The architecture without initialising 22M weights (0.3-1 s) that loading overwrites anyway."""
+    with torch.device("meta"):
+        return FIDInceptionNet()
 
 
 class _ConvReLU(nn.Module):
@@ -152,8 +158,8 @@ class InceptionExtractor(FeatureExtractor):
 
     def __init__(self, state: dict[str, torch.Tensor], weights_id: str, standard: bool, fast: bool = False) -> None:
         super().__init__()
-        net = FIDInceptionNet()
-        net.load_state_dict(state)
+        net = _empty_net()
+        net.load_state_dict(state, assign=True)  # the loaded tensors become the weights: no init, no copy
         net = net.eval().requires_grad_(False)
         self.memory_format = torch.channels_last if fast else torch.contiguous_format
         self.net = fold_batchnorm(net).to(memory_format=self.memory_format) if fast else net
