@@ -30,6 +30,7 @@ from ganeval.metrics.prdc import prdc, subsample
 from ganeval.outputs import check_output_file
 from ganeval.progress import progress
 from ganeval.sources import ArraySource
+from ganeval.distributed import World, gather_rows, shard_range
 from ganeval.stats import FeatureSet, extract_features, is_stats_file, path_features, source_features
 from ganeval.stats import save_stats as write_stats
 
@@ -45,6 +46,9 @@ class Batches:
     make: Callable[[], Iterable[torch.Tensor]]
     label: str
     n: int | None = None
+    # make_share(start, count): the batches one process would draw from item ``start`` on, so
+    # that under torchrun each process makes only its share (same latents as one process)
+    make_share: Callable[[int, int], Iterable[torch.Tensor]] | None = None
 
 
 def parse_metrics(spec: str | Sequence[str] | None) -> tuple[str, ...]:
@@ -129,23 +133,30 @@ def _as_side(x: Any, name: str, z_dim: int | None, n: int, batch_size: int, seed
 
 
 def _features_of(side, extractor: FeatureExtractor, device: torch.device, batch_size: int, num_workers: int,
-                 strict: bool, cache: bool, on_warning: Callable[[str], None]) -> FeatureSet:
+                 strict: bool, cache: bool, on_warning: Callable[[str], None],
+                 world: World | None = None) -> FeatureSet:
+    world = World() if world is None else world
     if isinstance(side, FeatureSet):
         return side
     if isinstance(side, str):
         return path_features(side, extractor, device, batch_size, num_workers, strict, use_cache=cache,
-                             on_skip=on_warning)
+                             on_skip=on_warning, world=world)
     if isinstance(side, ArraySource):
         return source_features(side, extractor, device, batch_size, num_workers, strict, use_cache=cache,
-                               on_skip=on_warning)
+                               on_skip=on_warning, world=world)
+    sharded = world.distributed and side.make_share is not None and side.n is not None
+    share = shard_range(side.n, batch_size, world) if sharded else None
 
     def counted():
-        with progress(total=side.n, desc=f"sampling {side.label}", unit="img") as bar:
-            for images in side.make():
+        made = side.make_share(share.start, len(share)) if sharded else side.make()
+        with progress(total=len(share) if sharded else side.n, desc=f"sampling {side.label}", unit="img") as bar:
+            for images in made:
                 bar.update(len(images))
                 yield images
 
     features = extract_features(extractor, counted(), device)
+    if sharded:
+        features = gather_rows(features, world, device)
     return FeatureSet.from_features(side.label, features, extractor=extractor.info.name, origin="generator",
                                     resize=extractor.info.resize)
 
@@ -251,13 +262,17 @@ def compute_metrics(
     save_features: str | os.PathLike | None = None,
     overwrite: bool = False,
     on_warning: Callable[[str], None] | None = None,
+    world: World | None = None,
 ) -> dict[str, Any]:
     """Metrics of ``b`` against ``a`` (the reference), with the keys of ``ganeval fid --json``.
 
     ``a``/``b``: an image folder, .zip, .npy/.npz array, statistics .npz (``mu``, ``sigma``),
     a uint8 N×H×W×3 (or N×3×H×W) array or tensor, a generator ``G(z)`` (give ``z_dim``; ``n``
     samples from ``seed``), a :class:`Batches` or a :class:`ganeval.stats.FeatureSet`.
-    ``b=None`` only computes (and saves) the statistics/features of ``a``."""
+    ``b=None`` only computes (and saves) the statistics/features of ``a``.
+    ``world`` (from ``ganeval.distributed.setup`` under torchrun): every process extracts a
+    share and gets every feature, so the result equals one process's; only rank 0 writes."""
+    world = World() if world is None else world
     metrics = parse_metrics(metrics)
     on_warning = on_warning or (lambda msg: warnings.warn(msg, stacklevel=2))
     dev = resolve_device(device)
@@ -276,13 +291,13 @@ def compute_metrics(
     if not extractor.info.standard:
         on_warning(f"{extractor.info.name} weights are not the published ones: values are not comparable "
                    "with published numbers")
-    sets = [_features_of(s, extractor, dev, batch_size, num_workers, strict, cache, on_warning) for s in sides]
+    sets = [_features_of(s, extractor, dev, batch_size, num_workers, strict, cache, on_warning, world) for s in sides]
     for fs in sets:
         if fs.extractor and fs.extractor != extractor.info.name:
             raise BadInput(f"{fs.label}: features are {fs.extractor}, not {extractor.info.name}")
-    for fs, out in zip(sets, stats_outs):
+    for fs, out in zip(sets, stats_outs if world.is_main else []):
         write_stats(out, fs)
-    if save_features:
+    if save_features and world.is_main:
         atomic.save_npz(save_features, **{key: np.asarray(fs.features, dtype=np.float32)
                                           for key, fs in zip("ab", sets)})
     result: dict[str, Any] = {}

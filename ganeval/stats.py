@@ -16,7 +16,8 @@ import torch
 
 from ganeval import atomic
 from ganeval.cache import cache_dir, settings_key
-from ganeval.errors import BadInput, GanevalError
+from ganeval.distributed import World, all_flags, gather_objects, gather_rows, shard_range
+from ganeval.errors import BadInput
 from ganeval.features.base import FeatureExtractor
 from ganeval.metrics.fid import check_stats, mean_and_covariance
 from ganeval.sources import Source, open_source
@@ -128,43 +129,59 @@ def source_features(
     strict: bool = False,
     use_cache: bool = True,
     on_skip=None,
+    world: World | None = None,
 ) -> FeatureSet:
-    """Features of every readable image in ``source``, from the cache when possible."""
+    """Features of every readable image in ``source``, from the cache when possible.
+
+    With a multi-process ``world`` (torchrun; every rank must call this) each process extracts
+    a contiguous run of whole batches and every process gets all features in source order,
+    bit-identical to a single process; only rank 0 reports skips and writes the cache.
+    Default: this process alone (e.g. rank 0 measuring FID during DDP training)."""
+    world = World() if world is None else world
     label = str(source.path)
     resize = extractor.info.resize
     cache_file = _cache_file(source, extractor) if use_cache else None
-    fs = None
-    if cache_file is not None and cache_file.is_file():
-        try:
-            with np.load(cache_file, allow_pickle=False) as npz:
-                report = str(npz["skip_report"]) or None
-                fs = FeatureSet(label, npz["mu"], npz["sigma"], int(npz["n"]), npz["features"],
-                                extractor.info.name, cached=True, skipped=int(npz["skipped"]),
-                                skip_report=report, resize=resize)
-        except (ValueError, OSError, KeyError):
-            cache_file.unlink(missing_ok=True)  # a damaged cache entry is recomputed
-    if fs is not None:
+    cached = _read_cache(cache_file, label, extractor) if cache_file is not None else None
+    if all_flags(cached is not None, world, device):  # every process takes the same path
+        fs = cached
         if fs.skipped and strict:  # the same verdict as on the run that filled the cache
-            raise GanevalError(f"{label}: {fs.skipped} corrupt image(s) (--strict; {fs.skip_report or 'from the cache'})")
-        if fs.skip_report and on_skip is not None:
+            raise BadInput(f"{label}: {fs.skipped} corrupt image(s) (--strict; {fs.skip_report or 'from the cache'})")
+        if fs.skip_report and on_skip is not None and world.is_main:
             on_skip(fs.skip_report)
         return fs
     loader = source.loader(batch_size=batch_size, num_workers=num_workers, mixed_size=extractor.info.input_size,
-                           strict=strict, desc=f"{extractor.info.name} features: {source.path.name}")
-    features = extract_features(extractor, (b.images for b in loader), device)
+                           strict=strict, desc=f"{extractor.info.name} features: {source.path.name}",
+                           indices=shard_range(len(source), batch_size, world) if world.distributed else None)
+    features = gather_rows(extract_features(extractor, (b.images for b in loader), device), world, device)
+    if world.distributed:
+        loader.corrupt = [item for part in gather_objects(loader.corrupt, world) for item in part]
     report = loader.report_corrupt()
-    if report and on_skip is not None:
+    if report and on_skip is not None and world.is_main:
         on_skip(report)
     fs = FeatureSet.from_features(label, features, extractor=extractor.info.name, skipped=len(loader.corrupt),
                                   skip_report=report, resize=resize)
-    if cache_file is not None:
+    if cache_file is not None and world.is_main:
         atomic.save_npz(cache_file, mu=fs.mu, sigma=fs.sigma, n=np.int64(fs.n), features=features,
                         skipped=np.int64(fs.skipped), skip_report=np.array(report or ""))
     return fs
 
 
+def _read_cache(cache_file: Path, label: str, extractor: FeatureExtractor) -> FeatureSet | None:
+    if not cache_file.is_file():
+        return None
+    try:
+        with np.load(cache_file, allow_pickle=False) as npz:
+            return FeatureSet(label, npz["mu"], npz["sigma"], int(npz["n"]), npz["features"],
+                              extractor.info.name, cached=True, skipped=int(npz["skipped"]),
+                              skip_report=str(npz["skip_report"]) or None, resize=extractor.info.resize)
+    except (ValueError, OSError, KeyError):
+        cache_file.unlink(missing_ok=True)  # a damaged cache entry is recomputed
+        return None
+
+
 def path_features(path: str | Path, extractor: FeatureExtractor, device: torch.device, batch_size: int = 50,
-                  num_workers: int = 0, strict: bool = False, use_cache: bool = True, on_skip=None) -> FeatureSet:
+                  num_workers: int = 0, strict: bool = False, use_cache: bool = True, on_skip=None,
+                  world: World | None = None) -> FeatureSet:
     """One side of an FID: a statistics .npz as it is, or the features of an image source."""
     if is_stats_file(path):
         fs = load_stats(path)
@@ -174,7 +191,7 @@ def path_features(path: str | Path, extractor: FeatureExtractor, device: torch.d
             raise BadInput(f"{path}: statistics were computed with --resize {fs.resize}, not {extractor.info.resize}")
         return fs
     return source_features(open_source(path), extractor, device, batch_size, num_workers, strict,
-                           use_cache=use_cache, on_skip=on_skip)
+                           use_cache=use_cache, on_skip=on_skip, world=world)
 
 
 def generator_features(

@@ -119,12 +119,14 @@ def run_generator(generator: torch.nn.Module, z: torch.Tensor, truncation: float
 @torch.no_grad()
 def generate_uint8_batches(checkpoint: str | os.PathLike | dict[str, Any], n: int, batch_size: int, seed: int,
                            device: str | torch.device = "auto", use_ema: bool = True,
-                           truncation: float | None = None, noise_mode: str = "random") -> Iterator[torch.Tensor]:
+                           truncation: float | None = None, noise_mode: str = "random",
+                           start: int = 0) -> Iterator[torch.Tensor]:
     """Yield ``n`` generated images as uint8 N×H×W×3 RGB CPU tensors, ``batch_size`` at a time
     (the last batch may be smaller). Same (checkpoint, seed, batch size) → same images, in the
     same order; a smaller ``n`` gives a prefix of a larger one. ``truncation`` ψ: stylegan2 only.
     ``noise_mode`` (stylegan2; ignored by generators without noise): "random", the reference's
-    metric path and the default here, or "const", the checkpoint's stored noise (``sample``)."""
+    metric path and the default here, or "const", the checkpoint's stored noise (``sample``).
+    ``start`` skips that many latents first (a process's share of a sharded FID)."""
     if noise_mode not in NOISE_MODES:
         raise BadInput(f"--noise-mode must be one of {', '.join(NOISE_MODES)}, got {noise_mode!r}")
     if n < 0:
@@ -139,6 +141,7 @@ def generate_uint8_batches(checkpoint: str | os.PathLike | dict[str, Any], n: in
         require_mapping(generator, "--truncation", cfg.model)
     latents = LatentStream(seed, cfg.z_dim)
     noise = noise_generator(seed, device) if noise_mode == "random" else None
+    latents.take(start)
     done = 0
     while done < n:
         k = min(batch_size, n - done)

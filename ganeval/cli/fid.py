@@ -7,6 +7,7 @@ from pathlib import Path
 
 from ganeval.api import DEFAULT_METRICS, METRICS, Batches, compute_metrics
 from ganeval.cli.common import HelpFormatter, add_device_args, add_loader_args, emit_json, note, positive_int, warn
+from ganeval.distributed import setup, teardown
 from ganeval.errors import BadInput
 from ganeval.features.registry import FEATURES, RESIZES
 
@@ -21,6 +22,8 @@ EXAMPLES = """examples:
   ganeval fid real/ fake/ --save-stats r.npz --save-stats f.npz --save-features feats.npz
   ganeval fid real_stats.npz generated/ --json
   ganeval fid --generator run/checkpoint.pt -n 50000 real_stats.npz   FID50k from a generator
+  torchrun --nproc_per_node 4 -m ganeval fid real/ generated/   split the images across 4 processes
+                                                    (same FID as one process; rank 0 prints)
 """
 
 
@@ -62,26 +65,40 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def _generator_side(args, device) -> Batches:
-    from ganeval.device import resolve_device
     from ganeval.models.sampling import generate_uint8_batches
 
-    dev = resolve_device(device)
-    return Batches(lambda: generate_uint8_batches(args.generator, args.num_samples, args.batch_size, args.seed, dev,
-                                                  truncation=args.truncation),
-                   f"generator {Path(args.generator).name}", args.num_samples)
+    def share(start: int, count: int):
+        return generate_uint8_batches(args.generator, count, args.batch_size, args.seed, device,
+                                      truncation=args.truncation, start=start)
+
+    return Batches(lambda: share(0, args.num_samples), f"generator {Path(args.generator).name}", args.num_samples,
+                   make_share=share)
 
 
 def run(args) -> int:
     if len(args.inputs) + (1 if args.generator else 0) > 2:
         raise BadInput("give two inputs (or one input with --generator)")
-    sides = list(args.inputs) + ([_generator_side(args, args.device)] if args.generator else [])
+    world, device = setup(args.device)  # under torchrun: join the group, each rank extracts a share
+    try:
+        code = _measure(args, device, world)
+    except BaseException:
+        teardown(clean=False)
+        raise
+    teardown()
+    return code
+
+
+def _measure(args, device, world) -> int:
+    sides = list(args.inputs) + ([_generator_side(args, device)] if args.generator else [])
     result = compute_metrics(
         sides[0], sides[1] if len(sides) > 1 else None, args.metrics,
-        features=args.features, weights=args.weights, device=args.device, resize=args.resize, fast=args.fast,
+        features=args.features, weights=args.weights, device=device, resize=args.resize, fast=args.fast,
         batch_size=args.batch_size, num_workers=args.num_workers, strict=args.strict, cache=not args.no_cache,
         seed=args.seed, kid_subsets=args.kid_subsets, kid_subset_size=args.kid_subset_size,
         prdc_k=args.prdc_k, prdc_n=args.prdc_n, save_stats=args.save_stats, save_features=args.save_features,
-        overwrite=args.overwrite, on_warning=warn)
+        overwrite=args.overwrite, on_warning=warn if world.is_main else (lambda msg: None), world=world)
+    if not world.is_main:  # every rank holds all features; rank 0 writes and prints
+        return 0
     for out, key in zip(args.save_stats or [], "ab"):
         note(f"saved statistics of {result[key]['path']} ({result[key]['n']} images) to {out}")
     if args.save_features:
