@@ -10,6 +10,8 @@ from tqdm.auto import tqdm
 def progress_enabled() -> bool:
     if os.environ.get("GANEVAL_QUIET") == "1":
         return False
+    if os.environ.get("RANK", "0") != "0":  # under torchrun only rank 0 draws bars
+        return False
     if os.environ.get("GANEVAL_PROGRESS") == "1":
         return True
     return sys.stderr.isatty()

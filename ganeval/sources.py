@@ -18,7 +18,8 @@ import torch
 from torch.utils.data import DataLoader, Dataset
 
 from ganeval.errors import BadInput
-from ganeval.images import CorruptImage, decode_image, is_image_name, resize_rgb, to_rgb_array
+from ganeval.images import CorruptImage, decode_image, is_image_name, to_rgb_array
+from ganeval.resample import resize_rgb
 from ganeval.progress import progress
 
 ARRAY_KEYS = ("images", "arr_0", "x", "data")

@@ -13,6 +13,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ganeval.errors import BadInput
+from ganeval.images import uint8_to_signed
 from ganeval.models.blocks import ResnetBlock, conv_reflect, dcgan_init
 from ganeval.models.options import fill_options
 from ganeval.models.spec import Family, ModelConfig
@@ -80,7 +81,7 @@ class Translator(nn.Module):
 
         face = torch.from_numpy(np.array(make_faces(1, size=self.resolution, seed=seed)))
         device = next(self.parameters()).device
-        return face.permute(0, 3, 1, 2).float().div(127.5).sub(1).to(device)
+        return uint8_to_signed(face.permute(0, 3, 1, 2)).to(device)
 
     def translate(self, x: torch.Tensor, direction: str = "AB") -> torch.Tensor:
         if x.ndim != 4:  # e.g. `ganeval sample` handing it latents

@@ -16,7 +16,8 @@ import torch
 from torch.utils.data import DataLoader, Dataset, DistributedSampler
 
 from ganeval.errors import BadInput, GanevalError
-from ganeval.images import CorruptImage, resize_rgb
+from ganeval.images import CorruptImage
+from ganeval.resample import resize_rgb
 from ganeval.sources import Source, open_source, skipped_line
 
 MEMORY_LIMIT = 2 << 30  # decode up to 2 GiB of pixels into memory, stream beyond

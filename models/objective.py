@@ -33,6 +33,8 @@ import torch
 import torch.distributed as dist
 import torch.nn.functional as F
 from torch import nn
+
+from ganeval.images import uint8_to_signed as to_signed  # the one uint8 → [-1, 1] conversion
 from torch.nn.parallel import DistributedDataParallel as DDP
 
 from ganeval.models.data import RealBatches
@@ -40,11 +42,6 @@ from ganeval.models.distributed import World
 from ganeval.models.spec import Family, ModelConfig
 
 GAN_STATS = ("loss_d", "loss_g", "d_real", "d_fake", "gp", "cycle")
-
-
-def to_signed(images: torch.Tensor) -> torch.Tensor:
-    """uint8 N×C×H×W → float in [-1, 1], the range every generator outputs."""
-    return images.float().div_(127.5).sub_(1.0)
 
 
 @dataclass(frozen=True)

@@ -22,6 +22,7 @@ import torch
 
 from ganeval.device import resolve_device
 from ganeval.errors import BadInput
+from ganeval.images import signed_to_uint8
 from ganeval.models.checkpoint import load_checkpoint, load_generator
 
 LATENT_CHUNK = 1024
@@ -53,7 +54,7 @@ def latent_for_seed(seed: int, z_dim: int) -> torch.Tensor:
 
 def to_uint8(images: torch.Tensor) -> torch.Tensor:
     """Generator output N×C×H×W in [-1, 1] → uint8 N×H×W×3 RGB on the CPU (gray repeated)."""
-    out = images.float().add(1).mul_(127.5).round_().clamp_(0, 255).to(torch.uint8)
+    out = signed_to_uint8(images)
     if out.shape[1] == 1:
         out = out.expand(-1, 3, -1, -1)
     return out.permute(0, 2, 3, 1).contiguous().cpu()
@@ -118,12 +119,14 @@ def run_generator(generator: torch.nn.Module, z: torch.Tensor, truncation: float
 @torch.no_grad()
 def generate_uint8_batches(checkpoint: str | os.PathLike | dict[str, Any], n: int, batch_size: int, seed: int,
                            device: str | torch.device = "auto", use_ema: bool = True,
-                           truncation: float | None = None, noise_mode: str = "random") -> Iterator[torch.Tensor]:
+                           truncation: float | None = None, noise_mode: str = "random",
+                           start: int = 0) -> Iterator[torch.Tensor]:
     """Yield ``n`` generated images as uint8 N×H×W×3 RGB CPU tensors, ``batch_size`` at a time
     (the last batch may be smaller). Same (checkpoint, seed, batch size) → same images, in the
     same order; a smaller ``n`` gives a prefix of a larger one. ``truncation`` ψ: stylegan2 only.
     ``noise_mode`` (stylegan2; ignored by generators without noise): "random", the reference's
-    metric path and the default here, or "const", the checkpoint's stored noise (``sample``)."""
+    metric path and the default here, or "const", the checkpoint's stored noise (``sample``).
+    ``start`` skips that many latents first (a process's share of a sharded FID)."""
     if noise_mode not in NOISE_MODES:
         raise BadInput(f"--noise-mode must be one of {', '.join(NOISE_MODES)}, got {noise_mode!r}")
     if n < 0:
@@ -138,6 +141,7 @@ def generate_uint8_batches(checkpoint: str | os.PathLike | dict[str, Any], n: in
         require_mapping(generator, "--truncation", cfg.model)
     latents = LatentStream(seed, cfg.z_dim)
     noise = noise_generator(seed, device) if noise_mode == "random" else None
+    latents.take(start)
     done = 0
     while done < n:
         k = min(batch_size, n - done)

@@ -10,7 +10,8 @@ import torch
 from torch import nn
 
 from ganeval.errors import BadInput
-from ganeval.images import CorruptImage, resize_rgb
+from ganeval.images import CorruptImage, signed_to_uint8
+from ganeval.resample import resize_rgb
 from ganeval.sources import open_source
 from ganeval.models.data import RealBatches
 from ganeval.models.objective import Objective, StepContext, to_signed
@@ -94,7 +95,7 @@ def translate_uint8(G: nn.Module, images: np.ndarray, direction: str, device: to
         return images
     x = torch.from_numpy(np.require(images, np.uint8, ["C", "W"])).to(device).permute(0, 3, 1, 2)
     x = to_signed(x).contiguous(memory_format=memory_format)
-    y = G.translate(x, direction).float().add_(1).mul_(127.5).round_().clamp_(0, 255).to(torch.uint8)
+    y = signed_to_uint8(G.translate(x, direction))
     return y.permute(0, 2, 3, 1).cpu().numpy()
 
 

@@ -15,9 +15,9 @@ from ganeval.cli.main import main
 from ganeval.errors import BadInput
 from ganeval.images import decode_image
 from ganeval.synth import make_faces, write_faces
-from ganeval.upscale import (
-    compare_one, downscale, psnr, score, upscale_array, upscale_image,
-)
+from ganeval.resample import downscale
+from ganeval.upscale import compare_one, psnr, score
+from ganeval.models.upscale import upscale_array, upscale_image
 from ganeval.models.checkpoint import load_checkpoint
 from ganeval.models.registry import get_family
 from ganeval.models.srgan import SRDiscriminator, SRResNet, build_perceptual

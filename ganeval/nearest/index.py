@@ -33,7 +33,7 @@ import numpy as np
 from ganeval.atomic import write_text
 from ganeval.cache import cache_dir, settings_key
 from ganeval.errors import BadInput
-from ganeval.images import resize_rgb
+from ganeval.resample import resize_rgb
 from ganeval.nearest.embed import Embedder, EmbedSpec
 from ganeval.nearest.parallel import cpu_workers, run_parallel
 from ganeval.progress import progress
