@@ -8,10 +8,9 @@ not depend on which other images share its batch either.
 
 Style-based generators (stylegan2) also take per-pixel noise. ``noise_mode="random"`` (the
 default of ``generate_uint8_batches``, so of ``fid --generator`` and FID during training) is
-the reference's metric path: fresh noise from a generator seeded by the seed, so the images
-still repeat exactly for the same (checkpoint, seed, batch size). ``"const"`` uses the noise
-stored in the checkpoint, as the reference's image script and ``ganeval sample`` (default)
-do: then image i depends on (checkpoint, seed, i) only."""
+the reference's metric path: fresh noise, drawn for image i from a stream seeded by (seed, i).
+``"const"`` uses the noise stored in the checkpoint, as the reference's image script and
+``ganeval sample`` (default) do. Either way image i's inputs depend on (seed, i) only."""
 from __future__ import annotations
 
 import math
@@ -94,15 +93,17 @@ def require_mapping(generator: torch.nn.Module, what: str, model: str = "this mo
 NOISE_MODES = ("random", "const")
 
 
-def noise_generator(seed: int, device: torch.device) -> torch.Generator:
-    """The per-pixel noise stream of ``noise_mode="random"``: seeded by ``seed``, apart from
-    the latents' stream (an odd multiplier, so z and noise are not the same numbers)."""
-    return torch.Generator(device).manual_seed((int(seed) * 0x9E3779B1 + 0x5851F42D) % 2**63)
+def noise_generators(seed: int, first: int, count: int, device: torch.device) -> list[torch.Generator]:
+    """The per-pixel noise streams of ``noise_mode="random"``, one per image: image i's is
+    seeded by (seed, i) alone, apart from the latents' stream, so its noise does not depend on
+    the batch size or on which process of a sharded FID draws it."""
+    return [torch.Generator(device).manual_seed((int(seed) * 0x9E3779B1 + (first + i) * 0x85EBCA77 + 0x5851F42D) % 2**63)
+            for i in range(count)]
 
 
 def run_generator(generator: torch.nn.Module, z: torch.Tensor, truncation: float | None = None,
                   model: str = "this model", noise_mode: str | None = None,
-                  noise: torch.Generator | None = None) -> torch.Tensor:
+                  noise: torch.Generator | list[torch.Generator] | None = None) -> torch.Tensor:
     """G(z), or G(z) with truncation ψ (w = w_avg + ψ·(w − w_avg)) for style-based generators.
     ``noise_mode``/``noise``: the per-pixel noise of style-based generators (others have none);
     None keeps the generator's own default (const in eval mode)."""
@@ -123,7 +124,8 @@ def generate_uint8_batches(checkpoint: str | os.PathLike | dict[str, Any], n: in
                            start: int = 0) -> Iterator[torch.Tensor]:
     """Yield ``n`` generated images as uint8 N×H×W×3 RGB CPU tensors, ``batch_size`` at a time
     (the last batch may be smaller). Same (checkpoint, seed, batch size) → same images, in the
-    same order; a smaller ``n`` gives a prefix of a larger one. ``truncation`` ψ: stylegan2 only.
+    same order; a smaller ``n`` gives a prefix of a larger one. Image i's latent and noise depend
+    on (seed, i) alone, so a shard (``start``) draws exactly its images' inputs. ``truncation`` ψ: stylegan2 only.
     ``noise_mode`` (stylegan2; ignored by generators without noise): "random", the reference's
     metric path and the default here, or "const", the checkpoint's stored noise (``sample``).
     ``start`` skips that many latents first (a process's share of a sharded FID)."""
@@ -140,12 +142,12 @@ def generate_uint8_batches(checkpoint: str | os.PathLike | dict[str, Any], n: in
     if truncation is not None:
         require_mapping(generator, "--truncation", cfg.model)
     latents = LatentStream(seed, cfg.z_dim)
-    noise = noise_generator(seed, device) if noise_mode == "random" else None
     latents.take(start)
     done = 0
     while done < n:
         k = min(batch_size, n - done)
         z = latents.take(k).to(device)
+        noise = noise_generators(seed, start + done, k, device) if noise_mode == "random" else None
         yield to_uint8(run_generator(generator, z, truncation, cfg.model, noise_mode, noise))
         done += k
 

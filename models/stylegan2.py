@@ -194,12 +194,16 @@ class StyleConv(nn.Module):
         self.up, self.resolution = up, resolution
 
     def forward(self, x: torch.Tensor, w: torch.Tensor, noise_mode: str = "random",
-                noise_generator: torch.Generator | None = None) -> torch.Tensor:
+                noise_generator: torch.Generator | list[torch.Generator] | None = None) -> torch.Tensor:
         styles = self.affine(w)
         x = modulated_conv2d(x, self.weight, styles, demodulate=True, fused=not self.training, up=self.up)
         if noise_mode == "random":
-            noise = torch.randn(x.shape[0], 1, self.resolution, self.resolution, device=x.device, dtype=x.dtype,
-                                generator=noise_generator)
+            shape = (1, self.resolution, self.resolution)
+            if isinstance(noise_generator, (list, tuple)):  # one stream per image: batch-independent noise
+                noise = torch.stack([torch.randn(shape, device=x.device, dtype=x.dtype, generator=g)
+                                     for g in noise_generator])
+            else:
+                noise = torch.randn((x.shape[0], *shape), device=x.device, dtype=x.dtype, generator=noise_generator)
             x = x + noise * self.noise_strength
         elif noise_mode == "const":
             x = x + self.noise_const.to(x.dtype) * self.noise_strength
@@ -265,7 +269,7 @@ class SynthesisNetwork(nn.Module):
     def forward(self, ws: torch.Tensor, noise_mode: str = "random",
                 noise_generator: torch.Generator | None = None) -> torch.Tensor:
         """``noise_mode``: "random" (fresh per-pixel noise, from ``noise_generator`` when given),
-        "const" (the stored noise) or "none"."""
+        "const" (the stored noise) or "none"; ``noise_generator`` may be one generator per image."""
         if noise_mode not in NOISE_MODES:
             raise BadInput(f"noise mode must be one of {', '.join(NOISE_MODES)}, got {noise_mode!r}")
         x = img = None

@@ -373,6 +373,12 @@ def test_metric_sampling_uses_random_noise_and_sample_keeps_const(noisy_checkpoi
     assert torch.equal(default, random)  # the metric path: random noise
     assert torch.equal(images(), default)  # seeded: the same pixels again
     assert not torch.equal(random, const)
+    # image i's noise depends on (seed, i) only: a shard drawing images 3-5 gets their noise, and
+    # another batch size changes only float rounding (the mapping's matrix products), not the noise
+    share = torch.cat(list(generate_uint8_batches(noisy_checkpoint, 3, 3, seed=2, device="cpu", start=3)))
+    assert torch.equal(share, random[3:])
+    other = torch.cat(list(generate_uint8_batches(noisy_checkpoint, 6, 4, seed=2, device="cpu")))
+    assert (other.int() - random.int()).abs().max() <= 1
     assert main(["sample", str(noisy_checkpoint), "-n", "6", "-o", str(tmp_path / "c.npz"), "--seed", "2",
                  "--batch-size", "3", "--device", "cpu"]) == 0
     assert main(["sample", str(noisy_checkpoint), "-n", "6", "-o", str(tmp_path / "r.npz"), "--seed", "2",
