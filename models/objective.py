@@ -34,7 +34,7 @@ import torch.distributed as dist
 import torch.nn.functional as F
 from torch import nn
 
-from ganeval.images import uint8_to_signed as to_signed  # the one uint8 → [-1, 1] conversion
+from ganeval.images import uint8_to_signed as to_signed  # noqa: F401  (the one uint8 → [-1, 1] conversion)
 from torch.nn.parallel import DistributedDataParallel as DDP
 
 from ganeval.models.data import RealBatches
