@@ -21,7 +21,8 @@ import argparse
 
 from ganeval.cli.common import HelpFormatter, add_device_args, add_loader_args, emit_json, nonneg_int, note, positive_int
 from ganeval.errors import BadInput
-from ganeval.nearest.pipeline import DEFAULT_COPY_THRESHOLD, NearestOptions, run_nearest
+from ganeval.features.registry import FEATURES
+from ganeval.nearest.pipeline import DEFAULT_COPY_THRESHOLD, NearestOptions, is_main_process, run_nearest
 
 EXAMPLES = """examples:
   ganeval nearest generated/ train.zip -k 4 -o nn-out           top-4 SSIM neighbours, all outputs
@@ -29,6 +30,8 @@ EXAMPLES = """examples:
   ganeval nearest fake/ real/ -o out --exact --mean-all         exhaustive, plus mean SSIM over all
   ganeval nearest fake/ real/ -o out --test heldout/            + data-copying C_T and authenticity
   ganeval nearest fake/ real/ --gray --json                     luminance SSIM, summary on stdout
+  ganeval nearest fake/ real/ --space inception -o out          cosine neighbours in Inception features
+  torchrun --nproc_per_node 4 -m ganeval nearest fake/ real/ -o out    queries sharded over 4 processes
 """
 
 
@@ -47,6 +50,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("-k", type=positive_int, default=4, help="neighbours per generated image")
     p.add_argument("-o", "--outdir", default=None, help="output folder (without it, only the summary is printed)")
     p.add_argument("--gray", action="store_true", help="SSIM on luminance instead of RGB")
+    p.add_argument("--space", default="ssim", metavar="SPACE",
+                   help=f"similarity: ssim (exact SSIM), or cosine of a feature network's features: "
+                        f"{', '.join(FEATURES)} (copy detection beyond SSIM)")
+    p.add_argument("--weights", default=None, help="weight file of the --space network (default: cache or download)")
     p.add_argument("--exact", action="store_true", help="exhaustive SSIM against every training image (slow)")
     p.add_argument("--candidates", type=positive_int, default=None,
                    help="FAISS candidates per query (default max(1024, 256k); 2048 for recall@4 ≥ 0.99 "
@@ -80,12 +87,15 @@ def run(args) -> int:
         raise BadInput(f"--shortlist {args.shortlist} exceeds --candidates {args.candidates}")
     opts = NearestOptions(
         generated=args.generated, train=args.train, outdir=args.outdir, k=args.k, gray=args.gray,
+        space=args.space, weights=args.weights,
         exact=args.exact, candidates=args.candidates, shortlist=args.shortlist, check_recall=args.check_recall,
         copy_threshold=args.copy_threshold, mean_all=args.mean_all, test=args.test, cells=args.cells,
         contact_sheets=args.contact_sheets, pca=args.pca, rebuild=args.rebuild, device=args.device,
         batch_size=args.batch_size, num_workers=args.num_workers, strict=args.strict, seed=args.seed,
     )
     summary = run_nearest(opts, say=note)
+    if not is_main_process():  # torchrun: rank 0 reports
+        return 0
     if args.outdir:
         note(f"wrote {', '.join(summary['outputs'][:4])}{' …' if len(summary['outputs']) > 4 else ''} to {args.outdir}")
     if args.json:

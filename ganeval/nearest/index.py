@@ -32,7 +32,7 @@ import numpy as np
 
 from ganeval.atomic import write_text
 from ganeval.cache import cache_dir, settings_key
-from ganeval.errors import BadInput
+from ganeval.errors import BadInput, GanevalError
 from ganeval.images import resize_rgb
 from ganeval.nearest.embed import Embedder, EmbedSpec
 from ganeval.nearest.parallel import cpu_workers, run_parallel
@@ -179,6 +179,7 @@ class TrainIndex:
     cached: bool                 # True when this run reused an existing index
     resized_from: Counter = field(default_factory=Counter)
     skipped: int = 0
+    skipped_first: str = ""      # the first unreadable training file, for the one-line note
     build_seconds: float = 0.0
 
     def __len__(self) -> int:
@@ -261,10 +262,15 @@ def open_index(source: Source, settings: IndexSettings, batch_size: int = 64, nu
     entry = _cache_entry(content_hash, settings)
     if not rebuild and (entry / "meta.json").exists():
         try:
-            return _load(entry, cached=True)
+            cached = _load(entry, cached=True)
         except (OSError, ValueError, RuntimeError, KeyError) as err:  # damaged entry: rebuild it
             if on_note:
                 on_note(f"cached index {entry} unreadable ({err}); rebuilding")
+        else:
+            if strict and cached.skipped:
+                raise GanevalError(f"{source.path}: {cached.skipped} training image(s) are unreadable, e.g. "
+                               f"{cached.skipped_first or '?'} (recorded in the cached index; --strict refuses them)")
+            return cached
     start = time.perf_counter()
     _remove_stale_builds(entry.parent)
     tmp = Path(tempfile.mkdtemp(prefix=".building-", dir=entry.parent))
@@ -350,6 +356,7 @@ def _build(source: Source, settings: IndexSettings, out: Path, batch_size: int, 
         "gray": settings.gray, "spec": settings.spec.key(), "kind": kind, "keys": keys,
         "resized_from": {f"{h}x{w}": c for (h, w), c in reader.resized_from.items()},
         "skipped": len(reader.skipped),
+        "skipped_first": reader.skipped[0][0] if reader.skipped else "",
     }
     write_text(out / "meta.json", json.dumps(meta))
 
@@ -375,5 +382,5 @@ def _load(entry: Path, cached: bool) -> TrainIndex:
     resized = Counter({tuple(int(v) for v in k.split("x")): c for k, c in meta.get("resized_from", {}).items()})
     return TrainIndex(keys=meta["keys"], planes=planes, screen_stats=stats, faiss_index=index, gray=meta["gray"],
                       spec=EmbedSpec(**spec_fields), kind=meta["kind"], path=entry, cached=cached,
-                      resized_from=resized, skipped=meta.get("skipped", 0),
+                      resized_from=resized, skipped=meta.get("skipped", 0), skipped_first=meta.get("skipped_first", ""),
                       build_seconds=meta.get("build_seconds", 0.0))
