@@ -89,6 +89,12 @@ def run_nearest(opts: NearestOptions, say: Callable[[str], None] = lambda m: Non
 
     Under torchrun every rank searches its share of the queries; only rank 0 speaks and
     writes, and every rank returns the same neighbours."""
+    return run_nearest_full(opts, say)[0]
+
+
+def run_nearest_full(opts: NearestOptions, say: Callable[[str], None] = lambda m: None
+                     ) -> tuple[dict, Neighbours, list[str], list[str]]:
+    """:func:`run_nearest`, also returning the neighbours and the generated and training keys."""
     world, device = distributed.join(resolve_device(opts.device))
     if not world.is_main:
         say = lambda m: None  # noqa: E731 - one voice
@@ -226,7 +232,7 @@ def _run(opts: NearestOptions, say: Callable[[str], None], device, world: distri
     summary["timings_seconds"] = {k: round(v, 3) for k, v in timings.items()}
     if opts.outdir and world.is_main:
         report.write_json(Path(opts.outdir) / "summary.json", summary)
-    return summary
+    return summary, nb, gen.keys, space.keys
 
 
 class _SSIMSpace:
