@@ -196,13 +196,29 @@ class TrainIndex:
     def embedder(self, device="cpu") -> Embedder:
         return Embedder(self.size[0], self.size[1], self.spec, self.gray, device)
 
-    def search(self, embeddings: np.ndarray, count: int, use_gpu: bool = True) -> np.ndarray:
+    def search(self, embeddings: np.ndarray, count: int, use_gpu: bool = True, local_rank: int = 0) -> np.ndarray:
         """Top-``count`` training indices by embedding inner product (−1 pads short rows)."""
         index = self.faiss_index
-        if use_gpu and _gpu_count() > 0:
-            index = _to_gpu(index)
+        placement, gpus = gpu_placement(_gpu_count() if use_gpu else 0, _world_size(), local_rank)
+        if placement != "cpu":  # pragma: no cover - needs faiss-gpu and a GPU
+            index = _to_gpu(index, placement, gpus)
         _, ids = index.search(np.ascontiguousarray(embeddings, dtype=np.float32), int(count))
         return ids
+
+
+def gpu_placement(n_gpus: int, world_size: int = 1, local_rank: int = 0) -> tuple[str, list[int]]:
+    """Where the FAISS index goes: ``("cpu", [])`` without GPUs; ``("one", [g])`` for a single
+    GPU or one process per GPU under torchrun (each rank its own); ``("shards", all)`` when one
+    process sees several GPUs: the index is split across them (faiss IndexShards)."""
+    if n_gpus <= 0:
+        return "cpu", []
+    if n_gpus == 1 or world_size > 1:
+        return "one", [local_rank % n_gpus]
+    return "shards", list(range(n_gpus))
+
+
+def _world_size() -> int:
+    return int(os.environ.get("WORLD_SIZE", "1"))
 
 
 def _gpu_count() -> int:
@@ -212,14 +228,20 @@ def _gpu_count() -> int:
         return 0
 
 
-_GPU_CACHE: dict[int, faiss.Index] = {}
+_GPU_CACHE: dict[tuple, tuple] = {}  # (resources kept alive, GPU index)
 
 
-def _to_gpu(index: faiss.Index) -> faiss.Index:  # pragma: no cover - needs faiss-gpu and a GPU
-    if id(index) not in _GPU_CACHE:
-        res = faiss.StandardGpuResources()
-        _GPU_CACHE[id(index)] = faiss.index_cpu_to_gpu(res, 0, index)
-    return _GPU_CACHE[id(index)]
+def _to_gpu(index: faiss.Index, placement: str, gpus: list[int]) -> faiss.Index:  # pragma: no cover - GPU only
+    key = (id(index), placement, tuple(gpus))
+    if key not in _GPU_CACHE:
+        if placement == "one":
+            res = faiss.StandardGpuResources()
+            _GPU_CACHE[key] = (res, faiss.index_cpu_to_gpu(res, gpus[0], index))
+        else:
+            options = faiss.GpuMultipleClonerOptions()
+            options.shard = True  # each GPU holds 1/n of the vectors; results are merged
+            _GPU_CACHE[key] = (None, faiss.index_cpu_to_all_gpus(index, options, ngpu=len(gpus)))
+    return _GPU_CACHE[key][1]
 
 
 def _new_faiss_index(embeddings: np.ndarray, settings: IndexSettings) -> tuple[faiss.Index, str]:

@@ -121,7 +121,8 @@ class Searcher:
             for s in range(0, len(queries), self.block):
                 block = queries[s : s + self.block]
                 if embedder is not None:
-                    ids = self.index.search(embedder(block), n_cand, use_gpu=self.device.type == "cuda")
+                    ids = self.index.search(embedder(block), n_cand, use_gpu=self.device.type == "cuda",
+                                            local_rank=self.device.index or 0)
                 else:
                     ids = np.broadcast_to(np.arange(n, dtype=np.int64), (len(block), n))
                 block = planar(block)
