@@ -14,8 +14,10 @@ streams the set in chunks into memory-mapped files, so memory stays bounded:
 100k 64×64 training images: ~3 GB on disk; building and searching peaked at 6.3 GB RSS
 (memory-mapped pages included).
 
-Flat (exact inner product) up to ``IVF_THRESHOLD`` images, PCA + IVF above it; faiss-gpu
-is used for the search when it is installed and sees a GPU."""
+Flat (exact inner product) up to ``IVF_THRESHOLD`` images; above it PCA to 256 dimensions
++ IVF with 8-bit scalar-quantised codes (IVF-SQ8: 256 bytes per image, measured in
+docs/benchmarks.md). faiss-gpu is used for the search when it is installed and sees a GPU:
+one GPU per torchrun rank, or the index sharded over every GPU one process sees."""
 from __future__ import annotations
 
 import json
@@ -40,7 +42,7 @@ from ganeval.progress import progress
 from ganeval.sources import ArraySource, FolderSource, Source, ZipSource
 from ganeval.ssim import SSIMEngine, planar
 
-INDEX_VERSION = 1
+INDEX_VERSION = 2        # 2: IVF indexes hold 8-bit scalar-quantised codes (IVF-SQ8)
 IVF_THRESHOLD = 300_000  # flat search stays fast and exact below this many training images
 IVF_PCA_DIM = 256        # IVF indexes reduce the embedding to this many dimensions by default
 SCREEN_STRIDE = 4        # the screening SSIM averages every 4th row and column of the map
@@ -264,8 +266,9 @@ def _new_faiss_index(embeddings: np.ndarray, settings: IndexSettings) -> tuple[f
     out_dim = pca_dim or dim
     if kind == "flat":
         inner: faiss.Index = faiss.IndexFlatIP(out_dim)
-    else:
-        inner = faiss.IndexIVFFlat(faiss.IndexFlatIP(out_dim), out_dim, nlist, faiss.METRIC_INNER_PRODUCT)
+    else:  # IVF-SQ8: one byte per PCA dimension (256 B per image), a quarter of IVF-Flat's memory
+        inner = faiss.IndexIVFScalarQuantizer(faiss.IndexFlatIP(out_dim), out_dim, nlist,
+                                              faiss.ScalarQuantizer.QT_8bit, faiss.METRIC_INNER_PRODUCT)
         inner.nprobe = max(8, nlist // 8)  # generous: the candidate list is re-scored exactly anyway
     index = faiss.IndexPreTransform(faiss.PCAMatrix(dim, pca_dim), inner) if pca_dim and pca_dim < dim else inner
     if not index.is_trained:
