@@ -38,6 +38,9 @@ sys.path.insert(0, str(ROOT))
 
 REAL_DEFAULT = ROOT.parent / "shared" / "data" / "anime-faces-96px-10k.zip"
 SWEEP = (128, 256, 512, 1024, 2048)
+# --compare: the previous default against the current one (same machine, same run, interleaved)
+COMPARE_CONFIGS = {"old default (1024 candidates)": {"candidates": 1024, "shortlist": 32, "spec": {}},
+                   "new default": {"candidates": 1024, "shortlist": 32, "spec": {}}}
 
 
 def peak_rss_mb() -> float:
@@ -180,6 +183,73 @@ def rows_for(name: str, m: dict, k: int, naive_pair: float) -> list[str]:
     return rows
 
 
+# ------------------------------------------------------------------ old vs new default, interleaved
+
+def compare_child(queries: str, train: str, size: int, home: str, truth_queries: int, rounds: int,
+                  configs: dict) -> dict:
+    """Each config's search over all queries, ``rounds`` times interleaved (config A, B, A, B…) so
+    that the load of a shared machine hits them alike; recall against exhaustive exact SSIM on
+    the first ``truth_queries`` queries (exhaustive is timed on them too)."""
+    os.environ["GANEVAL_HOME"] = home
+    from ganeval.nearest.embed import EmbedSpec
+    from ganeval.nearest.index import IndexSettings, open_index
+    from ganeval.nearest.search import Searcher, recall_at
+    from ganeval.sources import ArraySource
+
+    q = np.load(queries)
+    t = np.load(train)
+    searchers = {}
+    for name, cfg in configs.items():
+        index = open_index(ArraySource(Path(train), t), IndexSettings(spec=EmbedSpec(**cfg.get("spec", {}))))
+        searchers[name] = (Searcher(index), cfg)
+    first = next(iter(searchers.values()))[0]
+    start = time.perf_counter()
+    truth = first.exhaustive(q[:truth_queries], 4)
+    out = {"size": size, "queries": len(q), "train": len(t), "truth_queries": truth_queries,
+           "exhaustive_s_per_query": (time.perf_counter() - start) / truth_queries, "configs": {}}
+    for r in range(rounds):
+        for name, (searcher, cfg) in searchers.items():
+            start = time.perf_counter()
+            nb = searcher.cascade(q, 4, cfg["candidates"], cfg.get("shortlist"))
+            seconds = time.perf_counter() - start
+            entry = out["configs"].setdefault(name, {"seconds": [], **cfg})
+            entry["seconds"].append(seconds)
+            sub = nb.take(np.arange(truth_queries))
+            entry["recall@1"], entry["recall@4"] = recall_at(sub, truth, 1), recall_at(sub, truth, 4)
+    return out
+
+
+def compare(args) -> None:
+    """Old vs new default on real faces at 64 and 96 px (nothing derived from them is kept)."""
+    from ganeval.images import resize_rgb
+    from ganeval.sources import open_source
+
+    configs = json.loads(args.configs)
+    images = open_source(args.real).read_all()
+    perm = np.random.default_rng(0).permutation(len(images))
+    print("| size | config | search s (each round) | recall@1 | recall@4 | exhaustive s/query |")
+    print("|---|---|---|---|---|---|")
+    for size in args.sizes:
+        with tempfile.TemporaryDirectory() as tmp:
+            imgs = images if size == images.shape[1] else np.stack([resize_rgb(i, (size, size)) for i in images])
+            np.save(Path(tmp) / "q.npy", imgs[perm[: args.queries]])
+            np.save(Path(tmp) / "t.npy", imgs[perm[args.queries:]])
+            cmd = [sys.executable, __file__, "--_compare", json.dumps(
+                [str(Path(tmp) / "q.npy"), str(Path(tmp) / "t.npy"), size, str(Path(tmp) / "home"),
+                 args.real_exhaustive_queries, args.rounds, configs])]
+            env = dict(os.environ, GANEVAL_QUIET="1", PYTHONPATH=str(ROOT))
+            res = subprocess.run(cmd, capture_output=True, text=True, env=env)
+            if res.returncode != 0:
+                sys.stderr.write(res.stderr)
+                raise SystemExit("comparison failed")
+            m = json.loads(res.stdout.strip().splitlines()[-1])
+        for name, c in m["configs"].items():
+            secs = ", ".join(f"{v:.1f}" for v in c["seconds"])
+            print(f"| {size} px, {m['queries']}×{m['train']} | {name} | {secs} | {c['recall@1']:.4f} | "
+                  f"{c['recall@4']:.4f} | {m['exhaustive_s_per_query']:.2f} ({m['truth_queries']} queries) |",
+                  flush=True)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--train", type=int, default=20_000)
@@ -194,10 +264,22 @@ def main() -> None:
     ap.add_argument("--no-real", action="store_true")
     ap.add_argument("--work", type=Path, default=Path(tempfile.gettempdir()) / "ganeval-nearest-bench",
                     help="where synthetic sets are kept between runs")
+    ap.add_argument("--compare", action="store_true",
+                    help="only: old vs new default on the real faces, interleaved (see --configs)")
+    ap.add_argument("--configs", default=json.dumps(COMPARE_CONFIGS), help="JSON {name: {candidates, shortlist, spec}}")
+    ap.add_argument("--sizes", type=int, nargs="+", default=[64, 96])
+    ap.add_argument("--rounds", type=int, default=2)
     ap.add_argument("--_measure", help=argparse.SUPPRESS)
+    ap.add_argument("--_compare", help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args._measure:
         print(json.dumps(measure(*json.loads(args._measure))))
+        return
+    if args._compare:
+        print(json.dumps(compare_child(*json.loads(args._compare))))
+        return
+    if args.compare:
+        compare(args)
         return
 
     import torch
