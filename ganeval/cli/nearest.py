@@ -12,9 +12,10 @@ The search is a cascade whose last step is exact: FAISS over SSIM-like embedding
 is built once and cached under $GANEVAL_HOME/nearest, keyed by the set's content.
 
 Writes to OUTDIR: neighbours.csv (query, rank, train, ssim), summary.json (per-rank
-statistics, copy and original shares, recall, copy statistics), ssim_hist.png (one
-panel per rank), contact_sheets/ (each query beside its neighbours, with scores), and with
---mean-all mean_ssim.csv and mean_ssim.png."""
+statistics, copy and original shares, hubness, recall, copy statistics), ssim_hist.png (one
+panel per rank), contact_sheets/ (each query beside its neighbours, with scores; hubs.png: the
+training images most often top-1), and with --mean-all mean_ssim.csv and mean_ssim.png.
+Every run reports hubness and warns when one training image is the top-1 of > 5% of queries."""
 from __future__ import annotations
 
 import argparse
