@@ -23,7 +23,8 @@ import argparse
 from ganeval.cli.common import HelpFormatter, add_device_args, add_loader_args, emit_json, nonneg_int, note, positive_int
 from ganeval.errors import BadInput
 from ganeval.features.registry import FEATURES
-from ganeval.nearest.pipeline import DEFAULT_COPY_THRESHOLD, NearestOptions, is_main_process, run_nearest
+from ganeval.nearest.api import find_nearest
+from ganeval.nearest.pipeline import DEFAULT_COPY_THRESHOLD, is_main_process
 
 EXAMPLES = """examples:
   ganeval nearest generated/ train.zip -k 4 -o nn-out           top-4 SSIM neighbours, all outputs
@@ -86,15 +87,14 @@ def register(sub: argparse._SubParsersAction) -> None:
 def run(args) -> int:
     if args.shortlist is not None and args.candidates is not None and args.shortlist > args.candidates:
         raise BadInput(f"--shortlist {args.shortlist} exceeds --candidates {args.candidates}")
-    opts = NearestOptions(
-        generated=args.generated, train=args.train, outdir=args.outdir, k=args.k, gray=args.gray,
+    summary = find_nearest(
+        say=note, generated=args.generated, train=args.train, outdir=args.outdir, k=args.k, gray=args.gray,
         space=args.space, weights=args.weights,
         exact=args.exact, candidates=args.candidates, shortlist=args.shortlist, check_recall=args.check_recall,
         copy_threshold=args.copy_threshold, mean_all=args.mean_all, test=args.test, cells=args.cells,
         contact_sheets=args.contact_sheets, pca=args.pca, rebuild=args.rebuild, device=args.device,
         batch_size=args.batch_size, num_workers=args.num_workers, strict=args.strict, seed=args.seed,
     )
-    summary = run_nearest(opts, say=note)
     if not is_main_process():  # torchrun: rank 0 reports
         return 0
     if args.outdir:

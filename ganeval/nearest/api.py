@@ -91,7 +91,8 @@ def as_source(images: Images, what: str, n: int | None = None, latent_size: int 
 
 def find_nearest(generated: Images, train: Images, k: int = 4, *, space: str = "ssim", n: int | None = None,
                  latent_size: int | None = None, outdir: str | os.PathLike | None = None, device: str = "auto",
-                 seed: int = 0, batch_size: int = 64, verbose: bool = False, **options: Any) -> NearestResult:
+                 seed: int = 0, batch_size: int = 64, verbose: bool = False,
+                 say: Callable[[str], None] | None = None, **options: Any) -> NearestResult:
     """Each generated image's ``k`` nearest training images, as ``ganeval nearest`` finds them.
 
     ``generated`` / ``train``: a folder, zip, .npy/.npz path; a uint8 array or tensor (N×H×W×3 or
@@ -100,6 +101,7 @@ def find_nearest(generated: Images, train: Images, k: int = 4, *, space: str = "
     or a feature network (cosine). ``options``: any other field of
     :class:`~ganeval.nearest.pipeline.NearestOptions` (``exact``, ``candidates``, ``check_recall``,
     ``test``, ``gray``, …). Without ``outdir`` nothing is written except the cached index.
+    Progress notes go to ``say`` (the CLI passes its printer), or to stdout with ``verbose``.
 
     >>> result = find_nearest(fake_uint8, "train.zip", k=4)          # doctest: +SKIP
     >>> result["ranks"][0]["mean"], result.neighbours(0)[0]             # doctest: +SKIP"""
@@ -117,7 +119,8 @@ def find_nearest(generated: Images, train: Images, k: int = 4, *, space: str = "
         k=k, space=space, device=device, seed=seed, batch_size=batch_size,
         plots=options.pop("plots", outdir is not None),
         contact_sheets=options.pop("contact_sheets", 64 if outdir is not None else 0), **options)
-    say = (lambda m: print(m, flush=True)) if verbose else (lambda m: None)
+    if say is None:
+        say = (lambda m: print(m, flush=True)) if verbose else (lambda m: None)
     summary, nb, gen_keys, train_keys = run_nearest_full(opts, say)
     result = NearestResult(summary)
     result.index, result.score = nb.index, nb.score
