@@ -25,6 +25,7 @@ class World:
     rank: int = 0
     local_rank: int = 0
     size: int = 1
+    owns_group: bool = False  # True when join() started the group (a training script may hold its own)
 
     @property
     def is_main(self) -> bool:
@@ -39,13 +40,14 @@ def join(device: torch.device) -> tuple[World, torch.device]:
     """Join torchrun's process group (NCCL on CUDA, gloo on CPU); one GPU per local rank."""
     if not launched_by_torchrun():
         return World(), device
-    world = World(int(os.environ["RANK"]), int(os.environ.get("LOCAL_RANK", 0)), int(os.environ["WORLD_SIZE"]))
+    owns = not dist.is_initialized()
+    world = World(int(os.environ["RANK"]), int(os.environ.get("LOCAL_RANK", 0)), int(os.environ["WORLD_SIZE"]), owns)
     if device.type == "cuda":
         if torch.cuda.device_count() < 1:
             raise BadInput("CUDA asked for under torchrun, but no GPU is visible")
         device = torch.device("cuda", world.local_rank % torch.cuda.device_count())
         torch.cuda.set_device(device)
-    if not dist.is_initialized():
+    if owns:
         dist.init_process_group(backend="nccl" if device.type == "cuda" else "gloo")
     return world, device
 
@@ -56,9 +58,9 @@ def barrier(world: World) -> None:
 
 
 def leave(world: World, clean: bool = True) -> None:
-    """Leave the group. On a clean finish wait for every rank first (a gloo peer that leaves
-    early aborts the others); after an error no barrier, the peers may be elsewhere."""
-    if world.size > 1 and dist.is_initialized():
+    """Leave the group we started. On a clean finish wait for every rank first (a gloo peer
+    that leaves early aborts the others); after an error no barrier, the peers may be elsewhere."""
+    if world.size > 1 and world.owns_group and dist.is_initialized():
         try:
             if clean:
                 dist.barrier()
