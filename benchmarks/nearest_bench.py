@@ -18,6 +18,8 @@ deleted afterwards; nothing derived from them is kept.
 
     python benchmarks/nearest_bench.py                      # full run (several minutes)
     python benchmarks/nearest_bench.py --train 2000 --queries 100 --exhaustive-queries 10 --no-real
+    python benchmarks/nearest_bench.py --compare --sizes 64 96      # settings side by side, real faces
+    python benchmarks/nearest_bench.py --ivf 100000 200000          # flat vs IVF-SQ8 at scale
 """
 from __future__ import annotations
 
@@ -38,9 +40,10 @@ sys.path.insert(0, str(ROOT))
 
 REAL_DEFAULT = ROOT.parent / "shared" / "data" / "anime-faces-96px-10k.zip"
 SWEEP = (128, 256, 512, 1024, 2048)
-# --compare: the previous default against the current one (same machine, same run, interleaved)
-COMPARE_CONFIGS = {"old default (1024 candidates)": {"candidates": 1024, "shortlist": 32, "spec": {}},
-                   "new default": {"candidates": 1024, "shortlist": 32, "spec": {}}}
+# --compare: settings side by side (same machine, same run, interleaved); put a candidate new
+# default next to the current one here or with --configs
+COMPARE_CONFIGS = {"default (1024 candidates)": {"candidates": 1024, "shortlist": 32, "spec": {}},
+                   "--candidates 2048": {"candidates": 2048, "shortlist": 32, "spec": {}}}
 
 
 def peak_rss_mb() -> float:
