@@ -18,6 +18,8 @@ deleted afterwards; nothing derived from them is kept.
 
     python benchmarks/nearest_bench.py                      # full run (several minutes)
     python benchmarks/nearest_bench.py --train 2000 --queries 100 --exhaustive-queries 10 --no-real
+    python benchmarks/nearest_bench.py --compare --sizes 64 96      # settings side by side, real faces
+    python benchmarks/nearest_bench.py --ivf 100000 200000          # flat vs IVF-SQ8 at scale
 """
 from __future__ import annotations
 
@@ -38,6 +40,10 @@ sys.path.insert(0, str(ROOT))
 
 REAL_DEFAULT = ROOT.parent / "shared" / "data" / "anime-faces-96px-10k.zip"
 SWEEP = (128, 256, 512, 1024, 2048)
+# --compare: settings side by side (same machine, same run, interleaved); put a candidate new
+# default next to the current one here or with --configs
+COMPARE_CONFIGS = {"default (1024 candidates)": {"candidates": 1024, "shortlist": 32, "spec": {}},
+                   "--candidates 2048": {"candidates": 2048, "shortlist": 32, "spec": {}}}
 
 
 def peak_rss_mb() -> float:
@@ -180,6 +186,115 @@ def rows_for(name: str, m: dict, k: int, naive_pair: float) -> list[str]:
     return rows
 
 
+# ------------------------------------------------------------------ old vs new default, interleaved
+
+def compare_child(queries: str, train: str, size: int, home: str, truth_queries: int, rounds: int,
+                  configs: dict) -> dict:
+    """Each config's search over all queries, ``rounds`` times interleaved (config A, B, A, B…) so
+    that the load of a shared machine hits them alike; recall against exhaustive exact SSIM on
+    the first ``truth_queries`` queries (exhaustive is timed on them too)."""
+    os.environ["GANEVAL_HOME"] = home
+    from ganeval.nearest.embed import EmbedSpec
+    from ganeval.nearest.index import IndexSettings, open_index
+    from ganeval.nearest.search import Searcher, recall_at
+    from ganeval.sources import ArraySource
+
+    q = np.load(queries)
+    t = np.load(train)
+    searchers = {}
+    for name, cfg in configs.items():
+        index = open_index(ArraySource(Path(train), t), IndexSettings(spec=EmbedSpec(**cfg.get("spec", {}))))
+        searchers[name] = (Searcher(index), cfg)
+    first = next(iter(searchers.values()))[0]
+    start = time.perf_counter()
+    truth = first.exhaustive(q[:truth_queries], 4)
+    out = {"size": size, "queries": len(q), "train": len(t), "truth_queries": truth_queries,
+           "exhaustive_s_per_query": (time.perf_counter() - start) / truth_queries, "configs": {}}
+    for r in range(rounds):
+        for name, (searcher, cfg) in searchers.items():
+            start = time.perf_counter()
+            nb = searcher.cascade(q, 4, cfg["candidates"], cfg.get("shortlist"))
+            seconds = time.perf_counter() - start
+            entry = out["configs"].setdefault(name, {"seconds": [], **cfg})
+            entry["seconds"].append(seconds)
+            sub = nb.take(np.arange(truth_queries))
+            entry["recall@1"], entry["recall@4"] = recall_at(sub, truth, 1), recall_at(sub, truth, 4)
+    return out
+
+
+def compare(args) -> None:
+    """Old vs new default on real faces at 64 and 96 px (nothing derived from them is kept)."""
+    from ganeval.images import resize_rgb
+    from ganeval.sources import open_source
+
+    configs = json.loads(args.configs)
+    images = open_source(args.real).read_all()
+    perm = np.random.default_rng(0).permutation(len(images))
+    print("| size | config | search s (each round) | recall@1 | recall@4 | exhaustive s/query |")
+    print("|---|---|---|---|---|---|")
+    for size in args.sizes:
+        with tempfile.TemporaryDirectory() as tmp:
+            imgs = images if size == images.shape[1] else np.stack([resize_rgb(i, (size, size)) for i in images])
+            np.save(Path(tmp) / "q.npy", imgs[perm[: args.queries]])
+            np.save(Path(tmp) / "t.npy", imgs[perm[args.queries:]])
+            cmd = [sys.executable, __file__, "--_compare", json.dumps(
+                [str(Path(tmp) / "q.npy"), str(Path(tmp) / "t.npy"), size, str(Path(tmp) / "home"),
+                 args.real_exhaustive_queries, args.rounds, configs])]
+            env = dict(os.environ, GANEVAL_QUIET="1", PYTHONPATH=str(ROOT))
+            res = subprocess.run(cmd, capture_output=True, text=True, env=env)
+            if res.returncode != 0:
+                sys.stderr.write(res.stderr)
+                raise SystemExit("comparison failed")
+            m = json.loads(res.stdout.strip().splitlines()[-1])
+        for name, c in m["configs"].items():
+            secs = ", ".join(f"{v:.1f}" for v in c["seconds"])
+            print(f"| {size} px, {m['queries']}×{m['train']} | {name} | {secs} | {c['recall@1']:.4f} | "
+                  f"{c['recall@4']:.4f} | {m['exhaustive_s_per_query']:.2f} ({m['truth_queries']} queries) |",
+                  flush=True)
+
+
+# ------------------------------------------------------------------ the compressed index at scale
+
+def expand(base: np.ndarray, n: int) -> np.ndarray:
+    """``n`` images from ``base`` by flips, 1-px shifts and ±3% brightness (cheap variants when
+    generating ``n`` distinct synthetic faces would take too long on a shared machine)."""
+    out = np.empty((n,) + base.shape[1:], np.uint8)
+    for v in range(-(-n // len(base))):
+        part = base[:, :, ::-1] if v & 1 else base
+        part = np.roll(part, (v >> 1) % 3 - 1, axis=2)
+        factor = 1 + 0.03 * ((v >> 3) % 3 - 1)
+        part = np.clip(np.round(part * factor), 0, 255).astype(np.uint8) if factor != 1 else part
+        s = v * len(base)
+        out[s : min(n, s + len(base))] = part[: min(n, s + len(base)) - s]
+    return out
+
+
+def ivf_child(faces: str, n: int, n_queries: int, home: str) -> dict:
+    """Build flat and IVF-SQ8 indexes of ``n`` training images; time, size and recall of IVF vs flat."""
+    os.environ["GANEVAL_HOME"] = home
+    from ganeval.nearest.index import IndexSettings, open_index
+    from ganeval.nearest.search import Searcher, recall_at
+    from ganeval.sources import ArraySource
+
+    base = np.load(faces)
+    queries, base = base[:n_queries], base[n_queries:]
+    train = expand(base, n)
+    out = {"n": n, "distinct_faces": len(base), "queries": n_queries}
+    found = {}
+    for kind, threshold in (("flat", n + 1), ("ivf", 0)):
+        rss0 = peak_rss_mb()
+        index = open_index(ArraySource(Path(f"train{n}.npy"), train), IndexSettings(ivf_threshold=threshold))
+        t = time.perf_counter()
+        found[kind] = Searcher(index).cascade(queries, 4)
+        files = {p.name: p.stat().st_size for p in index.path.iterdir()}
+        out[kind] = {"kind": index.kind, "build_s": index.build_seconds, "search_s": time.perf_counter() - t,
+                     "index_bytes": files["index.faiss"], "planes_bytes": files["planes.npy"],
+                     "screen_bytes": files["screen.npy"], "peak_rss_mb": max(rss0, peak_rss_mb())}
+    out["recall@1"] = recall_at(found["ivf"], found["flat"], 1)
+    out["recall@4"] = recall_at(found["ivf"], found["flat"], 4)
+    return out
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--train", type=int, default=20_000)
@@ -194,10 +309,57 @@ def main() -> None:
     ap.add_argument("--no-real", action="store_true")
     ap.add_argument("--work", type=Path, default=Path(tempfile.gettempdir()) / "ganeval-nearest-bench",
                     help="where synthetic sets are kept between runs")
+    ap.add_argument("--compare", action="store_true",
+                    help="only: old vs new default on the real faces, interleaved (see --configs)")
+    ap.add_argument("--configs", default=json.dumps(COMPARE_CONFIGS), help="JSON {name: {candidates, shortlist, spec}}")
+    ap.add_argument("--sizes", type=int, nargs="+", default=[64, 96])
+    ap.add_argument("--rounds", type=int, default=2)
+    ap.add_argument("--ivf", type=int, nargs="*", default=None, metavar="N",
+                    help="only: flat vs IVF-SQ8 index on N training images (32 px synthetic faces + variants)")
+    ap.add_argument("--faces", type=Path, default=None, help="--ivf: an .npy of 32 px synthetic faces to start from")
     ap.add_argument("--_measure", help=argparse.SUPPRESS)
+    ap.add_argument("--_ivf", help=argparse.SUPPRESS)
+    ap.add_argument("--_compare", help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args._measure:
         print(json.dumps(measure(*json.loads(args._measure))))
+        return
+    if args._compare:
+        print(json.dumps(compare_child(*json.loads(args._compare))))
+        return
+    if args._ivf:
+        print(json.dumps(ivf_child(*json.loads(args._ivf))))
+        return
+    if args.compare:
+        compare(args)
+        return
+    if args.ivf is not None:
+        faces = args.faces
+        if faces is None:
+            from ganeval.synth import make_faces
+
+            faces = args.work / "faces32_12k.npy"
+            args.work.mkdir(parents=True, exist_ok=True)
+            if not faces.exists():
+                np.save(faces, make_faces(12_000, size=32, seed=5))
+        print("| training images | index | build s | index MB | pixels+screen MB | peak RSS MB | search s (200 q) "
+              "| recall@1 / @4 of IVF vs flat |")
+        print("|---|---|---|---|---|---|---|---|")
+        for n in args.ivf or [100_000, 200_000]:
+            with tempfile.TemporaryDirectory() as home:
+                cmd = [sys.executable, __file__, "--_ivf", json.dumps([str(faces), n, 200, home])]
+                env = dict(os.environ, GANEVAL_QUIET="1", PYTHONPATH=str(ROOT))
+                res = subprocess.run(cmd, capture_output=True, text=True, env=env)
+            if res.returncode != 0:
+                sys.stderr.write(res.stderr)
+                raise SystemExit("ivf measurement failed")
+            m = json.loads(res.stdout.strip().splitlines()[-1])
+            for kind in ("flat", "ivf"):
+                e = m[kind]
+                print(f"| {n:,} ({m['distinct_faces']:,} distinct faces) | {e['kind']} | {e['build_s']:.1f} | "
+                      f"{e['index_bytes'] / 2**20:.0f} | {(e['planes_bytes'] + e['screen_bytes']) / 2**20:.0f} | "
+                      f"{e['peak_rss_mb']:.0f} | {e['search_s']:.1f} | "
+                      + (f"{m['recall@1']:.4f} / {m['recall@4']:.4f} |" if kind == "ivf" else "— |"), flush=True)
         return
 
     import torch

@@ -6,6 +6,7 @@ import io
 import json
 from pathlib import Path
 
+import faiss
 import numpy as np
 import pytest
 from PIL import Image
@@ -79,7 +80,7 @@ def test_recall_against_exhaustive_on_synthetic_faces():
 def test_ivf_index_and_exclude(faces32):
     train = faces32[:40]
     index = _index(train, ivf_threshold=10)
-    assert index.kind == "ivf"
+    assert index.kind == "ivf" and "ScalarQuantizer" in type(faiss.downcast_index(index.faiss_index.index)).__name__
     searcher = Searcher(index)
     nb = searcher.cascade(train[:5], k=1, candidates=40, shortlist=8)
     assert (nb.index[:, 0] == np.arange(5)).all()
@@ -90,6 +91,17 @@ def test_ivf_index_and_exclude(faces32):
     pca = _index(train, spec=EmbedSpec(pca_dim=16))
     assert pca.kind == "flat" and pca.faiss_index.d == pca.embedder()(train[:1]).shape[1]
     assert (Searcher(pca).cascade(train[:5], k=1, candidates=8, shortlist=4).index[:, 0] == np.arange(5)).all()
+
+
+def test_ivf_sq8_recall_matches_flat():
+    """The compressed index (forced by a low threshold) finds what the flat index finds."""
+    train, queries = make_faces(400, size=32, seed=0), make_faces(30, size=32, seed=1)
+    flat = Searcher(_index(train)).cascade(queries, k=4, candidates=64)
+    ivf_index = _index(train, ivf_threshold=100)
+    assert ivf_index.kind == "ivf"
+    ivf = Searcher(ivf_index).cascade(queries, k=4, candidates=64)
+    assert recall_at(ivf, flat, 1) == 1.0
+    assert recall_at(ivf, flat, 4) >= 0.95
 
 
 def test_load_images_resizes_and_counts_mixed_sizes(tmp_path, faces32):

@@ -12,16 +12,19 @@ The search is a cascade whose last step is exact: FAISS over SSIM-like embedding
 is built once and cached under $GANEVAL_HOME/nearest, keyed by the set's content.
 
 Writes to OUTDIR: neighbours.csv (query, rank, train, ssim), summary.json (per-rank
-statistics, copy and original shares, recall, copy statistics), ssim_hist.png (one
-panel per rank), contact_sheets/ (each query beside its neighbours, with scores), and with
---mean-all mean_ssim.csv and mean_ssim.png."""
+statistics, copy and original shares, hubness, recall, copy statistics), ssim_hist.png (one
+panel per rank), contact_sheets/ (each query beside its neighbours, with scores; hubs.png: the
+training images most often top-1), and with --mean-all mean_ssim.csv and mean_ssim.png.
+Every run reports hubness and warns when one training image is the top-1 of > 5% of queries."""
 from __future__ import annotations
 
 import argparse
 
 from ganeval.cli.common import HelpFormatter, add_device_args, add_loader_args, emit_json, nonneg_int, note, positive_int
 from ganeval.errors import BadInput
-from ganeval.nearest.pipeline import DEFAULT_COPY_THRESHOLD, NearestOptions, run_nearest
+from ganeval.features.registry import FEATURES
+from ganeval.nearest.api import find_nearest
+from ganeval.nearest.pipeline import DEFAULT_COPY_THRESHOLD, is_main_process
 
 EXAMPLES = """examples:
   ganeval nearest generated/ train.zip -k 4 -o nn-out           top-4 SSIM neighbours, all outputs
@@ -29,6 +32,8 @@ EXAMPLES = """examples:
   ganeval nearest fake/ real/ -o out --exact --mean-all         exhaustive, plus mean SSIM over all
   ganeval nearest fake/ real/ -o out --test heldout/            + data-copying C_T and authenticity
   ganeval nearest fake/ real/ --gray --json                     luminance SSIM, summary on stdout
+  ganeval nearest fake/ real/ --space inception -o out          cosine neighbours in Inception features
+  torchrun --nproc_per_node 4 -m ganeval nearest fake/ real/ -o out    queries sharded over 4 processes
 """
 
 
@@ -47,6 +52,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("-k", type=positive_int, default=4, help="neighbours per generated image")
     p.add_argument("-o", "--outdir", default=None, help="output folder (without it, only the summary is printed)")
     p.add_argument("--gray", action="store_true", help="SSIM on luminance instead of RGB")
+    p.add_argument("--space", default="ssim", metavar="SPACE",
+                   help=f"similarity: ssim (exact SSIM), or cosine of a feature network's features: "
+                        f"{', '.join(FEATURES)} (copy detection beyond SSIM)")
+    p.add_argument("--weights", default=None, help="weight file of the --space network (default: cache or download)")
     p.add_argument("--exact", action="store_true", help="exhaustive SSIM against every training image (slow)")
     p.add_argument("--candidates", type=positive_int, default=None,
                    help="FAISS candidates per query (default max(1024, 256k); 2048 for recall@4 ≥ 0.99 "
@@ -78,14 +87,16 @@ def register(sub: argparse._SubParsersAction) -> None:
 def run(args) -> int:
     if args.shortlist is not None and args.candidates is not None and args.shortlist > args.candidates:
         raise BadInput(f"--shortlist {args.shortlist} exceeds --candidates {args.candidates}")
-    opts = NearestOptions(
-        generated=args.generated, train=args.train, outdir=args.outdir, k=args.k, gray=args.gray,
+    summary = find_nearest(
+        say=note, generated=args.generated, train=args.train, outdir=args.outdir, k=args.k, gray=args.gray,
+        space=args.space, weights=args.weights,
         exact=args.exact, candidates=args.candidates, shortlist=args.shortlist, check_recall=args.check_recall,
         copy_threshold=args.copy_threshold, mean_all=args.mean_all, test=args.test, cells=args.cells,
         contact_sheets=args.contact_sheets, pca=args.pca, rebuild=args.rebuild, device=args.device,
         batch_size=args.batch_size, num_workers=args.num_workers, strict=args.strict, seed=args.seed,
     )
-    summary = run_nearest(opts, say=note)
+    if not is_main_process():  # torchrun: rank 0 reports
+        return 0
     if args.outdir:
         note(f"wrote {', '.join(summary['outputs'][:4])}{' …' if len(summary['outputs']) > 4 else ''} to {args.outdir}")
     if args.json:

@@ -14,8 +14,10 @@ streams the set in chunks into memory-mapped files, so memory stays bounded:
 100k 64×64 training images: ~3 GB on disk; building and searching peaked at 6.3 GB RSS
 (memory-mapped pages included).
 
-Flat (exact inner product) up to ``IVF_THRESHOLD`` images, PCA + IVF above it; faiss-gpu
-is used for the search when it is installed and sees a GPU."""
+Flat (exact inner product) up to ``IVF_THRESHOLD`` images; above it PCA to 256 dimensions
++ IVF with 8-bit scalar-quantised codes (IVF-SQ8: 256 bytes per image, measured in
+docs/benchmarks.md). faiss-gpu is used for the search when it is installed and sees a GPU:
+one GPU per torchrun rank, or the index sharded over every GPU one process sees."""
 from __future__ import annotations
 
 import json
@@ -32,7 +34,7 @@ import numpy as np
 
 from ganeval.atomic import write_text
 from ganeval.cache import cache_dir, settings_key
-from ganeval.errors import BadInput
+from ganeval.errors import BadInput, GanevalError
 from ganeval.resample import resize_rgb
 from ganeval.nearest.embed import Embedder, EmbedSpec
 from ganeval.nearest.parallel import cpu_workers, run_parallel
@@ -40,7 +42,7 @@ from ganeval.progress import progress
 from ganeval.sources import ArraySource, FolderSource, Source, ZipSource
 from ganeval.ssim import SSIMEngine, planar
 
-INDEX_VERSION = 1
+INDEX_VERSION = 2        # 2: IVF indexes hold 8-bit scalar-quantised codes (IVF-SQ8)
 IVF_THRESHOLD = 300_000  # flat search stays fast and exact below this many training images
 IVF_PCA_DIM = 256        # IVF indexes reduce the embedding to this many dimensions by default
 SCREEN_STRIDE = 4        # the screening SSIM averages every 4th row and column of the map
@@ -185,6 +187,7 @@ class TrainIndex:
     cached: bool                 # True when this run reused an existing index
     resized_from: Counter = field(default_factory=Counter)
     skipped: int = 0
+    skipped_first: str = ""      # the first unreadable training file, for the one-line note
     build_seconds: float = 0.0
 
     def __len__(self) -> int:
@@ -201,13 +204,29 @@ class TrainIndex:
     def embedder(self, device="cpu") -> Embedder:
         return Embedder(self.size[0], self.size[1], self.spec, self.gray, device)
 
-    def search(self, embeddings: np.ndarray, count: int, use_gpu: bool = True) -> np.ndarray:
+    def search(self, embeddings: np.ndarray, count: int, use_gpu: bool = True, local_rank: int = 0) -> np.ndarray:
         """Top-``count`` training indices by embedding inner product (−1 pads short rows)."""
         index = self.faiss_index
-        if use_gpu and _gpu_count() > 0:
-            index = _to_gpu(index)
+        placement, gpus = gpu_placement(_gpu_count() if use_gpu else 0, _world_size(), local_rank)
+        if placement != "cpu":  # pragma: no cover - needs faiss-gpu and a GPU
+            index = _to_gpu(index, placement, gpus)
         _, ids = index.search(np.ascontiguousarray(embeddings, dtype=np.float32), int(count))
         return ids
+
+
+def gpu_placement(n_gpus: int, world_size: int = 1, local_rank: int = 0) -> tuple[str, list[int]]:
+    """Where the FAISS index goes: ``("cpu", [])`` without GPUs; ``("one", [g])`` for a single
+    GPU or one process per GPU under torchrun (each rank its own); ``("shards", all)`` when one
+    process sees several GPUs: the index is split across them (faiss IndexShards)."""
+    if n_gpus <= 0:
+        return "cpu", []
+    if n_gpus == 1 or world_size > 1:
+        return "one", [local_rank % n_gpus]
+    return "shards", list(range(n_gpus))
+
+
+def _world_size() -> int:
+    return int(os.environ.get("WORLD_SIZE", "1"))
 
 
 def _gpu_count() -> int:
@@ -217,14 +236,20 @@ def _gpu_count() -> int:
         return 0
 
 
-_GPU_CACHE: dict[int, faiss.Index] = {}
+_GPU_CACHE: dict[tuple, tuple] = {}  # (resources kept alive, GPU index)
 
 
-def _to_gpu(index: faiss.Index) -> faiss.Index:  # pragma: no cover - needs faiss-gpu and a GPU
-    if id(index) not in _GPU_CACHE:
-        res = faiss.StandardGpuResources()
-        _GPU_CACHE[id(index)] = faiss.index_cpu_to_gpu(res, 0, index)
-    return _GPU_CACHE[id(index)]
+def _to_gpu(index: faiss.Index, placement: str, gpus: list[int]) -> faiss.Index:  # pragma: no cover - GPU only
+    key = (id(index), placement, tuple(gpus))
+    if key not in _GPU_CACHE:
+        if placement == "one":
+            res = faiss.StandardGpuResources()
+            _GPU_CACHE[key] = (res, faiss.index_cpu_to_gpu(res, gpus[0], index))
+        else:
+            options = faiss.GpuMultipleClonerOptions()
+            options.shard = True  # each GPU holds 1/n of the vectors; results are merged
+            _GPU_CACHE[key] = (None, faiss.index_cpu_to_all_gpus(index, options, ngpu=len(gpus)))
+    return _GPU_CACHE[key][1]
 
 
 def _new_faiss_index(embeddings: np.ndarray, settings: IndexSettings) -> tuple[faiss.Index, str]:
@@ -247,8 +272,9 @@ def _new_faiss_index(embeddings: np.ndarray, settings: IndexSettings) -> tuple[f
     out_dim = pca_dim or dim
     if kind == "flat":
         inner: faiss.Index = faiss.IndexFlatIP(out_dim)
-    else:
-        inner = faiss.IndexIVFFlat(faiss.IndexFlatIP(out_dim), out_dim, nlist, faiss.METRIC_INNER_PRODUCT)
+    else:  # IVF-SQ8: one byte per PCA dimension (256 B per image), a quarter of IVF-Flat's memory
+        inner = faiss.IndexIVFScalarQuantizer(faiss.IndexFlatIP(out_dim), out_dim, nlist,
+                                              faiss.ScalarQuantizer.QT_8bit, faiss.METRIC_INNER_PRODUCT)
         inner.nprobe = max(8, nlist // 8)  # generous: the candidate list is re-scored exactly anyway
     index = faiss.IndexPreTransform(faiss.PCAMatrix(dim, pca_dim), inner) if pca_dim and pca_dim < dim else inner
     if not index.is_trained:
@@ -267,10 +293,15 @@ def open_index(source: Source, settings: IndexSettings, batch_size: int = 64, nu
     entry = _cache_entry(content_hash, settings)
     if not rebuild and (entry / "meta.json").exists():
         try:
-            return _load(entry, cached=True)
+            cached = _load(entry, cached=True)
         except (OSError, ValueError, RuntimeError, KeyError) as err:  # damaged entry: rebuild it
             if on_note:
                 on_note(f"cached index {entry} unreadable ({err}); rebuilding")
+        else:
+            if strict and cached.skipped:
+                raise GanevalError(f"{source.path}: {cached.skipped} training image(s) are unreadable, e.g. "
+                               f"{cached.skipped_first or '?'} (recorded in the cached index; --strict refuses them)")
+            return cached
     start = time.perf_counter()
     _remove_stale_builds(entry.parent)
     tmp = Path(tempfile.mkdtemp(prefix=".building-", dir=entry.parent))
@@ -356,6 +387,7 @@ def _build(source: Source, settings: IndexSettings, out: Path, batch_size: int, 
         "gray": settings.gray, "spec": settings.spec.key(), "kind": kind, "keys": keys,
         "resized_from": {f"{h}x{w}": c for (h, w), c in reader.resized_from.items()},
         "skipped": len(reader.skipped),
+        "skipped_first": reader.skipped[0][0] if reader.skipped else "",
     }
     write_text(out / "meta.json", json.dumps(meta))
 
@@ -381,5 +413,5 @@ def _load(entry: Path, cached: bool) -> TrainIndex:
     resized = Counter({tuple(int(v) for v in k.split("x")): c for k, c in meta.get("resized_from", {}).items()})
     return TrainIndex(keys=meta["keys"], planes=planes, screen_stats=stats, faiss_index=index, gray=meta["gray"],
                       spec=EmbedSpec(**spec_fields), kind=meta["kind"], path=entry, cached=cached,
-                      resized_from=resized, skipped=meta.get("skipped", 0),
+                      resized_from=resized, skipped=meta.get("skipped", 0), skipped_first=meta.get("skipped_first", ""),
                       build_seconds=meta.get("build_seconds", 0.0))

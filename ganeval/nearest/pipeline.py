@@ -13,7 +13,7 @@ import numpy as np
 
 from ganeval.device import resolve_device
 from ganeval.errors import BadInput
-from ganeval.nearest import copying, report
+from ganeval.nearest import copying, distributed, features, report
 from ganeval.nearest.embed import EmbedSpec
 from ganeval.nearest.index import (RESIZE_FILTER, SCREEN_STRIDE, IndexSettings, TrainIndex, load_images,
                                    native_channels, open_index)
@@ -29,11 +29,13 @@ SSIM_DEFINITION = ("skimage.metrics.structural_similarity(a, b, channel_axis=-1,
 
 @dataclass
 class NearestOptions:
-    generated: str
-    train: str
+    generated: str | Source      # a path, or a Source (the Python API wraps arrays and generators)
+    train: str | Source
     outdir: str | None = None
     k: int = 4
     gray: bool = False
+    space: str = "ssim"          # "ssim", or a feature network of ganeval.features.registry (cosine)
+    weights: str | None = None   # that network's weight file (default: cache or download)
     exact: bool = False
     candidates: int | None = None
     shortlist: int | None = None
@@ -73,50 +75,109 @@ def _search(searcher: Searcher, images: np.ndarray, k: int, opts: NearestOptions
     return searcher.cascade(images, k, opts.candidates or default_candidates(k), opts.shortlist, desc=desc)
 
 
+def _open(x, what: str) -> Source:
+    """A path, or a Source the caller built (the Python API hands arrays in as ArraySource)."""
+    if isinstance(x, Source):
+        if len(x) == 0:
+            raise BadInput(f"{what}: contains no images")
+        return x
+    return open_source(x)
+
+
 def run_nearest(opts: NearestOptions, say: Callable[[str], None] = lambda m: None) -> dict:
-    """Run the whole command; returns the summary (also written to OUTDIR/summary.json)."""
+    """Run the whole command; returns the summary (also written to OUTDIR/summary.json).
+
+    Under torchrun every rank searches its share of the queries; only rank 0 speaks and
+    writes, and every rank returns the same neighbours."""
+    return run_nearest_full(opts, say)[0]
+
+
+def run_nearest_full(opts: NearestOptions, say: Callable[[str], None] = lambda m: None
+                     ) -> tuple[dict, Neighbours, list[str], list[str]]:
+    """:func:`run_nearest`, also returning the neighbours and the generated and training keys."""
+    world, device = distributed.join(resolve_device(opts.device))
+    if not world.is_main:
+        say = lambda m: None  # noqa: E731 - one voice
+    clean = False
+    try:
+        summary = _run(opts, say, device, world)
+        clean = True
+        return summary
+    finally:
+        distributed.leave(world, clean)
+
+
+is_main_process = distributed.is_main_process  # the CLI prints only on rank 0
+
+
+def _run(opts: NearestOptions, say: Callable[[str], None], device, world: distributed.World) -> dict:
     t0 = time.perf_counter()
     timings: dict[str, float] = {}
-    device = resolve_device(opts.device)
-    gen_src = open_source(opts.generated)
-    train_src = open_source(opts.train)
+    feature_space = opts.space != "ssim"
+    if feature_space:
+        unsupported = [flag for flag, on in (("--mean-all", opts.mean_all), ("--check-recall", opts.check_recall),
+                                             ("--test", opts.test), ("--gray", opts.gray)) if on]
+        if unsupported:
+            raise BadInput(f"{', '.join(unsupported)} work with --space ssim only (feature search is exact cosine)")
+    gen_src = _open(opts.generated, "generated")
+    train_src = _open(opts.train, "training")
     test_src = open_source(opts.test) if opts.test else None
     if opts.k > len(train_src):
-        raise BadInput(f"-k {opts.k} is larger than the training set ({len(train_src)} images)")
+        raise BadInput(f"-k {opts.k} is larger than the training set ({len(train_src)} files)")
     _check_channels(gen_src, train_src, "generated", opts.gray)
     if test_src is not None:
         _check_channels(test_src, train_src, "--test", opts.gray)
 
     t = time.perf_counter()
-    index = open_index(train_src, IndexSettings(gray=opts.gray, spec=EmbedSpec(pca_dim=opts.pca)),
-                       opts.batch_size, opts.num_workers, opts.strict, opts.rebuild, device, on_note=say)
+    if feature_space:
+        space = _FeatureSpace(opts, train_src, device)
+        index = None
+    else:
+        settings = IndexSettings(gray=opts.gray, spec=EmbedSpec(pca_dim=opts.pca))
+        if world.size > 1 and not world.is_main:
+            distributed.barrier(world)  # rank 0 builds (or checks) the cached index first
+        index = open_index(train_src, settings, opts.batch_size, opts.num_workers, opts.strict,
+                           opts.rebuild and world.is_main, device, on_note=say)
+        if world.size > 1 and world.is_main:
+            distributed.barrier(world)
+        space = _SSIMSpace(index)
     timings["index"] = time.perf_counter() - t
-    say(f"training index: {len(index)} images at {index.size[0]}x{index.size[1]}, "
-        + ("reused from cache" if index.cached else f"built in {index.build_seconds:.1f}s") + f" ({index.path})")
-    if opts.k > len(index):
-        raise BadInput(f"-k {opts.k} is larger than the readable training set ({len(index)} images)")
-    if index.resized_from:
-        say(f"training images of other sizes resized to {index.size[0]}x{index.size[1]}: "
-            f"{sum(index.resized_from.values())} ({RESIZE_FILTER})")
+    say(space.describe())
+    if space.skipped:
+        say(f"skipped {space.skipped} unreadable training image(s), e.g. {space.skipped_first or '?'}")
+    if opts.k > space.n:
+        raise BadInput(f"-k {opts.k} is larger than the training set's {space.n} readable images"
+                       + (f" ({space.skipped} unreadable skipped)" if space.skipped else ""))
+    if space.resized_from:
+        say(f"training images of other sizes resized to {space.size[0]}x{space.size[1]}: "
+            f"{sum(space.resized_from.values())} ({RESIZE_FILTER})")
 
     t = time.perf_counter()
-    gen = load_images(gen_src, index.size, opts.batch_size, opts.num_workers, opts.strict, "reading generated")
+    gen = load_images(gen_src, space.size, opts.batch_size, opts.num_workers, opts.strict, "reading generated")
     timings["load_generated"] = time.perf_counter() - t
     if gen.resized:
         sizes = ", ".join(f"{h}x{w}" for h, w in gen.resized_from)
         say(f"resized {gen.resized} generated image(s) from {sizes} to the training size "
-            f"{index.size[0]}x{index.size[1]} ({RESIZE_FILTER})")
+            f"{space.size[0]}x{space.size[1]} ({RESIZE_FILTER})")
     if gen.skipped:
         say(f"skipped {len(gen.skipped)} corrupt generated image(s), e.g. {gen.skipped[0][0]}")
 
-    searcher = Searcher(index, device)
     t = time.perf_counter()
-    nb = _search(searcher, gen.images, opts.k, opts, "nearest training images", mean_all=opts.mean_all)
+    if feature_space:
+        nb = space.search(gen.images, opts.k)
+        searcher = None
+    else:
+        searcher = Searcher(index, device)
+        mine = distributed.shard(len(gen.images), world)
+        part = _search(searcher, gen.images[mine], opts.k, opts, "nearest training images", mean_all=opts.mean_all)
+        nb = Neighbours(distributed.gather_rows(part.index, world), distributed.gather_rows(part.score, world),
+                        part.method, part.candidates, part.shortlist,
+                        None if part.mean_all is None else distributed.gather_rows(part.mean_all, world))
     timings["search"] = time.perf_counter() - t
     top1 = nb.score[:, 0]
 
     recall = None
-    if opts.check_recall:
+    if opts.check_recall and world.is_main:
         t = time.perf_counter()
         recall = _check_recall(searcher, gen.images, nb, opts)
         timings["check_recall"] = time.perf_counter() - t
@@ -124,44 +185,115 @@ def run_nearest(opts: NearestOptions, say: Callable[[str], None] = lambda m: Non
             f"recall@1 {recall['recall@1']:.4f}, recall@{opts.k} {recall[f'recall@{opts.k}']:.4f}")
 
     copy_stats = None
-    if test_src is not None:
+    if test_src is not None and world.is_main:
         t = time.perf_counter()
         copy_stats = _copy_statistics(searcher, index, gen.images, nb, test_src, opts, say)
         timings["copy_statistics"] = time.perf_counter() - t
 
+    hubs = report.hubness(nb.index[:, 0], space.keys)
     shares = report.copy_shares(top1, opts.copy_threshold)
     summary = {
         "generated": {"path": str(gen_src.path), "n": len(gen.keys), "skipped_corrupt": len(gen.skipped),
-                      "resized": _resize_note(gen, index.size)},
-        "train": {"path": str(train_src.path), "n": len(index), "size": list(index.size),
-                  "skipped_corrupt": index.skipped,
-                  "resized": {"count": int(sum(index.resized_from.values())),
-                              "from": {f"{h}x{w}": c for (h, w), c in index.resized_from.items()},
+                      "resized": _resize_note(gen, space.size)},
+        "train": {"path": str(train_src.path), "n": space.n, "size": list(space.size),
+                  "skipped_corrupt": space.skipped,
+                  "resized": {"count": int(sum(space.resized_from.values())),
+                              "from": {f"{h}x{w}": c for (h, w), c in space.resized_from.items()},
                               "filter": RESIZE_FILTER},
-                  "index": {"path": str(index.path), "cached": index.cached, "kind": index.kind,
-                            "build_seconds": round(index.build_seconds, 3)}},
-        "settings": {"k": opts.k, "gray": opts.gray, "method": nb.method,
-                     "candidates": nb.candidates, "shortlist": nb.shortlist, "screen_stride": SCREEN_STRIDE,
-                     "device": str(device), "ssim": SSIM_DEFINITION + (" on luminance" if opts.gray else "")},
+                  "index": space.index_summary()},
+        "settings": {"k": opts.k, "gray": opts.gray, "space": opts.space, "score": space.score_name,
+                     "method": nb.method, "candidates": nb.candidates, "shortlist": nb.shortlist,
+                     "screen_stride": None if feature_space else SCREEN_STRIDE,
+                     "device": str(device), "processes": world.size,
+                     "ssim": SSIM_DEFINITION + (" on luminance" if opts.gray else "")},
         "ranks": report.rank_statistics(nb.score),
         "copies": shares,
+        "hubness": hubs,
         "recall": recall,
         "mean_all": None if nb.mean_all is None else report.describe(nb.mean_all),
         "copy_statistics": copy_stats,
     }
-    say(f"top-1 SSIM: mean {summary['ranks'][0]['mean']:.4f}, median {summary['ranks'][0]['median']:.4f}; "
+    word = "SSIM" if not feature_space else f"{opts.space} cosine"
+    say(f"top-1 {word}: mean {summary['ranks'][0]['mean']:.4f}, median {summary['ranks'][0]['median']:.4f}; "
         f"copies (top-1 ≥ {opts.copy_threshold}): {shares['copies']} of {len(top1)} "
         f"({100 * shares['copy_share']:.1f}%)")
+    if hubs["hubs"]:
+        top = hubs["hubs"][0]
+        say(f"hubness: {hubs['distinct_top1']} distinct top-1 training images; the most frequent, {top['train']}, "
+            f"is top-1 of {top['top1_count']} of {hubs['queries']} ({100 * top['top1_share']:.1f}%)")
+    if hubs["warning"]:
+        say(f"warning: {hubs['warning']}")
 
     if opts.outdir:
         t = time.perf_counter()
-        summary["outputs"] = _write_outputs(Path(opts.outdir), opts, gen, index, nb)
+        summary["outputs"] = _write_outputs(Path(opts.outdir), opts, gen, space, nb, hubs, write=world.is_main)
         timings["write"] = time.perf_counter() - t
     timings["total"] = time.perf_counter() - t0
     summary["timings_seconds"] = {k: round(v, 3) for k, v in timings.items()}
-    if opts.outdir:
+    if opts.outdir and world.is_main:
         report.write_json(Path(opts.outdir) / "summary.json", summary)
-    return summary
+    return summary, nb, gen.keys, space.keys
+
+
+class _SSIMSpace:
+    """The SSIM training index seen through what the pipeline needs."""
+
+    score_name = "SSIM"
+
+    def __init__(self, index: TrainIndex):
+        self.index = index
+        self.n, self.size, self.keys = len(index), index.size, index.keys
+        self.skipped, self.skipped_first, self.resized_from = index.skipped, index.skipped_first, index.resized_from
+
+    def describe(self) -> str:
+        i = self.index
+        return (f"training index: {len(i)} images at {i.size[0]}x{i.size[1]}, "
+                + ("reused from cache" if i.cached else f"built in {i.build_seconds:.1f}s") + f" ({i.path})")
+
+    def index_summary(self) -> dict:
+        i = self.index
+        return {"path": str(i.path), "cached": i.cached, "kind": i.kind, "build_seconds": round(i.build_seconds, 3)}
+
+    def images(self, ids) -> np.ndarray:
+        return self.index.images(ids)
+
+
+class _FeatureSpace:
+    """Training features of one network, exact cosine search (:mod:`ganeval.nearest.features`)."""
+
+    def __init__(self, opts: NearestOptions, source: Source, device):
+        from ganeval.features.registry import build_extractor
+
+        self.opts, self.source, self.device = opts, source, device
+        self.extractor = build_extractor(opts.space, opts.weights, device).eval()
+        self.score_name = f"cosine similarity of {opts.space} features"
+        t = time.perf_counter()
+        self.fs = features.source_features(source, self.extractor, device, opts.batch_size, opts.num_workers,
+                                           opts.strict, f"{opts.space} features of {source.path.name}",
+                                           cache=not opts.rebuild)
+        self.seconds = time.perf_counter() - t
+        self.n, self.size = len(self.fs.features), self.fs.size
+        self.keys = [source.key(int(i)) for i in self.fs.source_index]
+        self.skipped = len(self.fs.skipped)
+        self.skipped_first = self.fs.skipped[0][0] if self.fs.skipped else ""
+        self.resized_from: dict = {}
+
+    def describe(self) -> str:
+        how = "reused from cache" if self.fs.cached else f"computed in {self.seconds:.1f}s"
+        return f"training features: {self.n} images, {self.opts.space} ({self.extractor.info.dim}-d), {how}"
+
+    def index_summary(self) -> dict:
+        info = self.extractor.info
+        return {"kind": "flat cosine", "cached": self.fs.cached, "features": info.name, "dim": info.dim,
+                "weights_id": info.weights_id, "standard_weights": info.standard}
+
+    def search(self, images: np.ndarray, k: int) -> Neighbours:
+        batches = (images[i : i + self.opts.batch_size] for i in range(0, len(images), self.opts.batch_size))
+        queries = features.embed_batches(self.extractor, batches, self.device)
+        return features.cosine_search(queries, self.fs.features, k, self.opts.space)
+
+    def images(self, ids) -> np.ndarray:
+        return features.read_images(self.source, self.fs.source_index, ids, self.size)
 
 
 def _check_recall(searcher: Searcher, images: np.ndarray, nb: Neighbours, opts: NearestOptions) -> dict:
@@ -226,24 +358,35 @@ def _train_self_neighbours(searcher: Searcher, index: TrainIndex, ids: np.ndarra
     return nb.score[:, 0]
 
 
-def _write_outputs(outdir: Path, opts: NearestOptions, gen, index: TrainIndex, nb: Neighbours) -> list[str]:
-    outdir.mkdir(parents=True, exist_ok=True)
-    written = []
-    report.write_neighbours_csv(outdir / "neighbours.csv", gen.keys, index.keys, nb.index, nb.score)
-    written.append("neighbours.csv")
+def _write_outputs(outdir: Path, opts: NearestOptions, gen, space, nb: Neighbours, hubs: dict,
+                   write: bool = True) -> list[str]:
+    """Everything in OUTDIR; ``write=False`` (torchrun ranks other than 0) only names the files."""
+    written = ["neighbours.csv"]
+    if write:
+        outdir.mkdir(parents=True, exist_ok=True)
+        report.write_neighbours_csv(outdir / "neighbours.csv", gen.keys, space.keys, nb.index, nb.score)
     if opts.plots:
-        report.plot_rank_histograms(outdir / "ssim_hist.png", nb.score, opts.copy_threshold)
+        if write:
+            report.plot_rank_histograms(outdir / "ssim_hist.png", nb.score, opts.copy_threshold)
         written.append("ssim_hist.png")
     if opts.contact_sheets:
         order = np.lexsort((np.arange(len(nb.score)), -nb.score[:, 0]))[: opts.contact_sheets]
-        paths = report.write_contact_sheets(outdir / "contact_sheets", order, gen.images, index.images,
-                                            nb.index, nb.score, gen.keys)
-        written.extend(str(p.relative_to(outdir)) for p in paths)
+        if write:
+            paths = report.write_contact_sheets(outdir / "contact_sheets", order, gen.images, space.images,
+                                                nb.index, nb.score, gen.keys)
+            report.write_hub_sheet(outdir / "contact_sheets" / "hubs.png", hubs, space.images)
+            written.extend(str(p.relative_to(outdir)) for p in paths)
+        else:
+            written.extend(f"contact_sheets/sheet_{i + 1:03d}.png" for i in range(-(-len(order) // 16)))
+        if hubs["hubs"]:
+            written.append("contact_sheets/hubs.png")
     if nb.mean_all is not None:
-        report.write_mean_csv(outdir / "mean_ssim.csv", gen.keys, nb.mean_all, nb.score[:, 0])
+        if write:
+            report.write_mean_csv(outdir / "mean_ssim.csv", gen.keys, nb.mean_all, nb.score[:, 0])
         written.append("mean_ssim.csv")
         if opts.plots:
-            report.plot_mean_curve(outdir / "mean_ssim.png", nb.mean_all, nb.score[:, 0])
+            if write:
+                report.plot_mean_curve(outdir / "mean_ssim.png", nb.mean_all, nb.score[:, 0])
             written.append("mean_ssim.png")
     written.append("summary.json")
     return written

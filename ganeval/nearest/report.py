@@ -194,3 +194,64 @@ def write_contact_sheets(outdir: Path, order: np.ndarray, queries: np.ndarray, t
         write_bytes(path, buf.getvalue())
         paths.append(path)
     return paths
+
+
+# ------------------------------------------------------------------ hubness
+
+HUB_WARNING_SHARE = 0.05  # one training image as top-1 of more than this share of queries: a hub
+
+
+def hubness(top1_ids: np.ndarray, train_keys: Sequence[str], n_hubs: int = 10) -> dict:
+    """How concentrated the top-1 neighbours are on a few training images.
+
+    A blurry or low-contrast generator can make one pale training face every query's SSIM
+    top-1 (SSIM favours low contrast): a hub, not a copy. ``top1_share`` is the share of
+    queries whose top-1 is the single most frequent training image; ``hubs`` the ``n_hubs``
+    most frequent top-1 images; ``warning`` a sentence when one image takes more than 5%."""
+    ids = np.asarray(top1_ids)
+    ids = ids[ids >= 0]
+    n = len(ids)
+    if not n:
+        return {"queries": 0, "distinct_top1": 0, "top1_share": None, "hubs": [], "warning": None}
+    uniq, counts = np.unique(ids, return_counts=True)
+    order = np.lexsort((uniq, -counts))[:n_hubs]
+    hubs = [{"train": train_keys[int(uniq[i])], "index": int(uniq[i]), "top1_count": int(counts[i]),
+             "top1_share": float(counts[i] / n)} for i in order]
+    share = hubs[0]["top1_share"]
+    warning = None
+    if share > HUB_WARNING_SHARE and hubs[0]["top1_count"] > 1:
+        warning = (f"hub: training image {hubs[0]['train']} is the top-1 neighbour of {hubs[0]['top1_count']} of "
+                   f"{n} queries ({100 * share:.1f}%); a hub (e.g. a low-contrast image), not necessarily a copy")
+    return {"queries": n, "distinct_top1": int(len(uniq)), "top1_share": share, "hubs": hubs, "warning": warning}
+
+
+def hub_sheet(hub_images: np.ndarray, counts: Sequence[int], n_queries: int, scale: int = 1) -> Image.Image:
+    """One row of the most frequent top-1 training images, each captioned with how many queries."""
+    n, h, w = len(hub_images), hub_images.shape[1] * scale, hub_images.shape[2] * scale
+    cap, pad = max(12, h // 6), 4
+    sheet = Image.new("RGB", (pad + (w + pad) * max(1, n), pad + h + cap + pad), "white")
+    draw = ImageDraw.Draw(sheet)
+    font = _font(max(9, cap - 3))
+    for j in range(n):
+        tile = Image.fromarray(hub_images[j])
+        if scale != 1:
+            tile = tile.resize((w, h), Image.Resampling.NEAREST)
+        x = pad + j * (w + pad)
+        sheet.paste(tile, (x, pad))
+        draw.text((x, pad + h), f"{counts[j]}/{n_queries}", fill="black", font=font)
+    return sheet
+
+
+def write_hub_sheet(path: Path, hubs: dict, train_images) -> None:
+    """``contact_sheets/hubs.png``: the top hubs of :func:`hubness` (``train_images(ids)`` fetches pixels)."""
+    if not hubs["hubs"]:
+        return
+    ids = np.array([h["index"] for h in hubs["hubs"]])
+    images = train_images(ids)
+    h = images.shape[1]
+    scale = max(1, math.ceil(64 / h)) if h < 64 else 1
+    sheet = hub_sheet(images, [x["top1_count"] for x in hubs["hubs"]], hubs["queries"], scale)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    buf = io.BytesIO()
+    sheet.save(buf, format="PNG")
+    write_bytes(path, buf.getvalue())

@@ -121,7 +121,8 @@ class Searcher:
             for s in range(0, len(queries), self.block):
                 block = queries[s : s + self.block]
                 if embedder is not None:
-                    ids = self.index.search(embedder(block), n_cand, use_gpu=self.device.type == "cuda")
+                    ids = self.index.search(embedder(block), n_cand, use_gpu=self.device.type == "cuda",
+                                            local_rank=self.device.index or 0)
                 else:
                     ids = np.broadcast_to(np.arange(n, dtype=np.int64), (len(block), n))
                 block = planar(block)
@@ -157,6 +158,7 @@ class Searcher:
         out_ids = np.full((len(queries), k), -1, dtype=np.int64)
         out_scores = np.full((len(queries), k), -np.inf, dtype=np.float64)
         sums = np.zeros(len(queries), dtype=np.float64)
+        lock = threading.Lock()
         with progress(total=len(queries) * n, desc=desc, unit="pair", unit_scale=True) as bar:
             for s in range(0, len(queries), self.block):
                 q = self.engine.moments(planar(queries[s : s + self.block]))
@@ -170,6 +172,8 @@ class Searcher:
 
                     def one(i: int) -> None:
                         block[i] = self.engine.one_to_many(q, i, tm).cpu().numpy()
+                        with lock:  # per query, so a small training set does not jump 0 → 100%
+                            bar.update(len(t_ids))
 
                     self._per_query(one, nq)
                     sums[s : s + nq] += block.sum(axis=1)
@@ -183,7 +187,6 @@ class Searcher:
                     part = np.argpartition(-scores, keep - 1, axis=1)[:, :keep]
                     best_ids = np.take_along_axis(ids, part, axis=1)
                     best_scores = np.take_along_axis(scores, part, axis=1)
-                    bar.update(nq * len(t_ids))
                 for i in range(nq):
                     ids_i, sc_i = _best_k(best_scores[i], best_ids[i], k)
                     out_ids[s + i, : len(ids_i)] = ids_i

@@ -1,0 +1,128 @@
+"""``ganeval.find_nearest``: the ``ganeval nearest`` command as one Python call.
+
+Notebooks and training scripts hold images in memory or hold the generator itself; this
+takes either (or paths) and runs the very same pipeline as the command, so the result has
+the keys of ``--json`` / ``summary.json``, plus the neighbour table as arrays."""
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any, Callable, Union
+
+import numpy as np
+import torch
+
+from ganeval.errors import BadInput
+from ganeval.nearest.pipeline import NearestOptions, run_nearest_full
+from ganeval.sources import ArraySource, Source
+
+Images = Union[str, os.PathLike, np.ndarray, torch.Tensor, Source, Callable[[torch.Tensor], torch.Tensor],
+               Iterator]
+
+
+class NearestResult(dict):
+    """The summary (same keys as ``summary.json``), with the neighbours themselves as attributes:
+    ``index`` Q×k training positions, ``score`` Q×k similarities (SSIM, or cosine in a feature
+    space), ``generated_keys`` and ``train_keys`` naming the rows and the positions."""
+
+    index: np.ndarray
+    score: np.ndarray
+    generated_keys: list[str]
+    train_keys: list[str]
+
+    def neighbours(self, query: int) -> list[tuple[str, float]]:
+        """Query ``query``'s neighbours as (training key, score), best first."""
+        return [(self.train_keys[int(i)], float(s)) for i, s in zip(self.index[query], self.score[query]) if i >= 0]
+
+
+def to_uint8_images(images: np.ndarray | torch.Tensor, what: str = "images") -> np.ndarray:
+    """N×H×W×C uint8 from uint8 or float (GAN output in [-1, 1]) arrays/tensors, channels last or first."""
+    x = images.detach().cpu() if isinstance(images, torch.Tensor) else torch.as_tensor(np.asarray(images))
+    if x.ndim == 3:
+        x = x[..., None]
+    if x.ndim != 4:
+        raise BadInput(f"{what}: expected N×H×W×C or N×C×H×W images, got shape {tuple(x.shape)}")
+    if x.shape[-1] not in (1, 3, 4) and x.shape[1] in (1, 3, 4):
+        x = x.permute(0, 2, 3, 1)
+    if x.dtype == torch.uint8:
+        return np.ascontiguousarray(x.numpy())
+    if not x.is_floating_point():
+        raise BadInput(f"{what}: images must be uint8 (0–255) or float in [-1, 1], got {x.dtype}")
+    x = x.float()
+    if len(x) and (x.min() < -1.01 or x.max() > 1.01):
+        raise BadInput(f"{what}: float images must lie in [-1, 1] (tanh output); "
+                       f"got [{float(x.min()):.3g}, {float(x.max()):.3g}]; pass uint8 0–255 instead")
+    return np.ascontiguousarray(x.add(1).mul(127.5).round().clamp(0, 255).to(torch.uint8).numpy())
+
+
+def sample_generator(G: Callable[[torch.Tensor], torch.Tensor], n: int, latent_size: int, batch_size: int = 64,
+                     seed: int = 0, device: torch.device | str = "cpu") -> np.ndarray:
+    """``n`` images from ``G(z)``, z ~ N(0, I) of ``latent_size``, seeded (same seed, same images)."""
+    if n <= 0 or latent_size <= 0:
+        raise BadInput("a generator needs n > 0 images and its latent_size > 0")
+    gen = torch.Generator().manual_seed(seed)
+    out = []
+    with torch.no_grad():
+        for s in range(0, n, batch_size):
+            z = torch.randn(min(batch_size, n - s), latent_size, generator=gen).to(device)
+            out.append(to_uint8_images(G(z), "G(z)"))
+    return np.concatenate(out)
+
+
+def as_source(images: Images, what: str, n: int | None = None, latent_size: int | None = None,
+              batch_size: int = 64, seed: int = 0, device: torch.device | str = "cpu") -> str | os.PathLike | Source:
+    """A path stays a path (the command's own loader reads it); everything else becomes an ArraySource."""
+    if isinstance(images, (str, os.PathLike, Source)):
+        return images
+    if isinstance(images, (np.ndarray, torch.Tensor)):
+        array = to_uint8_images(images, what)
+    elif callable(images):
+        if n is None or latent_size is None:
+            raise BadInput(f"{what}: a generator callable needs n= and latent_size=")
+        array = sample_generator(images, n, latent_size, batch_size, seed, device)
+    elif isinstance(images, Iterator):
+        array = np.concatenate([to_uint8_images(b, what) for b in images])
+    else:
+        raise BadInput(f"{what}: expected a path, uint8 array/tensor, G(z) callable or iterator of batches, "
+                       f"got {type(images).__name__}")
+    return ArraySource(Path(f"<{what} array>"), array)
+
+
+def find_nearest(generated: Images, train: Images, k: int = 4, *, space: str = "ssim", n: int | None = None,
+                 latent_size: int | None = None, outdir: str | os.PathLike | None = None, device: str = "auto",
+                 seed: int = 0, batch_size: int = 64, verbose: bool = False,
+                 say: Callable[[str], None] | None = None, **options: Any) -> NearestResult:
+    """Each generated image's ``k`` nearest training images, as ``ganeval nearest`` finds them.
+
+    ``generated`` / ``train``: a folder, zip, .npy/.npz path; a uint8 array or tensor (N×H×W×3 or
+    N×3×H×W; float tensors in [-1, 1] are converted); an iterator of such batches; or for
+    ``generated`` a generator callable ``G(z)`` with ``latent_size`` and ``n``. ``space``: "ssim"
+    or a feature network (cosine). ``options``: any other field of
+    :class:`~ganeval.nearest.pipeline.NearestOptions` (``exact``, ``candidates``, ``check_recall``,
+    ``test``, ``gray``, …). Without ``outdir`` nothing is written except the cached index.
+    Progress notes go to ``say`` (the CLI passes its printer), or to stdout with ``verbose``.
+
+    >>> result = find_nearest(fake_uint8, "train.zip", k=4)          # doctest: +SKIP
+    >>> result["ranks"][0]["mean"], result.neighbours(0)[0]             # doctest: +SKIP"""
+    from dataclasses import fields
+
+    from ganeval.device import resolve_device
+
+    unknown = sorted(set(options) - {f.name for f in fields(NearestOptions)})
+    if unknown:
+        raise BadInput(f"find_nearest: unknown option(s) {', '.join(unknown)}")
+    sample_device = resolve_device(device)
+    opts = NearestOptions(
+        generated=as_source(generated, "generated", n, latent_size, batch_size, seed, sample_device),
+        train=as_source(train, "train", batch_size=batch_size), outdir=None if outdir is None else str(outdir),
+        k=k, space=space, device=device, seed=seed, batch_size=batch_size,
+        plots=options.pop("plots", outdir is not None),
+        contact_sheets=options.pop("contact_sheets", 64 if outdir is not None else 0), **options)
+    if say is None:
+        say = (lambda m: print(m, flush=True)) if verbose else (lambda m: None)
+    summary, nb, gen_keys, train_keys = run_nearest_full(opts, say)
+    result = NearestResult(summary)
+    result.index, result.score = nb.index, nb.score
+    result.generated_keys, result.train_keys = list(gen_keys), list(train_keys)
+    return result
