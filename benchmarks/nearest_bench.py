@@ -224,7 +224,7 @@ def compare_child(queries: str, train: str, size: int, home: str, truth_queries:
 
 def compare(args) -> None:
     """Old vs new default on real faces at 64 and 96 px (nothing derived from them is kept)."""
-    from ganeval.images import resize_rgb
+    from ganeval.resample import resize_rgb
     from ganeval.sources import open_source
 
     configs = json.loads(args.configs)

@@ -18,7 +18,7 @@ from ganeval.atomic import save_npz
 from ganeval.cache import cache_dir, settings_key
 from ganeval.errors import BadInput
 from ganeval.features.base import FeatureExtractor
-from ganeval.images import resize_rgb
+from ganeval.resample import resize_rgb
 from ganeval.nearest.index import ResizingReader
 from ganeval.nearest.search import Neighbours
 from ganeval.sources import Source
