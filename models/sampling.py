@@ -95,10 +95,11 @@ def run_generator(generator: torch.nn.Module, z: torch.Tensor, truncation: float
 @torch.no_grad()
 def generate_uint8_batches(checkpoint: str | os.PathLike | dict[str, Any], n: int, batch_size: int, seed: int,
                            device: str | torch.device = "auto", use_ema: bool = True,
-                           truncation: float | None = None) -> Iterator[torch.Tensor]:
+                           truncation: float | None = None, start: int = 0) -> Iterator[torch.Tensor]:
     """Yield ``n`` generated images as uint8 N×H×W×3 RGB CPU tensors, ``batch_size`` at a time
     (the last batch may be smaller). Same (checkpoint, seed) → same images, in the same order;
-    a smaller ``n`` gives a prefix of a larger one. ``truncation`` ψ: stylegan2 only."""
+    a smaller ``n`` gives a prefix of a larger one. ``truncation`` ψ: stylegan2 only.
+    ``start``: begin at image ``start`` (images start … n−1; resuming an interrupted run)."""
     if n < 0:
         raise BadInput(f"number of images must be 0 or more, got {n}")
     if batch_size < 1:
@@ -111,6 +112,8 @@ def generate_uint8_batches(checkpoint: str | os.PathLike | dict[str, Any], n: in
         require_mapping(generator, "--truncation", cfg.model)
     latents = LatentStream(seed, cfg.z_dim)
     done = 0
+    while done < start:
+        done += len(latents.take(min(LATENT_CHUNK, start - done)))
     while done < n:
         k = min(batch_size, n - done)
         z = latents.take(k).to(device)

@@ -5,12 +5,14 @@ import argparse
 import warnings
 from pathlib import Path
 
-from ganeval.cli.common import HelpFormatter, add_device_args, add_loader_args, emit_json, note, positive_int, warn
+from ganeval.cli.common import (HelpFormatter, add_device_args, add_loader_args, add_output_args, emit_json, note,
+                                positive_int, warn)
 from ganeval.device import resolve_device
 from ganeval.errors import BadInput
 from ganeval.features.registry import FEATURES, build_extractor
 from ganeval.metrics.fid import frechet_distance
 from ganeval.metrics.kid import kernel_inception_distance
+from ganeval.outputs import check_output_files
 from ganeval.stats import FeatureSet, generator_features, path_features, save_stats
 
 EXAMPLES = """examples:
@@ -35,7 +37,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     add_loader_args(p, batch_size=50)
     add_device_args(p)
     p.add_argument("--save-stats", nargs="+", metavar="OUT.npz", default=None,
-                   help="write the statistics of the first (and second) input in pytorch-fid's format")
+                   help="write the statistics of the first (and second) input in pytorch-fid's format "
+                        "(never onto an input; an existing file needs --overwrite)")
+    add_output_args(p)
     p.add_argument("--generator", metavar="CKPT", default=None, help="sample the other side from this generator checkpoint")
     p.add_argument("-n", "--num-samples", type=positive_int, default=50_000, help="samples to draw with --generator")
     p.add_argument("--seed", type=int, default=0, help="latent seed for --generator")
@@ -67,6 +71,8 @@ def run(args) -> int:
     for path in args.inputs:  # fail on a bad path before loading any network
         if not Path(path).exists():
             raise BadInput(f"{path}: no such file or folder")
+    check_output_files(args.save_stats or [], [*args.inputs, args.generator, args.weights], args.overwrite,
+                       flag="--save-stats")
     extractor = build_extractor(args.features, args.weights, device, fast=args.fast)
     if not extractor.info.standard:
         warn(f"{args.features} weights are not the published ones: values are not comparable with published numbers")

@@ -14,14 +14,18 @@ is built once and cached under $GANEVAL_HOME/nearest, keyed by the set's content
 Writes to OUTDIR: neighbours.csv (query, rank, train, ssim), summary.json (per-rank
 statistics, copy and original shares, recall, copy statistics), ssim_hist.png (one
 panel per rank), contact_sheets/ (each query beside its neighbours, with scores), and with
---mean-all mean_ssim.csv and mean_ssim.png."""
+--mean-all mean_ssim.csv and mean_ssim.png. OUTDIR may not be (or lie inside, or hold) an
+input; a non-empty OUTDIR needs --overwrite, which removes what an earlier `ganeval
+nearest` wrote there (stale contact sheets included) and never touches other files."""
 from __future__ import annotations
 
 import argparse
 
-from ganeval.cli.common import HelpFormatter, add_device_args, add_loader_args, emit_json, nonneg_int, note, positive_int
+from ganeval.cli.common import (HelpFormatter, add_device_args, add_loader_args, add_output_args, emit_json,
+                                nonneg_int, note, positive_int)
 from ganeval.errors import BadInput
-from ganeval.nearest.pipeline import DEFAULT_COPY_THRESHOLD, NearestOptions, run_nearest
+from ganeval.nearest.pipeline import DEFAULT_COPY_THRESHOLD, OUTPUT_NAMES, NearestOptions, run_nearest
+from ganeval.outputs import prepare_output_dir
 
 EXAMPLES = """examples:
   ganeval nearest generated/ train.zip -k 4 -o nn-out           top-4 SSIM neighbours, all outputs
@@ -29,6 +33,7 @@ EXAMPLES = """examples:
   ganeval nearest fake/ real/ -o out --exact --mean-all         exhaustive, plus mean SSIM over all
   ganeval nearest fake/ real/ -o out --test heldout/            + data-copying C_T and authenticity
   ganeval nearest fake/ real/ --gray --json                     luminance SSIM, summary on stdout
+  ganeval nearest fake/ real/ -o out --overwrite                replace the earlier run's outputs in out/
 """
 
 
@@ -46,6 +51,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("train", metavar="TRAIN", help="training images: folder, .zip, .npy or .npz")
     p.add_argument("-k", type=positive_int, default=4, help="neighbours per generated image")
     p.add_argument("-o", "--outdir", default=None, help="output folder (without it, only the summary is printed)")
+    add_output_args(p)
     p.add_argument("--gray", action="store_true", help="SSIM on luminance instead of RGB")
     p.add_argument("--exact", action="store_true", help="exhaustive SSIM against every training image (slow)")
     p.add_argument("--candidates", type=positive_int, default=None,
@@ -78,12 +84,17 @@ def register(sub: argparse._SubParsersAction) -> None:
 def run(args) -> int:
     if args.shortlist is not None and args.candidates is not None and args.shortlist > args.candidates:
         raise BadInput(f"--shortlist {args.shortlist} exceeds --candidates {args.candidates}")
+    output = None
+    if args.outdir:
+        output = prepare_output_dir(args.outdir, "nearest", [args.generated, args.train, args.test], args.overwrite,
+                                    reserve=OUTPUT_NAMES, defer=True)
     opts = NearestOptions(
         generated=args.generated, train=args.train, outdir=args.outdir, k=args.k, gray=args.gray,
         exact=args.exact, candidates=args.candidates, shortlist=args.shortlist, check_recall=args.check_recall,
         copy_threshold=args.copy_threshold, mean_all=args.mean_all, test=args.test, cells=args.cells,
         contact_sheets=args.contact_sheets, pca=args.pca, rebuild=args.rebuild, device=args.device,
         batch_size=args.batch_size, num_workers=args.num_workers, strict=args.strict, seed=args.seed,
+        output=output,
     )
     summary = run_nearest(opts, say=note)
     if args.outdir:

@@ -18,6 +18,7 @@ from ganeval.nearest.embed import EmbedSpec
 from ganeval.nearest.index import (RESIZE_FILTER, SCREEN_STRIDE, IndexSettings, TrainIndex, load_images,
                                    native_channels, open_index)
 from ganeval.nearest.search import Neighbours, Searcher, default_candidates, recall_at
+from ganeval.outputs import OutputDir
 from ganeval.sources import Source, open_source
 
 # Distinct faces' top-1 SSIM stayed below 0.79 on 20k synthetic and 9k real anime faces,
@@ -52,6 +53,12 @@ class NearestOptions:
     seed: int = 0
     plots: bool = True
     notes: list[str] = field(default_factory=list)
+    output: OutputDir | None = None  # outdir checked by ganeval.outputs (the CLI); opened just before writing
+
+
+# what _write_outputs may write: a file of someone else's with such a name is refused up front
+OUTPUT_NAMES = ("neighbours.csv", "summary.json", "ssim_hist.png", "contact_sheets/*", "mean_ssim.csv",
+                "mean_ssim.png")
 
 
 def _check_channels(a: Source, b: Source, what: str, gray: bool) -> None:
@@ -161,6 +168,8 @@ def run_nearest(opts: NearestOptions, say: Callable[[str], None] = lambda m: Non
     summary["timings_seconds"] = {k: round(v, 3) for k, v in timings.items()}
     if opts.outdir:
         report.write_json(Path(opts.outdir) / "summary.json", summary)
+        if opts.output is not None:
+            opts.output.record_new()
     return summary
 
 
@@ -227,6 +236,8 @@ def _train_self_neighbours(searcher: Searcher, index: TrainIndex, ids: np.ndarra
 
 
 def _write_outputs(outdir: Path, opts: NearestOptions, gen, index: TrainIndex, nb: Neighbours) -> list[str]:
+    if opts.output is not None:
+        opts.output.open()  # removes an earlier run's outputs (--overwrite) now that the new ones are ready
     outdir.mkdir(parents=True, exist_ok=True)
     written = []
     report.write_neighbours_csv(outdir / "neighbours.csv", gen.keys, index.keys, nb.index, nb.score)
