@@ -53,8 +53,9 @@ def run(args) -> int:
     out: Path = args.out
     folder = prepare_output_dir(out, "report", [args.study, args.responses, args.nearest, *args.fid, *args.runs],
                                 args.overwrite, reserve=("report.ipynb", "report.html", "stats.json", "figures/*",
-                                                         "tables/*", "*.png", "*.csv"))
+                                                         "tables/*", "*.png", "*.csv"), defer=True)
     t0 = time.perf_counter()
+    folder.open()
     summary = build(inp, out)
     nb = notebook.build_notebook(inp, (summary.get("study") or {}).get("overview"))
     t1 = time.perf_counter()
