@@ -19,6 +19,7 @@ EXAMPLES = """examples:
   ganeval fid real/ generated/                      FID + KID on Inception pool3
   ganeval fid real.zip fake.npz --features illust2vec
   ganeval fid real/ --save-stats real_stats.npz     statistics only (pytorch-fid format)
+  ganeval fid real/ --save-stats real_stats.npz --overwrite     replace an existing statistics file
   ganeval fid real_stats.npz generated/ --json
   ganeval fid --generator run/checkpoint.pt -n 50000 real_stats.npz   FID50k from a generator
 """

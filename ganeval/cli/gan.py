@@ -50,7 +50,10 @@ MODELS_EXAMPLES = """examples:
 
 TIMELAPSE_EXAMPLES = """examples:
   ganeval timelapse runs/dcgan                 # runs/dcgan/timelapse.gif (+ .mp4 with imageio-ffmpeg)
-  ganeval timelapse runs/dcgan -o growth.gif --fps 4"""
+  ganeval timelapse runs/dcgan -o growth.gif --fps 4
+  ganeval timelapse runs/dcgan --overwrite     # replace RUN/timelapse.gif after more training
+
+An existing output file is refused unless --overwrite."""
 
 INTERPOLATE_EXAMPLES = """examples:
   ganeval interpolate runs/dcgan/checkpoint.pt --seeds 1,2,3 -o walk.gif
@@ -58,7 +61,8 @@ INTERPOLATE_EXAMPLES = """examples:
   ganeval interpolate runs/sg2 --seeds 1,2,3 --space w -o wwalk.gif   # stylegan2: lines in W
 
 Seed s is the latent of image 0 of `ganeval sample --seed s`; the path follows great
-circles (slerp) from seed to seed and back to the first."""
+circles (slerp) from seed to seed and back to the first. An existing output file is
+refused unless --overwrite (e.g. `ganeval interpolate runs/dcgan --seeds 1,2 -o walk.gif --overwrite`)."""
 
 
 def register(subparsers) -> None:

@@ -11,6 +11,7 @@ from ganeval.outputs import prepare_output_dir
 INSPECT_EXAMPLES = """examples:
   ganeval inspect runs/dcgan/checkpoint.pt --seed 3 -o inspect_dcgan/
   ganeval inspect runs/sg2 --seed 3 -o inspect_sg2/ --max-channels 32 --truncation 0.7
+  ganeval inspect runs/dcgan/checkpoint.pt --seed 4 -o inspect_dcgan/ --overwrite   # replace the earlier one
 
 Writes DIR/index.html (open it in a browser), DIR/output.png and one NNN_<layer>.png per
 layer: that layer's channels for the seed's latent (image 0 of `ganeval sample --seed S`),

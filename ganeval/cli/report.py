@@ -14,6 +14,7 @@ EXAMPLES = """examples:
   ganeval report --responses responses.csv --nearest nn-out -o report/
   ganeval report --study study/ --nearest nn-out --fid fid.json --runs run1 run2 -o report/
   ganeval report --study study/ -o report/ --no-execute          notebook, tables and figures; no HTML
+  ganeval report --study study/ -o report/ --overwrite           replace an earlier report in report/
 
 outputs in REPORT_DIR:
   report.ipynb, report.html        the executed notebook and its HTML (figures embedded)

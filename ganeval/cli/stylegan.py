@@ -13,6 +13,7 @@ from ganeval.outputs import check_output_file
 STYLE_MIX_EXAMPLES = """examples:
   ganeval style-mix runs/sg2/checkpoint.pt --rows 1,2,3 --cols 4,5,6 -o mix.png
   ganeval style-mix runs/sg2 --rows 1,2 --cols 7,8,9 --styles 0-3 --truncation 0.7 -o coarse.png
+  ganeval style-mix runs/sg2 --rows 1,2 --cols 3,4 -o mix.png --overwrite   # replace mix.png
 
 The grid has a blank corner, the column seeds' images along the top and the row seeds'
 images down the left; cell (r, c) is row r's image with the style layers named by

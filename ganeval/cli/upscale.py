@@ -34,6 +34,7 @@ MIN_SIDE = 11
 COMPARE_EXAMPLES = """examples:
   ganeval upscale-compare heldout_hr/ --ckpt runs/srgan -o compare.png
   ganeval upscale-compare heldout_hr/ --ckpt runs/srgan -n 200 --json
+  ganeval upscale-compare heldout_hr/ --ckpt runs/srgan -o compare.png --overwrite   # replace compare.png
 
 Each high-resolution image is cropped to a multiple of the scale, downscaled with Pillow's
 bicubic filter (the degradation SRGAN was trained on) and upscaled back by bicubic, Lanczos
