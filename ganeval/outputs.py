@@ -98,6 +98,14 @@ def check_not_input(output: PathLike, inputs: Iterable[PathLike | None], flag: s
     return out
 
 
+def checkpoint_input(path: PathLike | None, name: str = "checkpoint.pt") -> PathLike | None:
+    """A run folder given as a checkpoint stands for its checkpoint file: that file is the
+    input, so outputs may go beside it (``-o RUN/samples/``)."""
+    if path is not None and Path(path).is_dir() and (Path(path) / name).is_file():
+        return Path(path) / name
+    return path
+
+
 def check_output_file(output: PathLike, inputs: Iterable[PathLike | None] = (), overwrite: bool = False,
                       flag: str = "-o") -> Path:
     """Validate a file output before the work: not an input, not a folder, not an existing

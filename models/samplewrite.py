@@ -15,7 +15,7 @@ from ganeval.errors import BadInput
 from ganeval.imagewrite import resume_start, write_numbered
 from ganeval.models.checkpoint import load_checkpoint
 from ganeval.models.sampling import generate_uint8_batches
-from ganeval.outputs import (RESUME_FLAG, check_output_file, interrupted, prepare_output_dir,
+from ganeval.outputs import (RESUME_FLAG, check_output_file, checkpoint_input, interrupted, prepare_output_dir,
                              sigterm_interrupts)
 from ganeval.progress import progress
 
@@ -53,7 +53,7 @@ def write_samples(checkpoint: str | os.PathLike, out: str | os.PathLike, n: int,
     if target.suffix.lower() == ".npz":
         if resume:
             raise BadInput(f"{RESUME_FLAG} continues a folder of PNGs; {target} is written once, at the end")
-        check_output_file(target, [checkpoint], overwrite)
+        check_output_file(target, [checkpoint_input(checkpoint)], overwrite)
         data = load_checkpoint(checkpoint)
         parts: list[np.ndarray] = []
         try:
@@ -70,7 +70,7 @@ def write_samples(checkpoint: str | os.PathLike, out: str | os.PathLike, n: int,
 
     settings = {**_checkpoint_identity(checkpoint), "seed": seed, "ema": use_ema, "truncation": truncation,
                 "names": f"{max(6, len(str(n - 1)))} digits"}
-    folder = prepare_output_dir(target, "sample", [checkpoint], overwrite, resume=resume, settings=settings,
+    folder = prepare_output_dir(target, "sample", [checkpoint_input(checkpoint)], overwrite, resume=resume, settings=settings,
                                 defer=True, can_resume=True)
     data = load_checkpoint(checkpoint)
     start, kept = resume_start(folder, n, batch_size) if folder.resumed else (0, 0)

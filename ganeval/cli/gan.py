@@ -12,7 +12,7 @@ from ganeval.cli.common import (HelpFormatter, add_device_args, add_output_args,
                                 positive_int)
 from ganeval.errors import BadInput
 from ganeval.features.registry import FEATURES
-from ganeval.outputs import check_output_file
+from ganeval.outputs import check_output_file, checkpoint_input
 
 TRAIN_EXAMPLES = """examples:
   ganeval train dcgan --data faces/ --out runs/dcgan --steps 20000
@@ -367,7 +367,7 @@ def _interpolate(args: argparse.Namespace) -> int:
     seeds = _parse_seeds(args.seeds)
     if Path(args.out).suffix.lower() not in (".gif", ".mp4"):
         raise BadInput(f"{args.out}: choose an output ending in .gif or .mp4")
-    check_output_file(args.out, [args.checkpoint], args.overwrite)
+    check_output_file(args.out, [checkpoint_input(args.checkpoint)], args.overwrite)
     generator, cfg = load_generator(args.checkpoint, resolve_device(args.device), use_ema=not args.no_ema)
     require_latent_model(cfg.model, "interpolate")
     if args.space == "w" or args.truncation is not None:

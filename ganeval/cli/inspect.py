@@ -6,7 +6,7 @@ from __future__ import annotations
 import argparse
 
 from ganeval.cli.common import HelpFormatter, add_device_args, add_output_args, note, positive_int
-from ganeval.outputs import prepare_output_dir
+from ganeval.outputs import checkpoint_input, prepare_output_dir
 
 INSPECT_EXAMPLES = """examples:
   ganeval inspect runs/dcgan/checkpoint.pt --seed 3 -o inspect_dcgan/
@@ -40,7 +40,7 @@ def _inspect(args: argparse.Namespace) -> int:
     from ganeval.models.inspect import inspect_generator
     from ganeval.models.sampling import require_mapping
 
-    out = prepare_output_dir(args.out, "inspect", [args.checkpoint], args.overwrite, reserve=("*.png", "index.html"),
+    out = prepare_output_dir(args.out, "inspect", [checkpoint_input(args.checkpoint)], args.overwrite, reserve=("*.png", "index.html"),
                              defer=True)
     generator, cfg = load_generator(args.checkpoint, resolve_device(args.device), use_ema=not args.no_ema)
     if args.truncation is not None:

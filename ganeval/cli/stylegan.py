@@ -8,7 +8,7 @@ from pathlib import Path
 
 from ganeval.cli.common import HelpFormatter, add_device_args, add_output_args, note, positive_int
 from ganeval.errors import BadInput
-from ganeval.outputs import check_output_file
+from ganeval.outputs import check_output_file, checkpoint_input
 
 STYLE_MIX_EXAMPLES = """examples:
   ganeval style-mix runs/sg2/checkpoint.pt --rows 1,2,3 --cols 4,5,6 -o mix.png
@@ -58,7 +58,7 @@ def _style_mix(args: argparse.Namespace) -> int:
     rows, cols = _seed_list(args.rows, "--rows"), _seed_list(args.cols, "--cols")
     if Path(args.out).suffix.lower() != ".png":
         raise BadInput(f"{args.out}: choose an output ending in .png")
-    check_output_file(args.out, [args.checkpoint], args.overwrite)
+    check_output_file(args.out, [checkpoint_input(args.checkpoint)], args.overwrite)
     generator, cfg = load_generator(args.checkpoint, resolve_device(args.device), use_ema=not args.no_ema)
     require_mapping(generator, "style-mix", cfg.model)
     styles = parse_styles(args.styles, generator.num_ws)

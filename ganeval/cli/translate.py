@@ -8,6 +8,7 @@ import os
 from ganeval.cli.common import HelpFormatter, add_device_args, add_output_args, positive_int
 from ganeval.cli.imagemap import report
 from ganeval.imagewrite import ImageMap
+from ganeval.outputs import checkpoint_input
 
 EXAMPLES = """examples:
   ganeval translate photo.jpg -o anime.png -g runs/ugatit
@@ -54,7 +55,7 @@ def _translate(args: argparse.Namespace) -> int:
     from ganeval.models.translate import ImageTranslator
 
     job = ImageMap.open(args.src, args.out, f"{args.prefix}_" if args.prefix else "", command="translate",
-                        inputs=[args.generator], overwrite=args.overwrite, resume=args.resume,
+                        inputs=[checkpoint_input(args.generator)], overwrite=args.overwrite, resume=args.resume,
                         settings={"generator": os.path.realpath(args.generator), "direction": args.direction,
                                   "mosaic": args.mosaic, "ema": not args.no_ema})
     translator = ImageTranslator(args.generator, args.direction, args.device, use_ema=not args.no_ema)

@@ -12,7 +12,7 @@ from ganeval.cli.imagemap import report
 from ganeval.errors import BadInput
 from ganeval.imagewrite import ImageMap
 from ganeval.images import CorruptImage, encode_png
-from ganeval.outputs import check_output_file
+from ganeval.outputs import check_output_file, checkpoint_input
 from ganeval.progress import progress
 
 UPSCALE_EXAMPLES = """examples:
@@ -90,7 +90,7 @@ def _upscale(args: argparse.Namespace) -> int:
 
     _kind, ckpt = parse_method(args.method)
     job = ImageMap.open(args.src, args.out, f"{args.prefix}_" if args.prefix else "", command="upscale",
-                        inputs=[ckpt], overwrite=args.overwrite, resume=args.resume,
+                        inputs=[checkpoint_input(ckpt)], overwrite=args.overwrite, resume=args.resume,
                         settings={"method": args.method, "scale": args.scale})
     scale, model = _resolve_scale(args.method, args.scale, args.device)
     if model is not None and model.scale != scale:
@@ -110,7 +110,7 @@ def _compare(args: argparse.Namespace) -> int:
     from ganeval.upscale import SRGANUpscaler, compare_one, score
 
     if args.out:
-        check_output_file(args.out, [args.src, args.ckpt], args.overwrite)
+        check_output_file(args.out, [args.src, checkpoint_input(args.ckpt)], args.overwrite)
     source = open_source(args.src)
     model = SRGANUpscaler(args.ckpt, args.device) if args.ckpt else None
     scale = args.scale or (model.scale if model else 4)
