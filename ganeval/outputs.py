@@ -157,6 +157,10 @@ class OutputDir:
     _opened: bool = True
     _saved_at: float = 0.0
     _dirty: bool = False
+    _recorded: set[str] = field(default_factory=set)  # ``files`` as a set: 50k names stay O(1) to look up
+
+    def __post_init__(self) -> None:
+        self._recorded = set(self.files)
 
     def open(self, remove_stale: bool = True) -> "OutputDir":
         """Create the folder, remove the stale outputs of an earlier run, write the manifest
@@ -189,7 +193,7 @@ class OutputDir:
         rel = Path(name).as_posix()
         if not (self.path / rel).is_file():
             return False
-        if rel in self.files:
+        if rel in self._recorded:
             return True
         if self.resumed and rel in self._foreign:  # written after the last manifest save (killed hard)
             self._foreign.discard(rel)
@@ -202,8 +206,9 @@ class OutputDir:
         MANIFEST_SAVE_SECONDS (call ``save()`` at the end, also on errors)."""
         for name in names:
             rel = Path(name).relative_to(self.path).as_posix() if Path(name).is_absolute() else Path(name).as_posix()
-            if rel not in self.files:
+            if rel not in self._recorded:
                 self.files.append(rel)
+                self._recorded.add(rel)
                 self._dirty = True
         if save or time.monotonic() - self._saved_at >= MANIFEST_SAVE_SECONDS:
             self.save()
@@ -213,7 +218,7 @@ class OutputDir:
         for library code that writes its outputs by name rather than through ``claim``."""
         if not self.path.is_dir():
             return []
-        new = [rel for rel in sorted(_listing(self.path)) if rel not in self._foreign and rel not in self.files]
+        new = [rel for rel in sorted(_listing(self.path)) if rel not in self._foreign and rel not in self._recorded]
         self.record(*new)
         return new
 
