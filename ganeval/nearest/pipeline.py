@@ -162,7 +162,11 @@ def run_nearest(opts: NearestOptions, say: Callable[[str], None] = lambda m: Non
 
     if opts.outdir:
         t = time.perf_counter()
-        summary["outputs"] = _write_outputs(Path(opts.outdir), opts, gen, index, nb)
+        try:
+            summary["outputs"] = _write_outputs(Path(opts.outdir), opts, gen, index, nb)
+        finally:  # also on Ctrl-C: a later --overwrite may then replace what was written
+            if opts.output is not None:
+                opts.output.record_new()
         timings["write"] = time.perf_counter() - t
     timings["total"] = time.perf_counter() - t0
     summary["timings_seconds"] = {k: round(v, 3) for k, v in timings.items()}
