@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed
 DEMO_OUT ?= demo-out
 PYTEST_ARGS ?=
 
-.PHONY: install system-deps demo test test-all bench clean
+.PHONY: install system-deps demo test layers bench clean
 
 install: $(STAMP)
 
@@ -17,14 +17,19 @@ $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	if ! command -v nvidia-smi >/dev/null 2>&1; then \
 	  $(PY) -m pip install -q torch==2.13.0 torchvision==0.28.0; fi
-	$(PY) -m pip install -q -e '.[test]'
+	$(PY) -m pip install -q -e '.[all]'
 	touch $(STAMP)
 
 demo: $(STAMP)
 	$(PY) -m ganeval demo --out $(DEMO_OUT)
 
+# tests/test_layers.py checks the import-linter layer contract (pyproject.toml) among the tests
 test: $(STAMP) system-deps
 	$(PY) -m pytest -q -rs $(PYTEST_ARGS)
+
+# the layer contract alone (import-linter on the installed layout)
+layers: $(STAMP)
+	$(PY) -m pytest -q tests/test_layers.py
 
 # Debian's chromium (browser test, driven by Playwright without a browser download) and
 # postgresql (a throwaway cluster for the --db-url tests). Best effort: where they cannot be
@@ -42,8 +47,16 @@ system-deps:
 	  else echo "warning: cannot install$$missing (no root/apt-get); the tests that need them will be skipped"; fi; \
 	fi
 
+# every script in benchmarks/, each with a short workload (BENCH_ARGS_<script> overrides one)
+BENCH_ARGS_fid_bench ?= -n 200
+BENCH_ARGS_illust2vec_bench ?= --small
+BENCH_ARGS_img2img_bench ?= --images 4 --repeats 1 --steps 20
+BENCH_ARGS_nearest_bench ?= --train 2000 --queries 100 --exhaustive-queries 10 --real-exhaustive-queries 10 --skimage-pairs 50
+BENCH_ARGS_report_bench ?= --bootstrap 1000
+BENCH_ARGS_study_load ?= --participants 4 --trials 20
+BENCH_ARGS_train_bench ?= --steps 4 --images 256
 bench: $(STAMP)
-	$(PY) benchmarks/fid_bench.py
+	@$(foreach s,$(sort $(wildcard benchmarks/*.py)),echo "== $(s)" && $(PY) $(s) $(BENCH_ARGS_$(basename $(notdir $(s)))) && ) true
 
 clean:
 	rm -rf $(VENV) $(DEMO_OUT) .pytest_cache

@@ -142,7 +142,8 @@ def gallery(groups: dict[str, pd.DataFrame], images_dir: str | os.PathLike, thum
     """Rows of images (one row per group, e.g. the most convincing fakes), each captioned with
     how many of its judgments were wrong. Images come from the study's images/ folder by id;
     each row is one montage (one axes), which draws far faster than an axes per image."""
-    from ganeval.images import CorruptImage, decode_image, resize_rgb
+    from ganeval.images import CorruptImage, decode_image
+    from ganeval.resample import resize_rgb
 
     plt = _plt()
     images_dir = Path(images_dir)

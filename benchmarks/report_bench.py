@@ -23,7 +23,7 @@ def main() -> None:
     from ganeval.analysis import agreement, hype
     from ganeval.analysis.responses import load_responses, main_trials
     from ganeval import atomic
-    from ganeval.cli.demo import simulate_participants
+    from ganeval.study_app.simulate import simulate_participants
     from ganeval.cli.main import main as ganeval
     from ganeval.synth import make_faces
     from ganeval.study_app.build import build_study

@@ -34,6 +34,7 @@ sys.path.insert(0, str(ROOT))
 
 def participant(study_dir: str, db_url: str | None, barrier, think_ms: float, seed: int) -> dict:
     """One simulated participant, in its own process; returns latencies (ms) and errors."""
+    from ganeval.study_app.simulate import image_truth, simulated_answer
     from ganeval.study_app.store import StudyStore
 
     saves: list[float] = []
@@ -42,6 +43,7 @@ def participant(study_dir: str, db_url: str | None, barrier, think_ms: float, se
     rng = np.random.default_rng(seed)
     store = StudyStore.open(study_dir, db_url=db_url)
     try:
+        truth = image_truth(store)
         barrier.wait()
         token = store.start_participant(kind="simulated")
         store.give_consent(token)
@@ -51,10 +53,9 @@ def participant(study_dir: str, db_url: str | None, barrier, think_ms: float, se
                 trial = store.current_trial(token)
                 if trial is None:
                     break
-                answer = "fake" if rng.random() < 0.5 else "real"
+                a = simulated_answer(trial, truth[trial.image_id] == "real", 0.0, rng)  # skill 0: chance
                 t1 = time.perf_counter()
-                ok = store.record(token, trial.trial_id, answer, confidence=int(rng.integers(1, 6)),
-                                  reasons=["artefacts"] if answer == "fake" else [])
+                ok = store.record(token, trial.trial_id, a.answer, confidence=a.confidence, reasons=a.reasons)
                 t2 = time.perf_counter()
                 if not ok:
                     errors.append(f"trial {trial.trial_id}: record returned False")

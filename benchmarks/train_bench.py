@@ -148,8 +148,9 @@ def stylegan2_bench(args: argparse.Namespace) -> None:
             if trainer.step % obj.o["r1_interval"] == 0:
                 trainer.step += 1
             times.append(timed(trainer.train_step))
-        real = trainer.real_batch()
-        r1 = statistics.median(timed(lambda: obj._r1(real)) for _ in range(2))
+        ctx = trainer.context()
+        real = ctx.real_batch()
+        r1 = statistics.median(timed(lambda: obj._r1(ctx, real)) for _ in range(2))
     step = statistics.median(times) + r1 / obj.o["r1_interval"]
     print(f"StyleGAN2-ADA {res}×{res} training on CPU, {args.threads} thread(s), batch {batch}, "
           f"G {n_params[0]:,} / D {n_params[1]:,} params, ADA p 0.5, {args.steps} timed steps "

@@ -3,6 +3,7 @@ leaves a half-written output behind."""
 from __future__ import annotations
 
 import contextlib
+import errno
 import io
 import os
 import tempfile
@@ -10,6 +11,8 @@ from pathlib import Path
 from typing import Any, Iterator
 
 import numpy as np
+
+from ganeval.errors import GanevalError
 
 
 def _umask() -> int:
@@ -22,14 +25,22 @@ def _umask() -> int:
 def atomic_path(target: str | os.PathLike, suffix: str = "") -> Iterator[Path]:
     """Yield a temp path in the target's folder; rename it onto ``target`` on success."""
     target = Path(target)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=suffix or ".tmp", dir=target.parent)
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=suffix or ".tmp", dir=target.parent)
+    except OSError as err:
+        raise GanevalError(f"cannot write {target}: {err.strerror or err}") from None
     os.close(fd)
     tmp_path = Path(tmp)
     os.chmod(tmp_path, 0o666 & ~_umask())  # mkstemp makes 0600; outputs get the usual mode
     try:
         yield tmp_path
         os.replace(tmp_path, target)
+    except OSError as err:
+        if err.errno in (errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES, errno.EIO):
+            # the temp file's name means nothing to the user: name the output it was for
+            raise GanevalError(f"cannot write {target}: {err.strerror or err}") from None
+        raise
     finally:
         if tmp_path.exists():
             tmp_path.unlink()

@@ -15,8 +15,18 @@ def cache_root() -> Path:
 
 
 def cache_dir(kind: str) -> Path:
-    path = cache_root() / kind
-    path.mkdir(parents=True, exist_ok=True)
+    from ganeval.errors import BadInput
+
+    root = cache_root()
+    path = root / kind
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except (NotADirectoryError, FileExistsError) as err:
+        raise BadInput(f"the cache folder {root} ($GANEVAL_HOME) is not a folder ({err.filename} is a file); "
+                       "point GANEVAL_HOME at a folder") from None
+    except PermissionError:
+        raise BadInput(f"the cache folder {path} ($GANEVAL_HOME) is not writable; "
+                       "point GANEVAL_HOME at a writable folder") from None
     return path
 
 

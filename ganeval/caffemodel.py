@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING, Iterator, Sequence
 
 import numpy as np
 
+from ganeval.atomic import write_bytes
 from ganeval.errors import BadInput
 
 if TYPE_CHECKING:
@@ -284,40 +285,34 @@ def write_caffemodel(path: str | os.PathLike, layers: Sequence[CaffeLayer], *, v
             body = _enc_len(1, layer.name.encode()) + _enc_len(2, layer.type.encode())
             body += b"".join(_enc_len(7, b) for b in blobs)
             net += _enc_len(100, body)
-    from ganeval.atomic import write_bytes
-
     write_bytes(path, bytes(net))
 
 
-# --------------------------------------------------------------------------- illustration2vec
+# --------------------------------------------------------------------------- to torch
 
-def convert_illust2vec(caffemodel_path: str | os.PathLike) -> dict[str, torch.Tensor]:
-    """Map ``illust2vec_ver200.caffemodel`` blobs onto ``Illust2VecNet``'s state dict.
+def layer_state_dict(caffemodel_path: str | os.PathLike, conv_layers: Sequence[str], linear_layers: Sequence[str],
+                     what: str = "the expected model") -> dict[str, torch.Tensor]:
+    """Named layers' weight and bias blobs as a torch state dict (``NAME.weight``, ``NAME.bias``).
 
     Caffe convolution weights are (out, in, kh, kw) and InnerProduct weights (out, in) with the
     input flattened in (C, H, W) order — the same layouts as torch ``Conv2d``/``Linear`` on a
-    contiguous NCHW tensor, so blobs are copied, never transposed. illustration2vec was trained
-    on BGR input (its Caffe classifier uses ``channel_swap=(2, 1, 0)``), so conv1_1's input
-    channels are in BGR order; ``Illust2VecExtractor`` feeds BGR too, hence no channel flip here.
-    Layer widths are taken from the file, so reduced test models convert as well.
-    """
+    contiguous NCHW tensor, so blobs are copied, never transposed. Layer widths are taken from
+    the file. ``what`` names the model in the error raised when a layer is missing."""
     import torch
-
-    from ganeval.features.illust2vec import CONV_LAYERS, ENCODE_LAYER
 
     path = Path(caffemodel_path)
     layers = {layer.name: layer for layer in read_caffemodel_layers(path) if layer.blobs}
     state: dict[str, torch.Tensor] = {}
-    for name in (*CONV_LAYERS, ENCODE_LAYER):
+    for name in (*conv_layers, *linear_layers):
         layer = layers.get(name)
         if layer is None:
             have = ", ".join(sorted(layers)) or "none"
-            raise BadInput(f"{path}: layer {name!r} is missing — not an illustration2vec feature model "
+            raise BadInput(f"{path}: layer {name!r} is missing — not {what} "
                            f"(layers with weights: {have})")
         if len(layer.blobs) != 2:
             raise BadInput(f"{path}: layer {name!r} has {len(layer.blobs)} blobs, expected weight and bias")
         weight, bias = layer.blobs
-        if name == ENCODE_LAYER:
+        if name in linear_layers:
             if weight.ndim < 2 or int(np.prod(weight.shape[:-2], dtype=np.int64)) != 1:
                 raise BadInput(f"{path}: {name} weight has shape {weight.shape}, expected (out, in)")
             weight = weight.reshape(weight.shape[-2:])

@@ -1,4 +1,5 @@
-"""The one image decoder: any file Pillow reads becomes an RGB uint8 H×W×3 array.
+"""The one image decoder: any file Pillow reads becomes an RGB uint8 H×W×3 array; and the one
+conversion between uint8 pixels and the [-1, 1] floats every generator reads and writes.
 
 Grayscale and palette images are expanded, transparency is composited on white,
 16-bit and 32-bit integer images are scaled (not clipped) to 8 bits, CMYK and other
@@ -8,9 +9,13 @@ from __future__ import annotations
 import io
 import os
 import warnings
+from typing import TYPE_CHECKING
 
 import numpy as np
 from PIL import Image
+
+if TYPE_CHECKING:  # pragma: no cover
+    import torch
 
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".webp", ".bmp")
 
@@ -70,15 +75,18 @@ def decode_image(data: bytes | str | os.PathLike) -> np.ndarray:
     return np.ascontiguousarray(arr)
 
 
-def resize_rgb(arr: np.ndarray, size: int | tuple[int, int]) -> np.ndarray:
-    """Resize with Pillow's bicubic filter (antialiased when shrinking); size is (h, w)."""
-    h, w = (size, size) if isinstance(size, int) else size
-    if arr.shape[:2] == (h, w):
-        return arr
-    return np.asarray(Image.fromarray(arr).resize((w, h), Image.Resampling.BICUBIC), dtype=np.uint8)
-
-
 def encode_png(arr: np.ndarray) -> bytes:
     buf = io.BytesIO()
     Image.fromarray(arr).save(buf, format="PNG")
     return buf.getvalue()
+
+
+def uint8_to_signed(images: "torch.Tensor") -> "torch.Tensor":
+    """uint8 tensor (any layout) → float32 in [-1, 1], the range every generator reads and writes.
+    (Takes torch tensors; torch is not imported here so decoding stays light.)"""
+    return images.float().div(127.5).sub_(1.0)
+
+
+def signed_to_uint8(images: "torch.Tensor") -> "torch.Tensor":
+    """Float tensor in [-1, 1] → uint8 (rounded, clamped), the same layout and device."""
+    return images.float().add(1).mul_(127.5).round_().clamp_(0, 255).byte()

@@ -17,8 +17,9 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset
 
-from ganeval.errors import BadInput, GanevalError
-from ganeval.images import CorruptImage, decode_image, is_image_name, resize_rgb, to_rgb_array
+from ganeval.errors import BadInput
+from ganeval.images import CorruptImage, decode_image, is_image_name, to_rgb_array
+from ganeval.resample import resize_rgb
 from ganeval.progress import progress
 
 ARRAY_KEYS = ("images", "arr_0", "x", "data")
@@ -264,8 +265,8 @@ class _DecodeDataset(Dataset):
         try:
             img = self.source.read(index)
         except CorruptImage as err:
-            if self.strict:
-                raise GanevalError(f"{self.source.path}: corrupt image {self.source.key(index)} ({err})") from None
+            # never raised here: an exception in a DataLoader worker reaches the user as a
+            # 15-line worker traceback; the main process raises it as one line (strict)
             return _Item(index, None, str(err))
         if self.size is not None:
             img = resize_rgb(img, self.size)
@@ -281,8 +282,8 @@ class _Collate:
         bad = [(it.index, it.error) for it in items if it.image is None]
         shapes = {it.image.shape for it in good}
         if len(shapes) > 1:
-            if self.mixed_size is None:
-                raise BadInput(f"images of different sizes {sorted(shapes)} in one set; resize them first")
+            if self.mixed_size is None:  # reported by the main process (see BatchIterator)
+                return None, sorted(shapes), bad
             for it in good:
                 it.image = resize_rgb(it.image, self.mixed_size)
         images = torch.from_numpy(np.stack([it.image for it in good])) if good else torch.empty(0, 1, 1, 3, dtype=torch.uint8)
@@ -321,6 +322,12 @@ class BatchIterator:
         with progress(total=len(indices), desc=self.desc or str(self.source.path.name), unit="img") as bar:
             for images, kept, bad in loader:
                 self.corrupt.extend((self.source.key(i), err) for i, err in bad)
+                if bad and self.strict:
+                    key, why = self.source.key(bad[0][0]), bad[0][1]
+                    raise BadInput(f"{self.source.path}: corrupt image {key} ({why}); "
+                                   "without --strict it would be skipped")
+                if images is None:
+                    raise BadInput(f"{self.source.path}: images of different sizes {kept} in one set; resize them first")
                 bar.update(len(kept) + len(bad))
                 if len(kept):
                     self.sizes[tuple(images.shape[1:3])] += len(kept)
@@ -328,7 +335,20 @@ class BatchIterator:
 
     def report_corrupt(self) -> str | None:
         """One line about skipped files, or None."""
-        if not self.corrupt:
-            return None
-        first, why = self.corrupt[0]
-        return f"{self.source.path}: skipped {len(self.corrupt)} corrupt image(s), e.g. {first} ({why})"
+        return skipped_line(self.source.path, self.corrupt)
+
+
+def skipped_line(path: str | os.PathLike, skipped: Sequence[tuple[str, str]] | int,
+                 first: str | None = None) -> str | None:
+    """The one corrupt-image report every command prints: how many files were skipped and the
+    first one's name (and why, when known); None when nothing was skipped. ``skipped`` is the
+    list of (name, reason) pairs, or a count with ``first`` (a cached result keeps only those)."""
+    if isinstance(skipped, int):
+        count, name, why = skipped, first, None
+    else:
+        count = len(skipped)
+        name, why = (skipped[0] if skipped else (None, None))
+    if not count:
+        return None
+    detail = f", e.g. {name}" + (f" ({why})" if why else "") if name else ""
+    return f"{path}: skipped {count} corrupt image(s){detail}"

@@ -38,8 +38,12 @@ def locate_weights(spec: WeightSpec, user_path: str | os.PathLike | None = None,
     """Return a local weight file: ``user_path``, else the cache, else download it."""
     if user_path:
         path = Path(user_path).expanduser()
-        if not path.is_file():
+        if path.is_dir():
+            raise BadInput(f"--weights {path} is a folder; give the weight file itself ({spec.filename})")
+        if not path.exists():
             raise BadInput(f"weights file {path} does not exist")
+        if not path.is_file():
+            raise BadInput(f"--weights {path} is not a regular file")
         return path
     cached = weights_cache() / spec.filename
     if cached.is_file():
@@ -80,6 +84,27 @@ def download_checked(spec: WeightSpec, target: Path) -> Path:
     finally:
         if os.path.exists(tmp):
             os.unlink(tmp)
+
+
+def weight_status(path: Path, spec: WeightSpec) -> str:
+    """What a cached weight file is, read from its bytes, never from its name alone: the
+    published file (its SHA-256 prefix matches), another file under that name, or unreadable."""
+    if spec.sha256_prefix:
+        digest = file_sha256(path)
+        if digest.startswith(spec.sha256_prefix):
+            return f"verified (sha256 {digest[:12]}…)"
+        return f"NOT the published file (sha256 {digest[:12]}…, expected {spec.sha256_prefix}…)"
+    if path.suffix in (".pt", ".pth"):
+        import torch
+
+        try:
+            state = torch.load(path, map_location="cpu", weights_only=True)
+        except Exception as err:  # noqa: BLE001 - any failure means the file is unusable
+            return f"unreadable ({type(err).__name__})"
+        if not isinstance(state, dict):
+            return "unreadable (not a state dict)"
+        return "loads (no published checksum to compare)"
+    return "present (no published checksum to compare)"
 
 
 def install_weights(source: Path, spec: WeightSpec) -> Path:

@@ -6,11 +6,14 @@ Everything D sees, reals and fakes, in D and in G steps, goes through ``AugmentP
 Each augmentation is applied per image with probability p ("bgc" in the paper: blit,
 geometric, colour):
 
-- geometric, composed into one 3×3 inverse transform per image and applied once with
-  ``F.affine_grid``/``F.grid_sample`` (bilinear, reflection padding): x-flip, 90°
-  rotations, integer translation, isotropic scaling, rotation (before and after the
-  anisotropic scaling, each with probability 1−√(1−p), so that some rotation happens with
-  probability p), anisotropic scaling, fractional translation;
+- geometric, composed into one 3×3 inverse transform per image and applied once, as the
+  reference does it (``geometric_resample``): reflect-pad by the transformed bounding box,
+  upsample ×2 with the sym6 wavelet filter, bilinear ``grid_sample`` at twice the
+  resolution, filter and downsample ×2 — the supersampling keeps the resampling from
+  aliasing (an aliasing pattern D could learn to tell, that would leak into G). The
+  transforms: x-flip, 90° rotations, integer translation, isotropic scaling, rotation
+  (before and after the anisotropic scaling, each with probability 1−√(1−p), so that some
+  rotation happens with probability p), anisotropic scaling, fractional translation;
 - colour, composed into one 4×4 matrix per image acting on homogeneous RGB: brightness,
   contrast, luma flip, hue rotation, saturation.
 
@@ -40,6 +43,82 @@ HUE_MAX = 1.0  # fraction of a full hue turn either way
 SATURATION_STD = 1.0  # log2
 
 _LUMA = torch.tensor([1.0, 1.0, 1.0, 0.0]) / math.sqrt(3)  # the grey axis in homogeneous RGB
+
+# Symlet-6 decomposition low-pass (Daubechies' least-asymmetric wavelet with 6 vanishing
+# moments), the geometric resampling filter of stylegan2-ada-pytorch (its ``wavelets['sym6']``)
+SYM6 = (0.015404109327027373, 0.0034907120842174702, -0.11799011114819057, -0.048311742585633,
+        0.4910559419267466, 0.787641141030194, 0.3379294217276218, -0.07263752278646252,
+        -0.021060292512300564, 0.04472490177066578, 0.0017677118642428036, -0.007800708325034148)
+SYM6_PAD = len(SYM6) // 4  # the reference's Hz_pad
+
+
+def _fir_separable(x: torch.Tensor, taps: torch.Tensor) -> torch.Tensor:
+    """Correlate every channel with ``taps`` along x, then along y (no padding)."""
+    c = x.shape[1]
+    k = taps.to(x.dtype)
+    x = F.conv2d(x, k.view(1, 1, 1, -1).expand(c, 1, 1, -1), groups=c)
+    return F.conv2d(x, k.view(1, 1, -1, 1).expand(c, 1, -1, 1), groups=c)
+
+
+def _crop_pad(x: torch.Tensor, x0: int, x1: int, y0: int, y1: int) -> torch.Tensor:
+    """Zero-pad positive amounts, crop negative ones (upfirdn2d's padding)."""
+    x = F.pad(x, [max(x0, 0), max(x1, 0), max(y0, 0), max(y1, 0)])
+    return x[:, :, max(-y0, 0):x.shape[2] - max(-y1, 0), max(-x0, 0):x.shape[3] - max(-x1, 0)]
+
+
+def upsample2d(x: torch.Tensor, taps: torch.Tensor) -> torch.Tensor:
+    """×2: zero insertion, then the (flipped, as a convolution) filter with gain 4; the
+    padding of the reference's ``upfirdn2d.upsample2d``."""
+    n, c, h, w = x.shape
+    k = len(taps)
+    up = torch.zeros(n, c, h, 2, w, 2, dtype=x.dtype, device=x.device)
+    up[:, :, :, 0, :, 0] = x
+    up = up.reshape(n, c, 2 * h, 2 * w)
+    up = _crop_pad(up, (k + 1) // 2, (k - 2) // 2, (k + 1) // 2, (k - 2) // 2)
+    return _fir_separable(up, taps.flip(0) * 2)
+
+
+def downsample2d(x: torch.Tensor, taps: torch.Tensor, padding: int = 0) -> torch.Tensor:
+    """÷2: the filter (not flipped), then every second pixel; ``padding`` as the reference's
+    ``upfirdn2d.downsample2d(..., flip_filter=True)``."""
+    k = len(taps)
+    x = _crop_pad(x, padding + (k - 1) // 2, padding + (k - 2) // 2, padding + (k - 1) // 2, padding + (k - 2) // 2)
+    return _fir_separable(x, taps)[:, :, ::2, ::2]
+
+
+def geometric_resample(images: torch.Tensor, inv: torch.Tensor) -> torch.Tensor:
+    """Apply per-image inverse transforms ``inv`` (N×3×3, output → input, normalised [-1, 1]
+    coordinates as ``F.affine_grid``) the way stylegan2-ada-pytorch's AugmentPipe does:
+    reflect-pad enough that every sampled point has image content, ×2 upsampling with
+    the sym6 filter, bilinear sampling at twice the resolution, ÷2 with the same filter."""
+    n, c, h, w = images.shape
+    dev = images.device
+    taps = torch.tensor(SYM6, dtype=torch.float64, device=dev)
+    taps = (taps / taps.sum()).to(torch.float32)
+    # to pixel units about the image centre, the reference's coordinates
+    to_pix = _scale2d(torch.full((n,), w / 2, device=dev), torch.full((n,), h / 2, device=dev))
+    G = to_pix @ inv.float() @ torch.linalg.inv(to_pix)
+    cx, cy = (w - 1) / 2, (h - 1) / 2
+    corners = torch.tensor([[-cx, -cy, 1.0], [cx, -cy, 1.0], [cx, cy, 1.0], [-cx, cy, 1.0]], device=dev)
+    cp = (G @ corners.t())[:, :2, :].permute(1, 0, 2).flatten(1)  # 2 × (N·4): where the corners come from
+    margin = torch.cat([-cp, cp]).max(dim=1).values  # x0, y0, x1, y1 beyond the centre
+    margin = margin + torch.tensor([SYM6_PAD * 2 - cx, SYM6_PAD * 2 - cy] * 2, device=dev)
+    margin = margin.clamp(min=0).minimum(torch.tensor([w - 1, h - 1] * 2, dtype=margin.dtype, device=dev))
+    mx0, my0, mx1, my1 = (int(v) for v in margin.ceil().tolist())
+    x = F.pad(images, [mx0, mx1, my0, my1], mode="reflect")
+    G = _translate2d(torch.full((n,), (mx0 - mx1) / 2, device=dev), torch.full((n,), (my0 - my1) / 2, device=dev)) @ G
+    x = upsample2d(x, taps)
+    two = torch.full((n,), 2.0, device=dev)
+    G = _scale2d(two, two) @ G @ _scale2d(1 / two, 1 / two)
+    half = torch.full((n,), -0.5, device=dev)
+    G = _translate2d(half, half) @ G @ _translate2d(-half, -half)
+    shape = [n, c, (h + SYM6_PAD * 2) * 2, (w + SYM6_PAD * 2) * 2]
+    to_norm_in = _scale2d(torch.full((n,), 2 / x.shape[3], device=dev), torch.full((n,), 2 / x.shape[2], device=dev))
+    from_norm_out = _scale2d(torch.full((n,), shape[3] / 2, device=dev), torch.full((n,), shape[2] / 2, device=dev))
+    G = to_norm_in @ G @ from_norm_out
+    grid = F.affine_grid(G[:, :2, :].to(x.dtype), shape, align_corners=False)
+    x = F.grid_sample(x, grid, mode="bilinear", padding_mode="zeros", align_corners=False)
+    return downsample2d(x, taps, padding=-SYM6_PAD * 2)
 
 
 def _eye(n: int, batch: int, device) -> torch.Tensor:
@@ -122,8 +201,7 @@ class AugmentPipe(torch.nn.Module):
             g = self._gate(n, pt, gen, dev)
             t = randn(n, 2) * XFRAC_STD * 2 * g[:, None]  # fraction of the size → normalised units
             inv = inv @ _translate2d(-t[:, 0], -t[:, 1])
-            grid = F.affine_grid(inv[:, :2, :].to(x.dtype), [n, c, h, w], align_corners=False)
-            x = F.grid_sample(x, grid, mode="bilinear", padding_mode="reflection", align_corners=False)
+            x = geometric_resample(x, inv)
         if self.colour:
             m = _eye(4, n, dev)
             v = _LUMA.to(dev)

@@ -66,8 +66,7 @@ def load_checkpoint(path: str | os.PathLike, map_location: str | torch.device = 
         raise BadInput(f"{path}: not a readable checkpoint (corrupt, or a pickle that is not plain weights)") from None
     except (RuntimeError, EOFError, zipfile.BadZipFile, OSError, ValueError,
             AttributeError, TypeError, KeyError) as err:
-        reason = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
-        raise BadInput(f"{path}: not a readable checkpoint (corrupt or truncated: {reason[:160]})") from None
+        raise BadInput(f"{path}: not a readable checkpoint (corrupt or truncated: {_short(err)})") from None
     if not isinstance(data, dict) or data.get("format") != FORMAT:
         raise BadInput(f"{path}: not a ganeval GAN checkpoint (no '{FORMAT}' tag); "
                        "checkpoints come from `ganeval train`")
@@ -93,8 +92,36 @@ def load_state(module: nn.Module, state: dict[str, torch.Tensor], what: str, pat
     try:
         module.load_state_dict(state)
     except (RuntimeError, TypeError, AttributeError) as err:
-        first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
-        raise BadInput(f"{path}: {what} weights do not match the model in its config ({first[:160]})") from None
+        raise BadInput(f"{path}: {what} weights do not match the model in its config "
+                       f"({_state_mismatch(module, state) or _short(err)})") from None
+
+
+def _short(err: BaseException, limit: int = 200) -> str:
+    """An exception as one line that ends at a word, never mid-sentence."""
+    text = " ".join(str(err).split()) or type(err).__name__
+    if len(text) <= limit:
+        return text
+    return text[:limit].rsplit(" ", 1)[0].rstrip(",;:") + " …"
+
+
+def _state_mismatch(module: nn.Module, state: Any) -> str | None:
+    """Which keys are missing, unexpected or of another shape: what a user needs to see."""
+    if not isinstance(state, dict):
+        return None
+    own = module.state_dict()
+    missing = [k for k in own if k not in state]
+    extra = [k for k in state if k not in own]
+    shapes = [k for k in own if k in state and hasattr(state[k], "shape") and tuple(state[k].shape) != tuple(own[k].shape)]
+    parts = []
+    if missing:
+        parts.append(f"{len(missing)} missing, e.g. {missing[0]}")
+    if extra:
+        parts.append(f"{len(extra)} unexpected, e.g. {extra[0]}")
+    if shapes:
+        k = shapes[0]
+        parts.append(f"{len(shapes)} of another shape, e.g. {k}: {tuple(state[k].shape)} in the file, "
+                     f"{tuple(own[k].shape)} in the model")
+    return "; ".join(parts) or None
 
 
 def load_generator(checkpoint: str | os.PathLike | dict[str, Any], device: str | torch.device = "cpu",

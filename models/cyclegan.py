@@ -13,9 +13,11 @@ import torch.nn.functional as F
 from torch import nn
 
 from ganeval.errors import BadInput
+from ganeval.images import uint8_to_signed
 from ganeval.models.blocks import ResnetBlock, conv_reflect, dcgan_init
 from ganeval.models.options import fill_options
 from ganeval.models.spec import Family, ModelConfig
+from ganeval.models.objective import StepContext
 from ganeval.models.unpaired import UnpairedObjective
 
 CYCLE_LAMBDA = 10.0
@@ -79,7 +81,7 @@ class Translator(nn.Module):
 
         face = torch.from_numpy(np.array(make_faces(1, size=self.resolution, seed=seed)))
         device = next(self.parameters()).device
-        return face.permute(0, 3, 1, 2).float().div(127.5).sub(1).to(device)
+        return uint8_to_signed(face.permute(0, 3, 1, 2)).to(device)
 
     def translate(self, x: torch.Tensor, direction: str = "AB") -> torch.Tensor:
         if x.ndim != 4:  # e.g. `ganeval sample` handing it latents
@@ -191,15 +193,15 @@ class CycleGANObjective(UnpairedObjective):
 
     stats = ("loss_d", "loss_g", "adv", "cycle", "identity")
 
-    def __init__(self, trainer):
-        super().__init__(trainer)
-        size = trainer.model_cfg.options["pool_size"]
+    def __init__(self, spec, G, D):
+        super().__init__(spec, G, D)
+        size = self.options["pool_size"]
         self.pool_A, self.pool_B = ImagePool(size), ImagePool(size)
 
-    def step(self) -> torch.Tensor:
-        t, opts = self.t, self.t.model_cfg.options
-        self.decay_learning_rates()
-        real_A, real_B = self.real_pair()
+    def step(self, t: StepContext) -> torch.Tensor:
+        opts = self.options
+        self.decay_learning_rates(t)
+        real_A, real_B = self.real_pair(t)
         t.D.requires_grad_(False)
         try:
             with t.autocast():
@@ -208,8 +210,8 @@ class CycleGANObjective(UnpairedObjective):
             self.optimise(g_loss, t.opt_G, t.scaler_G, t.G)
         finally:
             t.D.requires_grad_(True)
-        fake_A = self.pool_A(fake_A.detach(), t.noise)
-        fake_B = self.pool_B(fake_B.detach(), t.noise)
+        fake_A = self.pool_A(fake_A.detach(), t.rng)
+        fake_B = self.pool_B(fake_B.detach(), t.rng)
         with t.autocast():
             d_loss = discriminator_loss(t.D, real_A, real_B, fake_A, fake_B)
         self.optimise(d_loss, t.opt_D, t.scaler_D, t.D)
@@ -222,7 +224,7 @@ class CycleGANObjective(UnpairedObjective):
     def load_state_dict(self, state: dict) -> None:
         for key, pool in (("pool_A", self.pool_A), ("pool_B", self.pool_B)):
             if key in state:
-                pool.load(state[key], self.t.device)
+                pool.load(state[key], self.device)
 
 
 CYCLEGAN = Family(

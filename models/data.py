@@ -16,8 +16,9 @@ import torch
 from torch.utils.data import DataLoader, Dataset, DistributedSampler
 
 from ganeval.errors import BadInput, GanevalError
-from ganeval.images import CorruptImage, resize_rgb
-from ganeval.sources import Source, open_source
+from ganeval.images import CorruptImage
+from ganeval.resample import resize_rgb
+from ganeval.sources import Source, open_source, skipped_line
 
 MEMORY_LIMIT = 2 << 30  # decode up to 2 GiB of pixels into memory, stream beyond
 
@@ -32,8 +33,15 @@ def to_channels(images: np.ndarray, channels: int) -> np.ndarray:
     return luma.astype(np.uint8)[..., None]
 
 
+def data_hash(path: str | os.PathLike) -> str:
+    """The content hash of a training source (the one ``ganeval.sources`` keys caches with):
+    stored in the run so that ``--resume`` can refuse different images."""
+    return open_source(path).content_hash()
+
+
 class _Decoded(Dataset):
-    """Streaming access: decode, resize and convert one image; corrupt files give None."""
+    """Streaming access: decode, resize and convert one image; a corrupt file gives
+    (index, None, reason) instead of (index, image, None)."""
 
     def __init__(self, source: Source, resolution: int, channels: int):
         self.source, self.resolution, self.channels = source, resolution, channels
@@ -41,19 +49,19 @@ class _Decoded(Dataset):
     def __len__(self) -> int:
         return len(self.source)
 
-    def __getitem__(self, index: int) -> torch.Tensor | None:
+    def __getitem__(self, index: int) -> tuple[int, torch.Tensor | None, str | None]:
         try:
             img = resize_rgb(self.source.read(index), self.resolution)
-        except CorruptImage:
-            return None
-        return torch.from_numpy(np.array(to_channels(img[None], self.channels)[0]))  # a writable copy
+        except CorruptImage as err:
+            return index, None, str(err) or "unreadable"
+        return index, torch.from_numpy(np.array(to_channels(img[None], self.channels)[0])), None  # a writable copy
 
 
-def _stack(items: list[torch.Tensor | None]) -> torch.Tensor:
-    good = [t for t in items if t is not None]
+def _stack(items: list[tuple[int, torch.Tensor | None, str | None]]) -> tuple[torch.Tensor, list[tuple[int, str]]]:
+    good = [t for _, t, _ in items if t is not None]
     if not good:
         raise GanevalError("every image of a training batch is unreadable; check the data source")
-    return torch.stack(good)  # N×H×W×C
+    return torch.stack(good), [(i, why) for i, t, why in items if t is None]  # N×H×W×C, the skipped
 
 
 class RealBatches:
@@ -65,8 +73,18 @@ class RealBatches:
         self.source = open_source(path)  # BadInput on a missing or empty source
         self.batch_size, self.seed, self.num_workers = batch_size, seed, num_workers
         self.images: torch.Tensor | None = None
+        self.rank = rank
+        self.skipped: list[tuple[str, str]] = []  # (name, reason) of unreadable files met so far
+        self._warned = False
         if len(self.source) * resolution * resolution * channels <= memory_limit:
-            array = self.source.read_all(num_workers=num_workers, size=resolution, desc="decoding training images")
+            loader = self.source.loader(batch_size=256, num_workers=num_workers, size=resolution,
+                                        desc="decoding training images")
+            parts = [batch.images.numpy() for batch in loader]
+            if not parts:
+                raise BadInput(f"{path}: no readable images")
+            self.skipped = list(loader.corrupt)
+            self._report()
+            array = np.concatenate(parts)
             self.images = torch.from_numpy(np.ascontiguousarray(to_channels(array, channels)))  # N×H×W×C
         self.dataset = _Decoded(self.source, resolution, channels)
         n = len(self)
@@ -79,7 +97,17 @@ class RealBatches:
                            "lower --batch-size or add images")
         self.batches_seen = batches_seen
         self._epoch_iter: Iterator[torch.Tensor] | None = None
-        self._warned = False
+
+    def _report(self) -> None:
+        """One warning line (count, first name) on the main process, once."""
+        line = skipped_line(self.source.path, self.skipped)
+        if line and not self._warned and self.rank == 0:
+            print(f"warning: {line}", file=sys.stderr)
+        self._warned = self._warned or bool(line)
+
+    def skipped_summary(self) -> dict[str, object]:
+        """For the run's config.json: how many files were skipped and the first one."""
+        return {"skipped": len(self.skipped), "first_skipped": self.skipped[0][0] if self.skipped else None}
 
     def __len__(self) -> int:
         """Images available (after skipping unreadable files, when decoded in memory)."""
@@ -107,10 +135,11 @@ class RealBatches:
                 loader = DataLoader(self.dataset, batch_sampler=batches, num_workers=self.num_workers,
                                     collate_fn=_stack, pin_memory=torch.cuda.is_available(),
                                     generator=torch.Generator().manual_seed(self.seed + epoch))
-                for images, indices in zip(loader, batches):
-                    if len(images) < len(indices) and not self._warned:
-                        print(f"warning: {self.source.path}: skipping unreadable image(s) in a batch", file=sys.stderr)
-                        self._warned = True
+                for images, bad in loader:
+                    if bad:  # decoded on the fly: reported at the first, counted as met
+                        seen = {name for name, _ in self.skipped}  # each file once, not once per epoch
+                        self.skipped += [(self.source.key(i), why) for i, why in bad if self.source.key(i) not in seen]
+                        self._report()
                     yield images
 
     def __next__(self) -> torch.Tensor:

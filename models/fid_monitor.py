@@ -15,6 +15,7 @@ from ganeval.errors import BadInput
 from ganeval.features.registry import build_extractor
 from ganeval.metrics.fid import frechet_distance
 from ganeval.stats import FeatureSet, generator_features, path_features
+from ganeval.models.sampling import generate_uint8_batches
 
 FID_LOG = "fid.csv"
 COLUMNS = ("step", "kimg", "fid", "n", "features")
@@ -43,7 +44,8 @@ class FIDMonitor:
     def measure(self, checkpoint: dict[str, Any], step: int, kimg: float) -> float:
         """FID of ``n`` EMA samples (seed 0, as `ganeval fid --generator`, so steps are comparable); rows of later steps
         (from a run resumed at an earlier checkpoint) are dropped, then the file is rewritten."""
-        fake = generator_features(checkpoint, self.extractor, self.device, self.n, self.batch_size, self.seed)
+        batches = generate_uint8_batches(checkpoint, self.n, self.batch_size, self.seed, self.device)
+        fake = generator_features(batches, self.extractor, self.device, self.n, f"step {checkpoint.get('step')}")
         ref = self.reference
         fid = frechet_distance(ref.mu, ref.sigma, fake.mu, fake.sigma)
         rows = [r for r in self.rows() if int(r["step"]) < step]

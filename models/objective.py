@@ -2,109 +2,146 @@
 
 The trainer owns everything every family shares (models, EMA copy, optimisers, data
 order, RNGs, AMP, checkpoints, metrics, grids, signals, DDP process group). An
-``Objective`` owns what differs: the D and G updates of one step, their regularisers, any
+``Objective`` says what differs: the D and G updates of one step, their regularisers, any
 extra state that must survive a resume (ADA's p, a path-length mean), the numbers logged
-to ``metrics.csv`` and, optionally, how real batches are made. A ``Family`` names its
-objective (``Family(objective=MyObjective)``); families that name none get
+to ``metrics.csv`` and, optionally, how real batches and optimisers are made. A ``Family``
+names its objective (``Family(objective=MyObjective)``); families that name none get
 ``GANObjective``, the unconditional GAN step of part 1 (non-saturating or WGAN-GP, with
 the optional latent cycle), bit for bit.
 
-Life cycle, as the trainer calls it::
+An objective never sees the trainer. It is built from a ``TrainingSpec`` (family, configs,
+process world, device) and the modules it trains; each step gets a ``StepContext`` with
+everything that step may use (models, optimisers, grad scalers, the real-batch stream,
+the step number, the seeded RNG), as NVlabs' ``Loss.accumulate_gradients`` takes its
+inputs as arguments. Life cycle, as the trainer calls it::
 
-    obj = Family.objective(trainer)       # after G and D are built (and on the device)
-    opt_G, opt_D = obj.make_optimizers()
+    obj = Family.objective(spec, G, D)          # after G and D are built (and on the device)
+    opt_G, opt_D = obj.make_optimizers(G, D)
     obj.load_state_dict(ckpt["objective"])      # on resume only
-    trainer.real = obj.make_data(batches_seen)  # default: RealBatches of the --data source
-    obj.setup()                           # e.g. wrap modules in DDP when world.distributed
-    per step: stats = obj.step(); trainer updates G_ema with obj.ema_decay()
+    data = obj.make_data(batches_seen)          # default: RealBatches of the --data source
+    obj.setup()                                 # e.g. wrap modules in DDP when world.distributed
+    per step: stats = obj.step(ctx); G_ema follows G with obj.ema_decay(ctx.step)
     per log row: the mean of ``stats`` over the interval (names: obj.stats) + obj.gauges()
 """
 from __future__ import annotations
 
-import weakref
-from typing import TYPE_CHECKING, Any
+import contextlib
+from dataclasses import dataclass
+from typing import Any
 
 import torch
 import torch.distributed as dist
 import torch.nn.functional as F
 from torch import nn
+
+from ganeval.images import uint8_to_signed as to_signed  # the one uint8 → [-1, 1] conversion
 from torch.nn.parallel import DistributedDataParallel as DDP
 
 from ganeval.models.data import RealBatches
-
-if TYPE_CHECKING:  # pragma: no cover
-    from ganeval.models.trainer import Trainer
+from ganeval.models.distributed import World
+from ganeval.models.spec import Family, ModelConfig
 
 GAN_STATS = ("loss_d", "loss_g", "d_real", "d_fake", "gp", "cycle")
 
 
-def to_signed(images: torch.Tensor) -> torch.Tensor:
-    """uint8 N×C×H×W → float in [-1, 1], the range every generator outputs."""
-    return images.float().div_(127.5).sub_(1.0)
+@dataclass(frozen=True)
+class TrainingSpec:
+    """What an objective is built from: the run's settings, not its state."""
+
+    family: Family
+    model: ModelConfig  # ``model.options`` holds the family's settings
+    train: Any  # TrainConfig (batch_size, steps, data, seed, ...)
+    world: World
+    device: torch.device
+
+
+@dataclass
+class StepContext:
+    """Everything one training step works with. ``step``: generator steps done before this
+    one. Draw randomness only from ``rng`` or the global RNG (both seeded and restored on
+    resume), never from a fresh unseeded generator, so resume stays exact."""
+
+    G: nn.Module
+    D: nn.Module
+    opt_G: torch.optim.Optimizer
+    opt_D: torch.optim.Optimizer
+    scaler_G: torch.amp.GradScaler
+    scaler_D: torch.amp.GradScaler
+    data: Any  # the real-batch stream (``make_data``)
+    step: int
+    rng: torch.Generator  # on the device; checkpointed
+    device: torch.device
+    z_dim: int
+    amp_dtype: torch.dtype | None = None
+
+    def autocast(self):
+        """Mixed precision on CUDA (when enabled), a no-op elsewhere."""
+        if self.amp_dtype is None:
+            return contextlib.nullcontext()
+        return torch.autocast(self.device.type, dtype=self.amp_dtype)
+
+    def latents(self, n: int) -> torch.Tensor:
+        """n standard-normal z from the seeded, checkpointed RNG."""
+        return torch.randn(n, self.z_dim, device=self.device, generator=self.rng)
+
+    def real_batch(self) -> torch.Tensor:
+        """The next real batch of the data stream, as floats in [-1, 1]."""
+        return to_signed(next(self.data).to(self.device, non_blocking=True))
 
 
 class Objective:
-    """One family's training step. Subclass it and name it in the family's ``Family``.
-
-    ``self.t`` is the trainer: ``t.G``, ``t.D``, ``t.G_ema`` (None off rank 0), ``t.opt_G``,
-    ``t.opt_D``, ``t.scaler_G``, ``t.scaler_D``, ``t.real`` (from ``make_data``),
-    ``t.model_cfg`` (its ``options`` dict holds family settings), ``t.cfg`` (TrainConfig),
-    ``t.family``, ``t.world``, ``t.device``, ``t.step`` (generator steps done, before this
-    one), ``t.noise`` (a seeded torch.Generator on the device, checkpointed), and helpers
-    ``t.autocast()``, ``t.latents(n)``, ``t.real_batch()`` (next real batch in [-1, 1]).
-    Draw randomness only from ``t.noise`` or the global RNG (both are seeded and restored
-    on resume), never from a fresh unseeded generator, so resume stays exact."""
+    """One family's training step. Subclass it and name it in the family's ``Family``."""
 
     stats: tuple[str, ...] = ()  # per-step values, averaged over each metrics.csv row
     gauge_names: tuple[str, ...] = ()  # values logged as they are at the row (e.g. ada_p)
+    # G_ema's buffers: copied from G (StyleGAN2-ADA's rule, so w_avg is G's) or blended like the weights
+    ema_copies_buffers: bool = False
 
-    def __init__(self, trainer: "Trainer"):
-        # a weak reference: no trainer ↔ objective cycle, so a dropped trainer (and its DDP
-        # wrappers) is freed at once, not by a late garbage collection after the process
-        # group is gone (which aborts the process)
-        self.t = trainer if isinstance(trainer, weakref.ProxyTypes) else weakref.proxy(trainer)
+    def __init__(self, spec: TrainingSpec, G: nn.Module, D: nn.Module):
+        self.spec = spec
+        self.options = spec.model.options
+        self.device, self.world = spec.device, spec.world
 
     @property
     def batches_per_step(self) -> int:
         """Real batches drawn per generator step (turns --epochs into steps, counts images)."""
         return 1
 
-    def make_optimizers(self) -> tuple[torch.optim.Optimizer, torch.optim.Optimizer]:
+    def make_optimizers(self, G: nn.Module, D: nn.Module) -> tuple[torch.optim.Optimizer, torch.optim.Optimizer]:
         """(opt_G, opt_D): Adam with the family's paper settings by default."""
-        fam = self.t.family
-        return (torch.optim.Adam(self.t.G.parameters(), lr=fam.lr_g, betas=fam.betas),
-                torch.optim.Adam(self.t.D.parameters(), lr=fam.lr_d, betas=fam.betas))
+        fam = self.spec.family
+        return (torch.optim.Adam(G.parameters(), lr=fam.lr_g, betas=fam.betas),
+                torch.optim.Adam(D.parameters(), lr=fam.lr_d, betas=fam.betas))
 
     def make_data(self, batches_seen: int) -> Any:
         """The real-image stream. Anything with ``__next__`` (what ``step`` consumes),
         ``batches_seen`` (batches drawn so far by this process; it is checkpointed and
         given back here on resume, so the stream must restart exactly after that many),
         ``batches_per_epoch``, ``epoch`` and ``__len__`` (images) will do."""
-        t = self.t
-        return RealBatches(t.cfg.data, t.model_cfg.resolution, t.model_cfg.channels, t.cfg.batch_size,
-                           seed=t.cfg.seed, rank=t.world.rank, world_size=t.world.size,
-                           num_workers=t.cfg.num_workers, batches_seen=batches_seen)
+        s = self.spec
+        return RealBatches(s.train.data, s.model.resolution, s.model.channels, s.train.batch_size,
+                           seed=s.train.seed, rank=s.world.rank, world_size=s.world.size,
+                           num_workers=s.train.num_workers, batches_seen=batches_seen)
 
     def setup(self) -> None:
         """Called once the data exists: wrap modules for DDP and the like."""
 
-    def step(self) -> torch.Tensor:
+    def step(self, ctx: StepContext) -> torch.Tensor:
         """One generator step with its D updates; returns a float vector in ``stats`` order."""
         raise NotImplementedError
 
-    def ema_decay(self) -> float:
-        """Decay of this step's G_ema update (``t.step`` is not yet incremented)."""
-        step = self.t.step
-        return min(self.t.cfg.ema_decay, (1 + step) / (10 + step))  # warm-up: track G early on
+    def ema_decay(self, step: int) -> float:
+        """Decay of the G_ema update after generator step ``step`` (0-based, before counting it)."""
+        return min(self.spec.train.ema_decay, (1 + step) / (10 + step))  # warm-up: track G early on
 
     def gauges(self) -> dict[str, float]:
         return {}
 
-    def grid_images(self) -> torch.Tensor:
+    def grid_images(self, G_ema: nn.Module, fixed_z: torch.Tensor) -> torch.Tensor:
         """uint8 N×H×W×3 images for RUN/grids/ (default: G_ema on the run's fixed z)."""
         from ganeval.models.sampling import render_latents
 
-        return render_latents(self.t.G_ema, self.t.fixed_z.to(self.t.device))
+        return render_latents(G_ema, fixed_z.to(self.device))
 
     def grid_columns(self) -> int | None:
         """Images per grid row (None: as square as possible)."""
@@ -132,7 +169,7 @@ class Objective:
     def all_reduce_grads(self, module: nn.Module) -> None:
         """Average gradients across processes by hand, for objectives whose losses DDP
         cannot wrap (double backward for R1 or path length, several forwards per backward)."""
-        if not self.t.world.distributed:
+        if not self.world.distributed:
             return
         params = [p for p in module.parameters() if p.requires_grad]
         for p in params:
@@ -140,7 +177,7 @@ class Objective:
                 p.grad = torch.zeros_like(p)
         flat = torch.cat([p.grad.flatten() for p in params])
         dist.all_reduce(flat)
-        flat /= self.t.world.size
+        flat /= self.world.size
         offset = 0
         for p in params:
             n = p.numel()
@@ -149,10 +186,10 @@ class Objective:
 
     def all_reduce_mean(self, values: torch.Tensor) -> torch.Tensor:
         """Mean of a tensor over processes (itself when single-process)."""
-        if self.t.world.distributed:
+        if self.world.distributed:
             values = values.clone()
             dist.all_reduce(values)
-            values /= self.t.world.size
+            values /= self.world.size
         return values
 
 
@@ -219,55 +256,53 @@ class GANObjective(Objective):
 
     stats = GAN_STATS
 
-    def __init__(self, trainer: "Trainer"):
-        super().__init__(trainer)
-        fam = trainer.family
-        self.D_loss: nn.Module = DiscriminatorObjective(trainer.D, fam.loss, fam.gp_lambda,
-                                                        trainer.model_cfg.cycle_lambda)
-        self.G_train: nn.Module = trainer.G
+    def __init__(self, spec: TrainingSpec, G: nn.Module, D: nn.Module):
+        super().__init__(spec, G, D)
+        fam = spec.family
+        self.G = G
+        self.D_loss: nn.Module = DiscriminatorObjective(D, fam.loss, fam.gp_lambda, spec.model.cycle_lambda)
+        self.G_train: nn.Module = G
 
     @property
     def batches_per_step(self) -> int:
-        return self.t.family.n_critic
+        return self.spec.family.n_critic
 
     def setup(self) -> None:
-        t = self.t
-        if t.world.distributed:
-            ids = [t.device] if t.device.type == "cuda" else None
-            self.G_train = DDP(t.G, device_ids=ids)
+        if self.world.distributed:
+            ids = [self.device] if self.device.type == "cuda" else None
+            self.G_train = DDP(self.G, device_ids=ids)
             self.D_loss = DDP(self.D_loss, device_ids=ids)
 
-    def step(self) -> torch.Tensor:
-        t = self.t
-        fam, cyc = t.family, t.model_cfg.cycle_lambda
+    def step(self, ctx: StepContext) -> torch.Tensor:
+        fam, cyc = self.spec.family, self.spec.model.cycle_lambda
         reuse = fam.n_critic == 1
         d_stats = None
         for _ in range(fam.n_critic):
-            real = t.real_batch()
-            z = t.latents(len(real))
-            with t.autocast():
+            real = ctx.real_batch()
+            z = ctx.latents(len(real))
+            with ctx.autocast():
                 if reuse:
                     fake = self.G_train(z)
                 else:
                     with torch.no_grad():
-                        fake = t.G(z)
+                        fake = ctx.G(z)
             eps = None
             if fam.loss == "wgan-gp":
-                eps = torch.rand(len(real), 1, 1, 1, device=t.device, generator=t.noise)
-            with t.autocast():
+                eps = torch.rand(len(real), 1, 1, 1, device=ctx.device, generator=ctx.rng)
+            with ctx.autocast():
                 d_loss, d_stats = self.D_loss(real, fake.detach(), z, eps)
-            self.optimise(d_loss, t.opt_D, t.scaler_D)
+            self.optimise(d_loss, ctx.opt_D, ctx.scaler_D)
         if not reuse:
-            z = t.latents(t.cfg.batch_size)
-            with t.autocast():
+            z = ctx.latents(self.spec.train.batch_size)
+            with ctx.autocast():
                 fake = self.G_train(z)
-        t.D.requires_grad_(False)
+        ctx.D.requires_grad_(False)
         try:
-            with t.autocast():
-                g_loss, g_cycle = generator_loss(t.D, fam.loss, cyc, fake, z)
-            self.optimise(g_loss, t.opt_G, t.scaler_G)
+            with ctx.autocast():
+                g_loss, g_cycle = generator_loss(ctx.D, fam.loss, cyc, fake, z)
+            self.optimise(g_loss, ctx.opt_G, ctx.scaler_G)
         finally:
-            t.D.requires_grad_(True)
+            ctx.D.requires_grad_(True)
         # loss_d, loss_g, d_real, d_fake, gp, cycle (the G-side cycle error)
         return torch.stack([d_stats[0], g_loss.detach().float(), d_stats[1], d_stats[2], d_stats[3], g_cycle.float()])
 

@@ -46,10 +46,13 @@ def _checkpoint_identity(checkpoint: str | os.PathLike) -> dict:
 
 def write_samples(checkpoint: str | os.PathLike, out: str | os.PathLike, n: int, batch_size: int = 100,
                   seed: int = 0, device: str = "auto", use_ema: bool = True, truncation: float | None = None,
-                  overwrite: bool = False, resume: bool = False) -> SampleResult:
+                  noise_mode: str = "const", overwrite: bool = False, resume: bool = False) -> SampleResult:
     """Write ``n`` images: ``out`` ending in .npz gets one file (key ``images``), anything
     else a folder of 000000.png, …"""
     target = Path(out)
+    if resume and noise_mode == "random":  # one noise stream runs through all images: cannot restart midway
+        raise BadInput(f"{RESUME_FLAG} needs --noise-mode const (random noise is one stream over all images); "
+                       f"pass --overwrite to sample again")
     if target.suffix.lower() == ".npz":
         if resume:
             raise BadInput(f"{RESUME_FLAG} continues a folder of PNGs; {target} is written once, at the end")
@@ -59,7 +62,7 @@ def write_samples(checkpoint: str | os.PathLike, out: str | os.PathLike, n: int,
         try:
             with sigterm_interrupts(), progress(total=n, desc="sample", unit="img") as bar:
                 for batch in generate_uint8_batches(data, n, batch_size, seed, device, use_ema=use_ema,
-                                                    truncation=truncation):
+                                                    truncation=truncation, noise_mode=noise_mode):
                     parts.append(batch.numpy())
                     bar.update(len(batch))
         except KeyboardInterrupt as err:
@@ -69,13 +72,13 @@ def write_samples(checkpoint: str | os.PathLike, out: str | os.PathLike, n: int,
         return SampleResult(target, n, n, 0, _resolution(data), int(data.get("step", 0)))
 
     settings = {**_checkpoint_identity(checkpoint), "seed": seed, "ema": use_ema, "truncation": truncation,
-                "names": f"{max(6, len(str(n - 1)))} digits"}
+                "noise_mode": noise_mode, "batch_size": batch_size, "names": f"{max(6, len(str(n - 1)))} digits"}
     folder = prepare_output_dir(target, "sample", [checkpoint_input(checkpoint)], overwrite, resume=resume, settings=settings,
                                 defer=True, can_resume=True)
     data = load_checkpoint(checkpoint)
     start, kept = resume_start(folder, n, batch_size) if folder.resumed else (0, 0)
-    batches = (b.numpy() for b in generate_uint8_batches(data, n, batch_size, seed, device, use_ema=use_ema,
-                                                         truncation=truncation, start=start))
+    batches = (b.numpy() for b in generate_uint8_batches(data, n - start, batch_size, seed, device, use_ema=use_ema,
+                                                         truncation=truncation, noise_mode=noise_mode, start=start))
     written = write_numbered(batches, folder, n, start, desc="sample")
     return SampleResult(target, n, written, kept, _resolution(data), int(data.get("step", 0)))
 

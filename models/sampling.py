@@ -4,7 +4,14 @@
 Latent ``i`` of seed ``s`` depends only on ``(s, i)``: latents are drawn from a CPU
 generator seeded with ``s`` in fixed chunks of 1024, whatever the batch size. The
 generator runs in eval mode (batch norm uses its running statistics), so an image does
-not depend on which other images share its batch either."""
+not depend on which other images share its batch either.
+
+Style-based generators (stylegan2) also take per-pixel noise. ``noise_mode="random"`` (the
+default of ``generate_uint8_batches``, so of ``fid --generator`` and FID during training) is
+the reference's metric path: fresh noise from a generator seeded by the seed, so the images
+still repeat exactly for the same (checkpoint, seed, batch size). ``"const"`` uses the noise
+stored in the checkpoint, as the reference's image script and ``ganeval sample`` (default)
+do: then image i depends on (checkpoint, seed, i) only."""
 from __future__ import annotations
 
 import math
@@ -15,6 +22,7 @@ import torch
 
 from ganeval.device import resolve_device
 from ganeval.errors import BadInput
+from ganeval.images import signed_to_uint8
 from ganeval.models.checkpoint import load_checkpoint, load_generator
 
 LATENT_CHUNK = 1024
@@ -46,7 +54,7 @@ def latent_for_seed(seed: int, z_dim: int) -> torch.Tensor:
 
 def to_uint8(images: torch.Tensor) -> torch.Tensor:
     """Generator output N×C×H×W in [-1, 1] → uint8 N×H×W×3 RGB on the CPU (gray repeated)."""
-    out = images.float().add(1).mul_(127.5).round_().clamp_(0, 255).to(torch.uint8)
+    out = signed_to_uint8(images)
     if out.shape[1] == 1:
         out = out.expand(-1, 3, -1, -1)
     return out.permute(0, 2, 3, 1).contiguous().cpu()
@@ -83,23 +91,44 @@ def require_mapping(generator: torch.nn.Module, what: str, model: str = "this mo
                        f"{model} has none")
 
 
+NOISE_MODES = ("random", "const")
+
+
+def noise_generator(seed: int, device: torch.device) -> torch.Generator:
+    """The per-pixel noise stream of ``noise_mode="random"``: seeded by ``seed``, apart from
+    the latents' stream (an odd multiplier, so z and noise are not the same numbers)."""
+    return torch.Generator(device).manual_seed((int(seed) * 0x9E3779B1 + 0x5851F42D) % 2**63)
+
+
 def run_generator(generator: torch.nn.Module, z: torch.Tensor, truncation: float | None = None,
-                  model: str = "this model") -> torch.Tensor:
-    """G(z), or G(z) with truncation ψ (w = w_avg + ψ·(w − w_avg)) for style-based generators."""
-    if truncation is None:
+                  model: str = "this model", noise_mode: str | None = None,
+                  noise: torch.Generator | None = None) -> torch.Tensor:
+    """G(z), or G(z) with truncation ψ (w = w_avg + ψ·(w − w_avg)) for style-based generators.
+    ``noise_mode``/``noise``: the per-pixel noise of style-based generators (others have none);
+    None keeps the generator's own default (const in eval mode)."""
+    if truncation is not None:
+        require_mapping(generator, "--truncation", model)
+    if not has_mapping(generator):
         return generator(z)
-    require_mapping(generator, "--truncation", model)
-    return generator(z, truncation_psi=float(truncation))
+    kwargs = {} if truncation is None else {"truncation_psi": float(truncation)}
+    if noise_mode is not None:
+        kwargs.update(noise_mode=noise_mode, noise_generator=noise)
+    return generator(z, **kwargs)
 
 
 @torch.no_grad()
 def generate_uint8_batches(checkpoint: str | os.PathLike | dict[str, Any], n: int, batch_size: int, seed: int,
                            device: str | torch.device = "auto", use_ema: bool = True,
-                           truncation: float | None = None, start: int = 0) -> Iterator[torch.Tensor]:
+                           truncation: float | None = None, noise_mode: str = "random",
+                           start: int = 0) -> Iterator[torch.Tensor]:
     """Yield ``n`` generated images as uint8 N×H×W×3 RGB CPU tensors, ``batch_size`` at a time
-    (the last batch may be smaller). Same (checkpoint, seed) → same images, in the same order;
-    a smaller ``n`` gives a prefix of a larger one. ``truncation`` ψ: stylegan2 only.
-    ``start``: begin at image ``start`` (images start … n−1; resuming an interrupted run)."""
+    (the last batch may be smaller). Same (checkpoint, seed, batch size) → same images, in the
+    same order; a smaller ``n`` gives a prefix of a larger one. ``truncation`` ψ: stylegan2 only.
+    ``noise_mode`` (stylegan2; ignored by generators without noise): "random", the reference's
+    metric path and the default here, or "const", the checkpoint's stored noise (``sample``).
+    ``start`` skips that many latents first (a process's share of a sharded FID)."""
+    if noise_mode not in NOISE_MODES:
+        raise BadInput(f"--noise-mode must be one of {', '.join(NOISE_MODES)}, got {noise_mode!r}")
     if n < 0:
         raise BadInput(f"number of images must be 0 or more, got {n}")
     if batch_size < 1:
@@ -111,13 +140,13 @@ def generate_uint8_batches(checkpoint: str | os.PathLike | dict[str, Any], n: in
     if truncation is not None:
         require_mapping(generator, "--truncation", cfg.model)
     latents = LatentStream(seed, cfg.z_dim)
+    noise = noise_generator(seed, device) if noise_mode == "random" else None
+    latents.take(start)
     done = 0
-    while done < start:
-        done += len(latents.take(min(LATENT_CHUNK, start - done)))
     while done < n:
         k = min(batch_size, n - done)
         z = latents.take(k).to(device)
-        yield to_uint8(run_generator(generator, z, truncation, cfg.model))
+        yield to_uint8(run_generator(generator, z, truncation, cfg.model, noise_mode, noise))
         done += k
 
 

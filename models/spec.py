@@ -28,7 +28,7 @@ class ModelConfig:
     resolution: int = 64
     channels: int = 3
     z_dim: int = 100
-    width: int = 64  # base feature maps (ngf = ndf in DCGAN terms)
+    width: int | None = 64  # base feature maps (ngf = ndf in DCGAN terms); None where a family names it an option
     cycle_lambda: float = 0.0  # latent-cycle weight, only for families that have the head
     options: dict[str, Any] = field(default_factory=dict)  # family-specific settings, JSON-like values
 
@@ -56,7 +56,10 @@ class Family:
     gp_lambda: float = 0.0  # gradient-penalty weight (wgan-gp)
     cycle_lambda: float = 0.0  # default latent-cycle weight; 0 = the family has no z head
     z_dim: int = 100
-    width: int = 64
+    width: int | None = 64  # None: the family's width is the option named by width_option
+    # the family option that --width sets (stylegan2: "channel_max"), for families whose
+    # paper names it otherwise; ModelConfig.width is then None
+    width_option: str | None = None
     batch_size: int = 128
     resolutions: tuple[int, ...] = RESOLUTIONS
     channels: tuple[int, ...] = (1, 3)
@@ -84,11 +87,20 @@ class Family:
         if cycle_lambda is not None and cycle_lambda < 0:
             raise BadInput(f"--cycle-lambda must be 0 or more, got {cycle_lambda}")
         z = self.z_dim if z_dim is None else z_dim
-        w = self.width if width is None else width
-        if z < 1 or w < 1:
-            raise BadInput(f"--z-dim and --width must be at least 1 (got {z}, {w})")
+        given = dict(options or {})
+        if self.width_option is not None:  # --width names an option of this family (also old checkpoints' width)
+            if width is not None:
+                if given.get(self.width_option, width) != width:
+                    raise BadInput(f"--width {width} and -O {self.width_option}={given[self.width_option]} disagree; "
+                                   f"for {self.name} they are one setting, give one of them")
+                given[self.width_option] = width
+            w = None
+        else:
+            w = self.width if width is None else width
+        if z < 1 or (w is not None and w < 1):
+            raise BadInput(f"--z-dim and --width must be at least 1 (got {z}, {w if w is not None else width})")
         if self.options is not None:
-            opts = self.options(resolution, dict(options or {}))
+            opts = self.options(resolution, given)
         elif options:
             raise BadInput(f"{self.name} takes no family options (got {', '.join(sorted(options))})")
         else:

@@ -4,7 +4,7 @@ and the losses (pixel L1 + a small adversarial term + an optional perceptual ter
 The generator maps a low-resolution image (N×3×h×w in [-1, 1]) to N×3×(s·h)×(s·w) in
 [-1, 1]; it is fully convolutional, so it upscales images of any size. Training pairs come
 from high-resolution images alone: the LR input is the HR image downscaled with Pillow's
-bicubic filter (``ganeval.upscale.downscale``), so training sees exactly the degradation
+bicubic filter (``ganeval.resample.downscale``), so training sees exactly the degradation
 that ``ganeval upscale-compare`` measures."""
 from __future__ import annotations
 
@@ -19,10 +19,10 @@ import torch.nn.functional as F
 from torch import nn
 
 from ganeval.errors import BadInput
-from ganeval.images import CorruptImage, resize_rgb
+from ganeval.images import CorruptImage, signed_to_uint8, uint8_to_signed
 from ganeval.sources import open_source
-from ganeval.upscale import downscale, downscale_batch, pil_resize
-from ganeval.models.objective import Objective
+from ganeval.resample import downscale, downscale_batch, resize_rgb
+from ganeval.models.objective import Objective, StepContext
 from ganeval.models.options import fill_options
 from ganeval.models.spec import Family, ModelConfig
 
@@ -73,7 +73,7 @@ class SRResNet(nn.Module):
         from ganeval.synth import make_faces
 
         face = torch.from_numpy(np.array(downscale(make_faces(1, size=size * 4, seed=seed)[0], 4)[None]))
-        return face.permute(0, 3, 1, 2).float().div(127.5).sub(1).to(self.tail.weight.device)
+        return uint8_to_signed(face.permute(0, 3, 1, 2)).to(self.tail.weight.device)
 
     def forward(self, lr: torch.Tensor) -> torch.Tensor:
         if lr.ndim != 4:  # e.g. `ganeval sample` handing it latents
@@ -274,35 +274,30 @@ def _lr_batch(hr: torch.Tensor, scale: int) -> torch.Tensor:
 
 
 def _signed(images: torch.Tensor, device: torch.device) -> torch.Tensor:
-    x = images.to(device, non_blocking=True).float().div_(127.5).sub_(1.0)
+    x = uint8_to_signed(images.to(device, non_blocking=True))
     return x.contiguous(memory_format=torch.channels_last)
 
 
 class SRGANObjective(Objective):
     """One step: D learns HR vs SR(LR) (non-saturating loss), then G minimises
     L1 + adv_weight·adversarial (+ perceptual_weight·feature MSE), reusing the same SR
-    batch. LR inputs are made from each HR batch by ``ganeval.upscale.downscale``. The
+    batch. LR inputs are made from each HR batch by ``ganeval.resample.downscale``. The
     perceptual choice ("auto" resolved once) is kept with the checkpoint, so a resumed
     run uses the same loss."""
 
     stats = ("loss_d", "loss_g", "pixel", "adv", "perceptual", "d_real", "d_fake")
 
-    def __init__(self, trainer):
-        super().__init__(trainer)
-        self.perceptual_spec = str(trainer.model_cfg.options["perceptual"])
+    def __init__(self, spec, G, D):
+        super().__init__(spec, G, D)
+        self.perceptual_spec = str(self.options["perceptual"])
         self.perceptual: PerceptualFeatures | None = None
         self._preview: np.ndarray | None = None
 
     def _build_perceptual(self) -> None:
         tower, line, self.perceptual_spec = build_perceptual(self.perceptual_spec)
-        self.perceptual = tower.to(self.t.device) if tower is not None else None
-        if self.t.world.is_main:
+        self.perceptual = tower.to(self.device) if tower is not None else None
+        if self.world.is_main:
             print(line, file=sys.stderr)
-
-    def make_optimizers(self):
-        t, fam = self.t, self.t.family
-        return (torch.optim.Adam(t.G.parameters(), lr=fam.lr_g, betas=fam.betas),
-                torch.optim.Adam(t.D.parameters(), lr=fam.lr_d, betas=fam.betas))
 
     def setup(self) -> None:
         self._build_perceptual()
@@ -314,9 +309,9 @@ class SRGANObjective(Objective):
         if "perceptual" in state:
             self.perceptual_spec = str(state["perceptual"])
 
-    def step(self) -> torch.Tensor:
-        t, o = self.t, self.t.model_cfg.options
-        hr_u8 = next(t.real)
+    def step(self, t: StepContext) -> torch.Tensor:
+        o = self.options
+        hr_u8 = next(t.data)
         lr = _signed(_lr_batch(hr_u8, o["scale"]), t.device)
         hr = _signed(hr_u8, t.device)
         with t.autocast():
@@ -336,14 +331,14 @@ class SRGANObjective(Objective):
                             parts["adv"].float(), parts["perceptual"].float(),
                             real_logit.detach().float().mean(), fake_logit.detach().float().mean()])
 
-    def grid_images(self) -> np.ndarray:
+    def grid_images(self, G_ema: nn.Module, fixed_z: torch.Tensor | None = None) -> torch.Tensor:
         """One row per image of --data (the first GRID_IMAGES): bicubic-upscaled LR | SR by G_ema | HR."""
-        t, scale = self.t, self.t.model_cfg.options["scale"]
+        scale = self.options["scale"]
         if self._preview is None:
-            source, images = open_source(t.cfg.data), []
+            source, images = open_source(self.spec.train.data), []
             for i in range(len(source)):
                 try:
-                    images.append(resize_rgb(source.read(i), t.model_cfg.resolution))
+                    images.append(resize_rgb(source.read(i), self.spec.model.resolution))
                 except CorruptImage:
                     continue
                 if len(images) == GRID_IMAGES:
@@ -351,11 +346,10 @@ class SRGANObjective(Objective):
             self._preview = np.stack(images)
         hr = self._preview
         lr = np.stack([downscale(img, scale) for img in hr])
-        G = t.G_ema if t.G_ema is not None else t.G
         with torch.no_grad():
-            sr = G(_signed(torch.from_numpy(lr).permute(0, 3, 1, 2), t.device))
-        sr = sr.float().add_(1).mul_(127.5).round_().clamp_(0, 255).to(torch.uint8).permute(0, 2, 3, 1).cpu().numpy()
-        bicubic = np.stack([pil_resize(img, hr.shape[1:3], "bicubic") for img in lr])
+            sr = G_ema(_signed(torch.from_numpy(lr).permute(0, 3, 1, 2), self.device))
+        sr = signed_to_uint8(sr).permute(0, 2, 3, 1).cpu().numpy()
+        bicubic = np.stack([resize_rgb(img, hr.shape[1:3], "bicubic") for img in lr])
         rows = np.stack([bicubic, sr, hr], axis=1).reshape(-1, *hr.shape[1:])  # per image: bicubic, SR, HR
         return torch.from_numpy(rows)
 

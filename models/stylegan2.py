@@ -24,11 +24,15 @@ default); ADA augmentations (``models/augment.py``) on every image D sees, with 
 steered towards r_t = 0.6. Adam lr 0.0025, β = (0, 0.99), ε = 1e-8, with the lazy-regulariser
 correction of lr and β (c = 16/17 for D).
 
-Resolution presets (``--res``; channels = min(channel_base / res, --width), the
-stylegan2-ada-pytorch rule; small presets use a smaller base so 32 px stays cheap on a CPU;
-γ = 0.0002·res²/32 is that code's "auto" rule at batch 32):
+Options are named as in stylegan2-ada-pytorch: ``z_dim`` (``--z-dim``), ``w_dim`` (default:
+z_dim), ``channel_max`` (``--width`` sets it too), ``channel_base``, ``mapping_layers``, ...
 
-    res   channel_base   channels 4 → res              r1_gamma
+Resolution presets (``--res``; channels = min(channel_base / res, channel_max), the
+stylegan2-ada-pytorch rule; small presets use a smaller base so 32 px stays cheap on a CPU).
+R1 γ follows that code's "auto" rule, γ = 0.0002·res²/batch with the batch of all processes
+together (``r1_gamma_auto``), unless ``-O r1_gamma=`` sets it; at batch 32:
+
+    res   channel_base   channels 4 → res              r1_gamma at batch 32
      32       2048       512 256 128 64                 0.0064
      64       8192       512 512 512 256 128            0.0256
     128      16384       512 … 512 256 128              0.1024
@@ -47,18 +51,29 @@ from torch import nn
 from ganeval.errors import BadInput
 from ganeval.models.augment import AdaController, AugmentPipe
 from ganeval.models.blocks import EqualConv2d, EqualLinear, doublings, fir_filter2d, fir_upsample2d, lrelu_gain
-from ganeval.models.objective import Objective
+from ganeval.models.objective import Objective, StepContext
+from ganeval.models.options import fill_options
 from ganeval.models.spec import Family, ModelConfig
 
 RESOLUTIONS = (32, 64, 128, 256, 512)
+NOISE_MODES = ("random", "const", "none")
 CHANNEL_BASE = {32: 2048, 64: 8192, 128: 16384, 256: 16384, 512: 32768}
-R1_GAMMA = {r: round(0.0002 * r * r / 32, 6) for r in RESOLUTIONS}
 
-# option → (default (None: the resolution preset's), type, description)
+
+def r1_gamma_auto(resolution: int, total_batch: int) -> float:
+    """stylegan2-ada-pytorch's ``--gamma`` "auto": 0.0002·res²/batch (batch over all processes)."""
+    return 0.0002 * resolution * resolution / max(1, total_batch)
+
+
+R1_GAMMA = {r: round(r1_gamma_auto(r, 32), 6) for r in RESOLUTIONS}  # the rule at batch 32
+
+# option → (default (None: automatic, see the text), type, description); names as in stylegan2-ada-pytorch
 OPTIONS: dict[str, tuple[Any, type, str]] = {
-    "channel_base": (None, int, "channels at resolution r: min(channel_base / r, width) (default: the preset's)"),
+    "channel_base": (None, int, "channels at resolution r: min(channel_base / r, channel_max) (default: the preset's)"),
+    "channel_max": (512, int, "most feature maps of any layer (--width is the same setting)"),
+    "w_dim": (None, int, "size of w, the mapping network's output (default: --z-dim)"),
     "mapping_layers": (8, int, "dense layers of the mapping network"),
-    "r1_gamma": (None, float, "R1 weight γ (default: the preset's)"),
+    "r1_gamma": (None, float, "R1 weight γ (default none: auto, 0.0002·res²/batch of all processes)"),
     "r1_interval": (16, int, "D steps between lazy R1 steps (0: no R1)"),
     "pl_weight": (0.0, float, "path-length regularisation weight (0: off; the paper uses 2)"),
     "pl_interval": (4, int, "G steps between lazy path-length steps"),
@@ -76,36 +91,18 @@ OPTIONS: dict[str, tuple[Any, type, str]] = {
 
 
 def stylegan2_options(resolution: int, given: dict[str, Any]) -> dict[str, Any]:
-    """The complete option dict for a resolution preset, with ``given`` values checked."""
-    unknown = sorted(set(given) - set(OPTIONS))
-    if unknown:
-        raise BadInput(f"stylegan2 has no option {', '.join(unknown)}; options: {', '.join(OPTIONS)}")
-    out: dict[str, Any] = {}
-    for key, (default, kind, _text) in OPTIONS.items():
-        value = given.get(key, default)
-        if value is None:
-            value = {"channel_base": CHANNEL_BASE.get(resolution, 16384),
-                     "r1_gamma": R1_GAMMA.get(resolution, 1.0)}[key]
-        try:
-            if kind is bool:
-                if isinstance(value, str):
-                    if value.lower() not in ("true", "false", "1", "0", "yes", "no", "on", "off"):
-                        raise ValueError(value)
-                    value = value.lower() in ("true", "1", "yes", "on")
-                value = bool(value)
-            elif kind is int:
-                if float(value) != int(float(value)):
-                    raise ValueError(value)
-                value = int(float(value))
-            else:
-                value = float(value)
-        except (TypeError, ValueError):
-            raise BadInput(f"stylegan2 option {key} must be {kind.__name__}, got {value!r}") from None
-        if kind is not bool and value < 0:
-            raise BadInput(f"stylegan2 option {key} must be 0 or more, got {value}")
-        out[key] = value
-    if out["mapping_layers"] < 1 or out["channel_base"] < 1 or out["mbstd_group"] < 1 or out["lr"] <= 0:
-        raise BadInput("stylegan2: mapping_layers, channel_base, mbstd_group and lr must be positive")
+    """The complete option dict for a resolution preset, with ``given`` values checked
+    (``models.options.fill_options``, the one validator, plus StyleGAN2's ranges)."""
+    defaults = {key: default for key, (default, _kind, _text) in OPTIONS.items()}
+    out = fill_options("stylegan2", given, defaults, non_negative=tuple(OPTIONS),
+                       types={key: kind for key, (_default, kind, _text) in OPTIONS.items()})
+    if out["channel_base"] is None:
+        out["channel_base"] = CHANNEL_BASE.get(resolution, 16384)
+    for key in ("mapping_layers", "channel_base", "channel_max", "mbstd_group", "w_dim"):
+        if out[key] is not None and out[key] < 1:
+            raise BadInput(f"stylegan2 option {key} must be at least 1, got {out[key]}")
+    if out["lr"] <= 0:
+        raise BadInput(f"stylegan2 option lr must be positive, got {out['lr']}")
     for key in ("style_mixing", "ada_p", "ada_target"):
         if out[key] > 1:
             raise BadInput(f"stylegan2 option {key} is a probability, got {out[key]}")
@@ -132,12 +129,17 @@ class MappingNetwork(nn.Module):
         self.register_buffer("w_avg", torch.zeros(w_dim))
         self.w_avg_beta = w_avg_beta
 
+    @torch.no_grad()
+    def track_w_avg(self, w_mean: torch.Tensor) -> None:
+        """w_avg ← lerp(batch mean of w, w_avg, β). Under DDP the objective passes the mean over
+        all processes, so every rank holds the same w_avg."""
+        self.w_avg.copy_(w_mean.float().lerp(self.w_avg, self.w_avg_beta))
+
     def forward(self, z: torch.Tensor, truncation_psi: float = 1.0, update_w_avg: bool = True) -> torch.Tensor:
         x = z * (z.float().square().mean(dim=1, keepdim=True) + 1e-8).rsqrt().to(z.dtype)
         w = self.net(x)
         if self.training and update_w_avg:  # training forwards move the average (as the reference)
-            with torch.no_grad():
-                self.w_avg.copy_(w.detach().float().mean(0).lerp(self.w_avg, self.w_avg_beta))
+            self.track_w_avg(w.detach().float().mean(0))
         if truncation_psi != 1:
             w = self.w_avg.to(w.dtype).lerp(w, truncation_psi)
         return w
@@ -191,11 +193,13 @@ class StyleConv(nn.Module):
         self.register_buffer("noise_const", torch.randn(resolution, resolution))
         self.up, self.resolution = up, resolution
 
-    def forward(self, x: torch.Tensor, w: torch.Tensor, noise_mode: str = "random") -> torch.Tensor:
+    def forward(self, x: torch.Tensor, w: torch.Tensor, noise_mode: str = "random",
+                noise_generator: torch.Generator | None = None) -> torch.Tensor:
         styles = self.affine(w)
         x = modulated_conv2d(x, self.weight, styles, demodulate=True, fused=not self.training, up=self.up)
         if noise_mode == "random":
-            noise = torch.randn(x.shape[0], 1, self.resolution, self.resolution, device=x.device, dtype=x.dtype)
+            noise = torch.randn(x.shape[0], 1, self.resolution, self.resolution, device=x.device, dtype=x.dtype,
+                                generator=noise_generator)
             x = x + noise * self.noise_strength
         elif noise_mode == "const":
             x = x + self.noise_const.to(x.dtype) * self.noise_strength
@@ -232,14 +236,14 @@ class SynthesisBlock(nn.Module):
         self.torgb = ToRGB(cout, channels, w_dim)
         self.num_conv = 1 if self.first else 2
 
-    def forward(self, x: torch.Tensor | None, img: torch.Tensor | None, ws: torch.Tensor,
-                noise_mode: str) -> tuple[torch.Tensor, torch.Tensor]:
+    def forward(self, x: torch.Tensor | None, img: torch.Tensor | None, ws: torch.Tensor, noise_mode: str,
+                noise_generator: torch.Generator | None = None) -> tuple[torch.Tensor, torch.Tensor]:
         """``ws``: N×(num_conv + 1)×w_dim — this block's convs, then its toRGB."""
         if self.first:
             x = self.const.to(ws.dtype)[None].expand(ws.shape[0], -1, -1, -1)
         else:
-            x = self.conv0(x, ws[:, 0], noise_mode)
-        x = self.conv1(x, ws[:, self.num_conv - 1], noise_mode)
+            x = self.conv0(x, ws[:, 0], noise_mode, noise_generator)
+        x = self.conv1(x, ws[:, self.num_conv - 1], noise_mode, noise_generator)
         y = self.torgb(x, ws[:, self.num_conv])
         img = y if img is None else fir_upsample2d(img) + y
         return x, img
@@ -258,11 +262,16 @@ class SynthesisNetwork(nn.Module):
         # each block's convs take one w each; the toRGB shares the next block's first w
         self.num_ws = sum(b.num_conv for b in self.blocks.values()) + 1
 
-    def forward(self, ws: torch.Tensor, noise_mode: str = "random") -> torch.Tensor:
+    def forward(self, ws: torch.Tensor, noise_mode: str = "random",
+                noise_generator: torch.Generator | None = None) -> torch.Tensor:
+        """``noise_mode``: "random" (fresh per-pixel noise, from ``noise_generator`` when given),
+        "const" (the stored noise) or "none"."""
+        if noise_mode not in NOISE_MODES:
+            raise BadInput(f"noise mode must be one of {', '.join(NOISE_MODES)}, got {noise_mode!r}")
         x = img = None
         i = 0
         for block in self.blocks.values():
-            x, img = block(x, img, ws[:, i:i + block.num_conv + 1], noise_mode)
+            x, img = block(x, img, ws[:, i:i + block.num_conv + 1], noise_mode, noise_generator)
             i += block.num_conv
         return img
 
@@ -274,20 +283,21 @@ class StyleGAN2Generator(nn.Module):
     depend only on z); ``mapping``/``synthesis`` are usable on their own (style mixing)."""
 
     def __init__(self, z_dim: int, channels: int, resolution: int, channel_base: int, channel_max: int,
-                 mapping_layers: int = 8):
+                 mapping_layers: int = 8, w_dim: int | None = None):
         super().__init__()
-        self.z_dim = self.w_dim = z_dim
-        self.mapping = MappingNetwork(z_dim, z_dim, mapping_layers)
-        self.synthesis = SynthesisNetwork(z_dim, resolution, channels, channel_base, channel_max)
+        self.z_dim, self.w_dim = z_dim, w_dim or z_dim
+        self.mapping = MappingNetwork(z_dim, self.w_dim, mapping_layers)
+        self.synthesis = SynthesisNetwork(self.w_dim, resolution, channels, channel_base, channel_max)
         self.num_ws = self.synthesis.num_ws
 
     def broadcast(self, w: torch.Tensor) -> torch.Tensor:
         """N×w_dim → N×num_ws×w_dim (the same style for every layer)."""
         return w[:, None, :].expand(-1, self.num_ws, -1)
 
-    def forward(self, z: torch.Tensor, truncation_psi: float = 1.0, noise_mode: str | None = None) -> torch.Tensor:
+    def forward(self, z: torch.Tensor, truncation_psi: float = 1.0, noise_mode: str | None = None,
+                noise_generator: torch.Generator | None = None) -> torch.Tensor:
         mode = noise_mode or ("random" if self.training else "const")
-        return self.synthesis(self.broadcast(self.mapping(z, truncation_psi)), mode)
+        return self.synthesis(self.broadcast(self.mapping(z, truncation_psi)), mode, noise_generator)
 
 
 # ---------------------------------------------------------------------- discriminator
@@ -348,9 +358,10 @@ class StyleGAN2Discriminator(nn.Module):
 
 def build(cfg: ModelConfig) -> tuple[nn.Module, nn.Module]:
     opts = cfg.options
-    G = StyleGAN2Generator(cfg.z_dim, cfg.channels, cfg.resolution, opts["channel_base"], cfg.width,
-                           opts["mapping_layers"])
-    D = StyleGAN2Discriminator(cfg.channels, cfg.resolution, opts["channel_base"], cfg.width, opts["mbstd_group"])
+    G = StyleGAN2Generator(cfg.z_dim, cfg.channels, cfg.resolution, opts["channel_base"], opts["channel_max"],
+                           opts["mapping_layers"], w_dim=opts["w_dim"] or cfg.z_dim)
+    D = StyleGAN2Discriminator(cfg.channels, cfg.resolution, opts["channel_base"], opts["channel_max"],
+                               opts["mbstd_group"])
     return G, D
 
 
@@ -366,81 +377,85 @@ class StyleGAN2Objective(Objective):
 
     stats = ("loss_d", "loss_g", "d_real", "d_fake", "r1", "pl")
     gauge_names = ("ada_p", "ada_rt")
+    ema_copies_buffers = True  # the reference copies buffers (w_avg, constant noise) into G_ema
 
-    def __init__(self, trainer):
-        super().__init__(trainer)
-        o = trainer.model_cfg.options
-        self.o = o
-        self.augment = AugmentPipe(p=o["ada_p"]).to(trainer.device) if (o["ada"] or o["ada_p"] > 0) else None
+    def __init__(self, spec, G: nn.Module, D: nn.Module):
+        super().__init__(spec, G, D)
+        o = self.o = spec.model.options
+        self.r1_gamma = o["r1_gamma"] if o["r1_gamma"] is not None else r1_gamma_auto(spec.model.resolution,
+                                                                                     self._images_per_step())
+        self.augment = AugmentPipe(p=o["ada_p"]).to(spec.device) if (o["ada"] or o["ada_p"] > 0) else None
         self.ada = None
         if self.augment is not None and o["ada"] and o["ada_kimg"] > 0:
             self.ada = AdaController(self.augment, o["ada_target"], o["ada_interval"], o["ada_kimg"])
-        self.pl_mean = torch.zeros((), device=trainer.device)
-        self.last_r1 = torch.zeros((), device=trainer.device)
-        self.last_pl = torch.zeros((), device=trainer.device)
+        self.pl_mean = torch.zeros((), device=spec.device)
+        self.last_r1 = torch.zeros((), device=spec.device)
+        self.last_pl = torch.zeros((), device=spec.device)
 
-    def make_optimizers(self):
-        t, o = self.t, self.o
+    def make_optimizers(self, G: nn.Module, D: nn.Module):
+        o = self.o
 
         def adam(module: nn.Module, interval: int) -> torch.optim.Optimizer:
             ratio = interval / (interval + 1) if interval > 0 else 1.0  # lazy regularisation (Karras 2020a, B)
-            b1, b2 = t.family.betas
+            b1, b2 = self.spec.family.betas
             return torch.optim.Adam(module.parameters(), lr=o["lr"] * ratio, betas=(b1 ** ratio, b2 ** ratio), eps=1e-8)
 
         g_interval = o["pl_interval"] if o["pl_weight"] > 0 else 0
-        d_interval = o["r1_interval"] if o["r1_gamma"] > 0 else 0
-        return adam(t.G, g_interval), adam(t.D, d_interval)
+        d_interval = o["r1_interval"] if self.r1_gamma > 0 else 0
+        return adam(G, g_interval), adam(D, d_interval)
 
     # -- pieces
 
-    def run_G(self, z: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    def run_G(self, ctx: StepContext, z: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Training-mode G with style mixing: (images, ws)."""
-        t, G = self.t, self.t.G
-        ws = G.broadcast(G.mapping(z))
+        G = ctx.G
+        w = G.mapping(z, update_w_avg=False)
+        G.mapping.track_w_avg(self.all_reduce_mean(w.detach().float().mean(0)))  # one w_avg on every rank
+        ws = G.broadcast(w)
         if self.o["style_mixing"] > 0:
-            r = torch.rand(2, device=t.device, generator=t.noise)
+            r = torch.rand(2, device=ctx.device, generator=ctx.rng)
             cutoff = 1 + int(r[0] * (G.num_ws - 1))
             if float(r[1]) < self.o["style_mixing"]:
-                z2 = t.latents(len(z))
+                z2 = ctx.latents(len(z))
                 ws = torch.cat([ws[:, :cutoff], G.broadcast(G.mapping(z2, update_w_avg=False))[:, cutoff:]], dim=1)
         return G.synthesis(ws, "random"), ws
 
-    def run_D(self, images: torch.Tensor) -> torch.Tensor:
+    def run_D(self, ctx: StepContext, images: torch.Tensor) -> torch.Tensor:
         if self.augment is not None:
-            images = self.augment(images, self.t.noise)
-        return self.t.D(images)
+            images = self.augment(images, ctx.rng)
+        return ctx.D(images)
 
     def _images_per_step(self) -> int:
-        return self.t.cfg.batch_size * self.t.world.size
+        return self.spec.train.batch_size * self.world.size
 
     # -- the step
 
-    def step(self) -> torch.Tensor:
-        t, o = self.t, self.o
-        n = t.cfg.batch_size
+    def step(self, ctx: StepContext) -> torch.Tensor:
+        t, o = ctx, self.o
+        n = self.spec.train.batch_size
         # D: logistic loss on augmented reals and fakes
         real = t.real_batch()
         with torch.no_grad(), t.autocast():
-            fake, _ = self.run_G(t.latents(n))
+            fake, _ = self.run_G(t, t.latents(n))
         with t.autocast():
-            s_fake = self.run_D(fake)
-            s_real = self.run_D(real)
+            s_fake = self.run_D(t, fake)
+            s_real = self.run_D(t, real)
             loss_d = F.softplus(s_fake.float()).mean() + F.softplus(-s_real.float()).mean()
         self.optimise(loss_d, t.opt_D, t.scaler_D, params=t.D)
         if self.ada is not None:
             self.ada.accumulate(s_real)
         d_step = t.step  # one D step per generator step
-        if o["r1_gamma"] > 0 and o["r1_interval"] > 0 and d_step % o["r1_interval"] == 0:
-            self.last_r1 = self._r1(real)
+        if self.r1_gamma > 0 and o["r1_interval"] > 0 and d_step % o["r1_interval"] == 0:
+            self.last_r1 = self._r1(t, real)
         # G: non-saturating loss through the (frozen) D and its augmentations
         t.D.requires_grad_(False)
         try:
             with t.autocast():
-                fake, _ = self.run_G(t.latents(n))
-                loss_g = F.softplus(-self.run_D(fake).float()).mean()
+                fake, _ = self.run_G(t, t.latents(n))
+                loss_g = F.softplus(-self.run_D(t, fake).float()).mean()
             self.optimise(loss_g, t.opt_G, t.scaler_G, params=t.G)
             if o["pl_weight"] > 0 and d_step % o["pl_interval"] == 0:
-                self.last_pl = self._path_length()
+                self.last_pl = self._path_length(t)
         finally:
             t.D.requires_grad_(True)
         if self.ada is not None:
@@ -448,25 +463,25 @@ class StyleGAN2Objective(Objective):
         return torch.stack([loss_d.detach(), loss_g.detach(), s_real.detach().float().mean(),
                             s_fake.detach().float().mean(), self.last_r1.detach().float(), self.last_pl.detach().float()])
 
-    def _r1(self, real: torch.Tensor) -> torch.Tensor:
+    def _r1(self, t: StepContext, real: torch.Tensor) -> torch.Tensor:
         """Lazy R1: γ/2·E‖∇ₓD(x)‖² on reals, times the interval (fp32)."""
-        t, o = self.t, self.o
+        o = self.o
         with torch.autocast(t.device.type, enabled=False):
             x = real.detach().float().requires_grad_(True)
-            score = self.run_D(x)
+            score = self.run_D(t, x)
             (grad,) = torch.autograd.grad(score.sum(), x, create_graph=True)
             penalty = grad.square().sum(dim=[1, 2, 3])
-            loss = (penalty * (o["r1_gamma"] / 2)).mean() * o["r1_interval"] + score.mean() * 0
+            loss = (penalty * (self.r1_gamma / 2)).mean() * o["r1_interval"] + score.mean() * 0
         self.optimise(loss, t.opt_D, t.scaler_D, params=t.D)
         return penalty.detach().mean()
 
-    def _path_length(self) -> torch.Tensor:
+    def _path_length(self, t: StepContext) -> torch.Tensor:
         """Lazy path-length regulariser on half a batch: (‖Jᵀy‖ − a)², a the running mean."""
-        t, o = self.t, self.o
-        n = max(1, t.cfg.batch_size // 2)
+        o = self.o
+        n = max(1, self.spec.train.batch_size // 2)
         with torch.autocast(t.device.type, enabled=False):
-            img, ws = self.run_G(t.latents(n))
-            noise = torch.randn(img.shape, device=t.device, generator=t.noise) / math.sqrt(img.shape[2] * img.shape[3])
+            img, ws = self.run_G(t, t.latents(n))
+            noise = torch.randn(img.shape, device=t.device, generator=t.rng) / math.sqrt(img.shape[2] * img.shape[3])
             (grad,) = torch.autograd.grad((img * noise).sum(), ws, create_graph=True)
             lengths = grad.square().sum(dim=2).mean(dim=1).sqrt()
             mean = self.all_reduce_mean(lengths.detach().mean())
@@ -477,17 +492,17 @@ class StyleGAN2Objective(Objective):
         return penalty.detach().mean()
 
     def _sum_across(self, values: torch.Tensor) -> torch.Tensor:
-        return self.all_reduce_mean(values) * self.t.world.size
+        return self.all_reduce_mean(values) * self.world.size
 
     # -- bookkeeping
 
-    def ema_decay(self) -> float:
+    def ema_decay(self, step: int) -> float:
         """β = ½^(batch / half-life), half-life = min(ema_kimg·1000, images seen · ema_rampup)."""
-        t, o = self.t, self.o
+        o = self.o
         batch = self._images_per_step()
         half_life = o["ema_kimg"] * 1000
         if o["ema_rampup"] > 0:
-            half_life = min(half_life, t.step * batch * o["ema_rampup"])
+            half_life = min(half_life, step * batch * o["ema_rampup"])
         return 0.5 ** (batch / max(half_life, 1e-8))
 
     def gauges(self) -> dict[str, float]:
@@ -502,7 +517,7 @@ class StyleGAN2Objective(Objective):
     def load_state_dict(self, state: dict[str, Any]) -> None:
         if not state:
             return
-        dev = self.t.device
+        dev = self.device
         self.pl_mean = state["pl_mean"].to(dev)
         self.last_r1, self.last_pl = state["last_r1"].to(dev), state["last_pl"].to(dev)
         if self.augment is not None:
@@ -520,7 +535,8 @@ STYLEGAN2 = Family(
     lr_d=0.0025,
     betas=(0.0, 0.99),
     z_dim=512,
-    width=512,
+    width=None,  # --width is channel_max here (width_option), stored among the options
+    width_option="channel_max",
     batch_size=32,
     resolutions=RESOLUTIONS,
     objective=StyleGAN2Objective,

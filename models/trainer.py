@@ -1,8 +1,9 @@
 """The one trainer every family uses.
 
 What a step does belongs to the family's training objective (``models/objective.py``;
-``GANObjective``, the unconditional GAN step, unless the family names another). The
-trainer owns the rest: models, an EMA copy of G for samples, optimisers, the data order,
+``GANObjective``, the unconditional GAN step, unless the family names another), which
+gets each step's models, optimisers, data, step number and RNG in a ``StepContext`` and
+never sees the trainer. The trainer owns the rest: models, an EMA copy of G for samples, optimisers, the data order,
 seeded RNGs (CPU runs are bit-reproducible and ``--resume`` continues exactly), mixed
 precision (bf16, or fp16 with grad scaling) on CUDA, checkpoints, metrics, grids and
 signals. Under torchrun, real batches come from a DistributedSampler, the objective
@@ -29,7 +30,7 @@ from ganeval.errors import BadInput
 from ganeval.progress import progress
 from ganeval.models.checkpoint import load_state, save_checkpoint
 from ganeval.models.distributed import World, any_flag, gather_objects
-from ganeval.models.objective import GAN_STATS, GANObjective, Objective, to_signed
+from ganeval.models.objective import GAN_STATS, GANObjective, Objective, StepContext, TrainingSpec
 from ganeval.models.registry import build_models, get_family
 from ganeval.models.sampling import LatentStream, require_latent_model
 from ganeval.models.spec import ModelConfig
@@ -62,6 +63,7 @@ class TrainConfig:
     fid_n: int = 5000  # generated samples per measurement
     fid_features: str = "inception"
     fid_weights: str | None = None
+    data_hash: str | None = None  # content hash of --data (ganeval.sources); --resume refuses other images
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -117,8 +119,9 @@ class Trainer:
         self.D = D.to(self.device, memory_format=torch.channels_last)
         self.G_ema = copy.deepcopy(self.G).eval().requires_grad_(False) if world.is_main else None
         make_objective = self.family.objective or GANObjective
-        self.objective: Objective = make_objective(self)
-        self.opt_G, self.opt_D = self.objective.make_optimizers()
+        spec = TrainingSpec(self.family, model_cfg, train_cfg, world, self.device)
+        self.objective: Objective = make_objective(spec, self.G, self.D)
+        self.opt_G, self.opt_D = self.objective.make_optimizers(self.G, self.D)
 
         self.amp_dtype: torch.dtype | None = None
         if self.device.type == "cuda" and train_cfg.amp:
@@ -128,8 +131,9 @@ class Trainer:
         self.scaler_G = torch.amp.GradScaler(self.device.type, enabled=scaled)
         self.scaler_D = torch.amp.GradScaler(self.device.type, enabled=scaled)
 
-        self.noise = torch.Generator(self.device)
+        self.rng = torch.Generator(self.device)  # z, GP mixes, augmentations: seeded, checkpointed
         self.step, batches_seen = 0, 0
+        self._interval: dict[str, Any] = {}  # the metrics row in progress when the checkpoint was written
         if checkpoint is not None:
             batches_seen = self._restore_weights(checkpoint)
 
@@ -149,34 +153,31 @@ class Trainer:
 
     # ------------------------------------------------------------------ one step
 
-    def autocast(self):
-        """Mixed precision on CUDA (when enabled), a no-op elsewhere."""
-        if self.amp_dtype is None:
-            return contextlib.nullcontext()
-        return torch.autocast(self.device.type, dtype=self.amp_dtype)
-
-    def latents(self, n: int) -> torch.Tensor:
-        """n standard-normal z from the seeded, checkpointed noise generator."""
-        return torch.randn(n, self.model_cfg.z_dim, device=self.device, generator=self.noise)
+    def context(self) -> StepContext:
+        """What the objective's next step works with."""
+        return StepContext(self.G, self.D, self.opt_G, self.opt_D, self.scaler_G, self.scaler_D, self.real,
+                           self.step, self.rng, self.device, self.model_cfg.z_dim, self.amp_dtype)
 
     def real_batch(self) -> torch.Tensor:
         """The next real batch of the default data stream, as floats in [-1, 1]."""
-        return to_signed(next(self.real).to(self.device, non_blocking=True))
+        return self.context().real_batch()
 
     def train_step(self) -> torch.Tensor:
         """One generator step of the family's objective; returns its stats vector."""
-        stats = self.objective.step()
-        self._update_ema(self.objective.ema_decay())
+        stats = self.objective.step(self.context())
+        self._update_ema(self.objective.ema_decay(self.step), self.objective.ema_copies_buffers)
         self.step += 1
         return stats
 
     @torch.no_grad()
-    def _update_ema(self, decay: float) -> None:
+    def _update_ema(self, decay: float, copy_buffers: bool = False) -> None:
+        """Parameters: G_ema ← lerp(G_ema, G, 1 − decay). Buffers: copied when the objective
+        says so (StyleGAN2-ADA copies them, w_avg included), else floating ones blended too."""
         if self.G_ema is None:
             return
         torch._foreach_lerp_(list(self.G_ema.parameters()), list(self.G.parameters()), 1 - decay)
         for ema_buf, buf in zip(self.G_ema.buffers(), self.G.buffers()):
-            if ema_buf.dtype.is_floating_point:
+            if ema_buf.dtype.is_floating_point and not copy_buffers:
                 ema_buf.lerp_(buf, 1 - decay)
             else:
                 ema_buf.copy_(buf)
@@ -184,7 +185,7 @@ class Trainer:
     # ------------------------------------------------------------------ state
 
     def _rng_state(self) -> dict[str, torch.Tensor]:
-        state = {"torch": torch.get_rng_state(), "noise": self.noise.get_state()}
+        state = {"torch": torch.get_rng_state(), "noise": self.rng.get_state()}  # "noise": the key since version 1
         if self.device.type == "cuda":
             state["cuda"] = torch.cuda.get_rng_state(self.device)
         return state
@@ -209,6 +210,7 @@ class Trainer:
             "scaler_D": self.scaler_D.state_dict(),
             "rng": rngs,
             "objective": self.objective.state_dict(),
+            "interval": self._interval,
         }
 
     def _fid_monitor(self):
@@ -236,11 +238,21 @@ class Trainer:
             save_checkpoint(path, payload)
         return path
 
+    def _write_config(self) -> None:
+        """RUN/config.json: the configs, the process count and what the data turned out to be."""
+        data = {"hash": self.cfg.data_hash, "images": len(self.real)}
+        summary = getattr(self.real, "skipped_summary", None)
+        if summary is not None:
+            data.update(summary())
+        write_text(self.out / "config.json", json.dumps(
+            {"model": self.model_cfg.to_dict(), "train": self.cfg.to_dict(), "world_size": self.world.size,
+             "data": data}, indent=2) + "\n")
+
     def _seed_rng(self, salt: int = 0) -> None:
         """Dropout, z and GP mixes: seeded per process (and per step when re-seeding on resume)."""
         rank = self.world.rank
         torch.manual_seed(self.cfg.seed + 1 + rank + 1000003 * salt)
-        self.noise.manual_seed(self.cfg.seed * 7919 + 104729 * (rank + 1) + 1000003 * salt)
+        self.rng.manual_seed(self.cfg.seed * 7919 + 104729 * (rank + 1) + 1000003 * salt)
         if self.device.type == "cuda":
             torch.cuda.manual_seed(self.cfg.seed + 1 + rank + 1000003 * salt)
 
@@ -255,7 +267,7 @@ class Trainer:
             return
         rng = rngs[self.world.rank]
         torch.set_rng_state(rng["torch"])
-        self.noise.set_state(rng["noise"])
+        self.rng.set_state(rng["noise"])
         if "cuda" in rng and self.device.type == "cuda":
             torch.cuda.set_rng_state(rng["cuda"], self.device)
 
@@ -275,6 +287,7 @@ class Trainer:
         except (KeyError, ValueError, RuntimeError) as err:
             raise BadInput(f"{where}: optimiser state does not fit the model ({str(err).splitlines()[0][:120]})") from None
         self.objective.load_state_dict(ckpt.get("objective") or {})
+        self._interval = dict(ckpt.get("interval") or {})
         self.step = int(ckpt["step"])
         batches = int(ckpt.get("batches_seen", 0))
         if int(ckpt.get("world_size", 1)) != self.world.size:
@@ -283,9 +296,13 @@ class Trainer:
 
     # ------------------------------------------------------------------ the loop
 
+    def grid_images(self) -> torch.Tensor:
+        """The objective's grid of G_ema (of G on processes without an EMA copy)."""
+        return self.objective.grid_images(self.G_ema if self.G_ema is not None else self.G, self.fixed_z)
+
     def save_grid(self) -> Path:
         path = grid_path(self.out, self.step)
-        images = self.objective.grid_images()
+        images = self.grid_images()
         columns = self.objective.grid_columns() or math.ceil(math.sqrt(len(images)))
         save_grid(path, images.numpy(), columns=columns)
         return path
@@ -302,8 +319,7 @@ class Trainer:
         log = None
         if main:
             self.out.mkdir(parents=True, exist_ok=True)
-            write_text(self.out / "config.json", json.dumps(
-                {"model": self.model_cfg.to_dict(), "train": cfg.to_dict(), "world_size": self.world.size}, indent=2) + "\n")
+            self._write_config()
             log = MetricsLog(self.out / METRICS_NAME, self.step if self.step else None,
                              tuple(self.objective.stats) + tuple(self.objective.gauge_names))
             if self.step == 0:
@@ -316,8 +332,12 @@ class Trainer:
                     handlers[sig] = signal.signal(sig, self._on_signal)
         bar = progress(total=cfg.steps, desc=f"train {self.model_cfg.model}", unit="step", initial=self.step) if main else None
         names = tuple(self.objective.stats)
-        sums = torch.zeros(len(names), device=self.device)
-        count, images, t0, start = 0, 0, time.perf_counter(), time.perf_counter()
+        # the row in progress: carried over from the checkpoint when it was written mid-interval,
+        # so the resumed row averages the same steps an uninterrupted run's row does
+        carried = self._interval if len(self._interval.get("sums", ())) == len(names) else {}
+        sums = carried["sums"].to(self.device, torch.float32) if carried else torch.zeros(len(names), device=self.device)
+        count, images, earlier = int(carried.get("count", 0)), int(carried.get("images", 0)), float(carried.get("seconds", 0))
+        t0, start = time.perf_counter(), time.perf_counter()
         per_step_images = cfg.batch_size * self.objective.batches_per_step * self.world.size
         stopped = False
         try:
@@ -331,8 +351,9 @@ class Trainer:
                 if stopped and self._stop_signal is None:  # another process was signalled
                     self._stop_signal = signal.SIGTERM
                 last = self.step == cfg.steps
-                if self.step % cfg.log_every == 0 or last or stopped:
-                    elapsed = time.perf_counter() - t0
+                # rows and grids at completed intervals only: a stopped run writes them after --resume
+                if self.step % cfg.log_every == 0 or last:
+                    elapsed = earlier + time.perf_counter() - t0
                     means = (sums / count).tolist()
                     row = dict(zip(names, means))
                     row.update(self.objective.gauges())
@@ -344,15 +365,19 @@ class Trainer:
                         shown = {k: f"{row[k]:.3f}" for k in names[:2]}
                         bar.set_postfix(**shown, img_s=f"{row['img_per_s']:.0f}")
                     sums.zero_()
-                    count, images, t0 = 0, 0, time.perf_counter()
-                if main and (self.step % cfg.sample_every == 0 or last or stopped):
+                    count, images, earlier, t0 = 0, 0, 0.0, time.perf_counter()
+                if main and (self.step % cfg.sample_every == 0 or last):
                     self.save_grid()
                 if monitor is not None and (self.step % cfg.fid_every == 0 or last) and not stopped:
                     fid = monitor.measure(self._sampling_payload(), self.step, self.real.batches_seen * cfg.batch_size * self.world.size / 1000)
                     if bar is not None:
                         bar.write(f"step {self.step}: FID {fid:.2f} ({cfg.fid_n} samples)", file=sys.stderr)
                 if self.step % cfg.ckpt_every == 0 or last or stopped:
+                    self._interval = {"sums": sums.detach().cpu().clone(), "count": count, "images": images,
+                                      "seconds": earlier + time.perf_counter() - t0}
                     self.save()
+                    if main:
+                        self._write_config()  # skipped-image counts grow while streaming
                 if stopped:
                     break
         finally:

@@ -14,7 +14,7 @@ import torch
 
 from ganeval.device import resolve_device
 from ganeval.errors import BadInput
-from ganeval.images import resize_rgb
+from ganeval.resample import resize_rgb
 from ganeval.tiling import split_tiles, stitch_tiles
 from ganeval.models.checkpoint import load_checkpoint, load_generator, model_config
 from ganeval.models.unpaired import translate_uint8

@@ -25,6 +25,7 @@ from ganeval.models.blocks import ResnetBlock, conv_reflect
 from ganeval.models.cyclegan import Translator, lsgan
 from ganeval.models.options import fill_options
 from ganeval.models.spec import Family, ModelConfig
+from ganeval.models.objective import StepContext
 from ganeval.models.unpaired import UnpairedObjective
 
 N_BLOCKS = 4
@@ -258,15 +259,15 @@ class UGATITObjective(UnpairedObjective):
     stats = ("loss_d", "loss_g", "adv", "cycle", "identity", "cam")
     WEIGHT_DECAY = 1e-4
 
-    def make_optimizers(self) -> tuple[torch.optim.Optimizer, torch.optim.Optimizer]:
-        fam, t = self.t.family, self.t
-        return (torch.optim.Adam(t.G.parameters(), lr=fam.lr_g, betas=fam.betas, weight_decay=self.WEIGHT_DECAY),
-                torch.optim.Adam(t.D.parameters(), lr=fam.lr_d, betas=fam.betas, weight_decay=self.WEIGHT_DECAY))
+    def make_optimizers(self, G: nn.Module, D: nn.Module) -> tuple[torch.optim.Optimizer, torch.optim.Optimizer]:
+        fam = self.spec.family
+        return (torch.optim.Adam(G.parameters(), lr=fam.lr_g, betas=fam.betas, weight_decay=self.WEIGHT_DECAY),
+                torch.optim.Adam(D.parameters(), lr=fam.lr_d, betas=fam.betas, weight_decay=self.WEIGHT_DECAY))
 
-    def step(self) -> torch.Tensor:
-        t, o = self.t, self.t.model_cfg.options
-        self.decay_learning_rates()
-        real_A, real_B = self.real_pair()
+    def step(self, t: StepContext) -> torch.Tensor:
+        o = self.options
+        self.decay_learning_rates(t)
+        real_A, real_B = self.real_pair(t)
         with torch.no_grad(), t.autocast():
             fake_A = t.G.translate(real_B, "BA")
             fake_B = t.G.translate(real_A, "AB")

@@ -4,20 +4,18 @@ for the trainer's grids, and the G/D update order of each paper."""
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
 from torch import nn
 
 from ganeval.errors import BadInput
-from ganeval.images import CorruptImage, resize_rgb
+from ganeval.images import CorruptImage, signed_to_uint8
+from ganeval.resample import resize_rgb
 from ganeval.sources import open_source
 from ganeval.models.data import RealBatches
-from ganeval.models.objective import Objective, to_signed
+from ganeval.models.objective import Objective, StepContext, to_signed
 
-if TYPE_CHECKING:  # pragma: no cover
-    from ganeval.models.trainer import Trainer
 
 LAYOUT = "trainA/ trainB/ testA/ testB/"
 GRID_PAIRS = 4  # preview rows in each training grid (A | A→B | B | B→A)
@@ -53,6 +51,10 @@ class UnpairedBatches:
 
     def __len__(self) -> int:
         return len(self.A) + len(self.B)
+
+    def skipped_summary(self) -> dict[str, object]:
+        skipped = self.A.skipped + self.B.skipped
+        return {"skipped": len(skipped), "first_skipped": skipped[0][0] if skipped else None}
 
     @property
     def epoch(self) -> float:
@@ -93,7 +95,7 @@ def translate_uint8(G: nn.Module, images: np.ndarray, direction: str, device: to
         return images
     x = torch.from_numpy(np.require(images, np.uint8, ["C", "W"])).to(device).permute(0, 3, 1, 2)
     x = to_signed(x).contiguous(memory_format=memory_format)
-    y = G.translate(x, direction).float().add_(1).mul_(127.5).round_().clamp_(0, 255).to(torch.uint8)
+    y = signed_to_uint8(G.translate(x, direction))
     return y.permute(0, 2, 3, 1).cpu().numpy()
 
 
@@ -101,44 +103,43 @@ class UnpairedObjective(Objective):
     """What CycleGAN and U-GAT-IT share: the two-domain data stream, real batches in [-1, 1],
     hand-averaged gradients under DDP, and preview grids (rows: A, A→B, B, B→A with G_ema)."""
 
-    def __init__(self, trainer: "Trainer"):
-        super().__init__(trainer)
+    def __init__(self, spec, G: nn.Module, D: nn.Module):
+        super().__init__(spec, G, D)
         self._preview: tuple[np.ndarray, np.ndarray] | None = None
 
     def make_data(self, batches_seen: int) -> UnpairedBatches:
-        t = self.t
-        return UnpairedBatches(t.cfg.data, t.model_cfg.resolution, t.cfg.batch_size, seed=t.cfg.seed,
-                               rank=t.world.rank, world_size=t.world.size, num_workers=t.cfg.num_workers,
+        s = self.spec
+        return UnpairedBatches(s.train.data, s.model.resolution, s.train.batch_size, seed=s.train.seed,
+                               rank=s.world.rank, world_size=s.world.size, num_workers=s.train.num_workers,
                                batches_seen=batches_seen)
 
-    def decay_learning_rates(self) -> None:
+    def decay_learning_rates(self, ctx: StepContext) -> None:
         """Both papers' schedule: the initial rate for the first half of training, then linear
         to zero (CycleGAN: 100 + 100 epochs; U-GAT-IT: from iteration/2). Set from the step
         alone, so a resumed run follows the same schedule. Off with -O lr_decay=false."""
-        t = self.t
-        if not t.model_cfg.options.get("lr_decay", False) or not t.cfg.steps:
+        steps, fam = self.spec.train.steps, self.spec.family
+        if not self.options.get("lr_decay", False) or not steps:
             return
-        factor = min(1.0, 2.0 * (1.0 - t.step / t.cfg.steps))
-        for opt, base in ((t.opt_G, t.family.lr_g), (t.opt_D, t.family.lr_d)):
+        factor = min(1.0, 2.0 * (1.0 - ctx.step / steps))
+        for opt, base in ((ctx.opt_G, fam.lr_g), (ctx.opt_D, fam.lr_d)):
             for group in opt.param_groups:
                 group["lr"] = base * factor
 
-    def real_pair(self) -> tuple[torch.Tensor, torch.Tensor]:
-        a, b = next(self.t.real)
-        dev = self.t.device
+    def real_pair(self, ctx: StepContext) -> tuple[torch.Tensor, torch.Tensor]:
+        a, b = next(ctx.data)
+        dev = ctx.device
         return to_signed(a.to(dev, non_blocking=True)), to_signed(b.to(dev, non_blocking=True))
 
-    def grid_images(self) -> torch.Tensor:
+    def grid_images(self, G_ema: nn.Module, fixed_z: torch.Tensor | None = None) -> torch.Tensor:
         """One row per preview pair: A | A→B | B | B→A, translated by G_ema (uint8 N×H×W×3)."""
-        t = self.t
         if self._preview is None:
-            res = t.model_cfg.resolution
-            self._preview = (preview_images(t.cfg.data, "A", res), preview_images(t.cfg.data, "B", res))
+            res, data = self.spec.model.resolution, self.spec.train.data
+            self._preview = (preview_images(data, "A", res), preview_images(data, "B", res))
         a, b = self._preview
-        G = t.G_ema if t.G_ema is not None else t.G
         n = min(len(a), len(b))
         a, b = a[:n], b[:n]
-        quads = np.stack([a, translate_uint8(G, a, "AB", t.device), b, translate_uint8(G, b, "BA", t.device)], axis=1)
+        dev = self.device
+        quads = np.stack([a, translate_uint8(G_ema, a, "AB", dev), b, translate_uint8(G_ema, b, "BA", dev)], axis=1)
         return torch.from_numpy(quads.reshape(-1, *a.shape[1:]))
 
     def grid_columns(self) -> int:

@@ -102,6 +102,8 @@ def write_animation(path: str | os.PathLike, frames: list[np.ndarray], fps: floa
 def run_grids(run_dir: str | os.PathLike) -> list[tuple[int, Path]]:
     """(step, path) of a run's sample grids, by step."""
     folder = Path(run_dir) / "grids"
+    if Path(run_dir).is_file():
+        raise BadInput(f"{run_dir} is a file; give the run folder that holds it ({Path(run_dir).parent})")
     if not Path(run_dir).is_dir():
         raise BadInput(f"{run_dir}: no such run folder")
     found = sorted((int(m.group(1)), p) for p in folder.glob("step_*.png") if (m := GRID_NAME.match(p.name)))

@@ -24,7 +24,8 @@ from sqlalchemy import func, insert, select
 
 from ganeval.atomic import write_bytes
 from ganeval.errors import BadInput
-from ganeval.images import CorruptImage, encode_png, resize_rgb
+from ganeval.images import CorruptImage, encode_png
+from ganeval.resample import resize_rgb
 from ganeval.sources import Source, open_source
 from ganeval.study_app import db
 from ganeval.study_app.assign import needed_per_class

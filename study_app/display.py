@@ -2,8 +2,8 @@
 PNG bytes, so the page embeds pixels only (no file name, path or URL that could hint at truth).
 
 Lanczos (Pillow) by default. A study whose settings name ``upscaler: "srgan:CKPT"`` goes
-through the image-to-image upscaler (``ganeval.upscale`` / ``models.srgan``), imported only
-when asked for; where it is missing or fails, Lanczos is used and a warning is logged once.
+through the image-to-image upscaler (``ganeval.models.upscale``), looked up by name only
+when asked for (the study never imports a model); where it is missing or fails, Lanczos is used and a warning is logged once.
 Results are cached in memory: every participant sees the same few hundred images."""
 from __future__ import annotations
 
@@ -19,28 +19,19 @@ import numpy as np
 from PIL import Image
 
 from ganeval.images import decode_image
+from ganeval.resample import fit_size, resize_rgb
 
 log = logging.getLogger(__name__)
 
 # the image-to-image module providing ``upscale_image(rgb, (h, w), method, device)``
-UPSCALER_MODULES = ("ganeval.upscale",)
+UPSCALER_MODULES = ("ganeval.models.upscale",)
 UPSCALER_DEVICE = "auto"
 CACHE_SIZE = 256
 
 
-def fit_size(height: int, width: int, size: int) -> tuple[int, int]:
-    """(h, w) with the longer side equal to ``size`` and the aspect ratio kept."""
-    if height >= width:
-        return size, max(1, round(width * size / height))
-    return max(1, round(height * size / width)), size
-
-
 def lanczos(arr: np.ndarray, size: int) -> np.ndarray:
     """Resize RGB uint8 so its longer side is ``size`` with Pillow's Lanczos filter."""
-    h, w = fit_size(arr.shape[0], arr.shape[1], size)
-    if (h, w) == arr.shape[:2]:
-        return arr
-    return np.asarray(Image.fromarray(arr).resize((w, h), Image.Resampling.LANCZOS), dtype=np.uint8)
+    return resize_rgb(arr, fit_size(arr.shape[0], arr.shape[1], size), "lanczos")
 
 
 def _find_model_upscaler() -> Callable[..., np.ndarray] | None:

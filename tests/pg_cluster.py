@@ -157,7 +157,7 @@ def pg_cluster() -> Iterator[Cluster]:
         with throwaway_cluster() as cluster:
             yield cluster
     except PostgresUnavailable as err:
-        pytest.skip(f"PostgreSQL server not available: {err}")
+        pytest.skip(f"PostgreSQL server (Debian package 'postgresql') not available: {err}")
 
 
 @pytest.fixture(scope="session")

@@ -37,3 +37,54 @@ def test_demo_offline_skips_in_one_line(tmp_path, capsys, monkeypatch):
     text = capsys.readouterr().out
     skipped = [line for line in text.splitlines() if line.strip().startswith("skipped (")]
     assert len(skipped) == 2 and all("pt_inception" in s or "illust2vec" in s for s in skipped)
+
+
+def _quick_demo(monkeypatch):
+    import ganeval.cli.demo as demo
+
+    monkeypatch.setattr(demo, "_later_steps", lambda *a: [])  # the full run is covered above
+
+
+def test_demo_refuses_a_folder_it_did_not_write(tmp_path, capsys, monkeypatch):
+    _quick_demo(monkeypatch)
+    out = tmp_path / "mine"
+    out.mkdir()
+    (out / "thesis.txt").write_text("four years of work")
+    assert main(["demo", "--out", str(out), "-n", "8"]) == 2
+    err = capsys.readouterr().err
+    assert "not empty" in err and "--overwrite" in err and len(err.strip().splitlines()) == 1
+    assert sorted(p.name for p in out.iterdir()) == ["thesis.txt"]  # refused before any work
+    assert (out / "thesis.txt").read_text() == "four years of work"
+
+
+def test_demo_reruns_into_its_own_output_and_keeps_other_files(tmp_path, capsys, monkeypatch):
+    _quick_demo(monkeypatch)
+    out = tmp_path / "demo-out"
+    assert main(["demo", "--out", str(out), "-n", "8"]) == 0
+    first = (out / "faces_a.npz").read_bytes()
+    (out / "notes.txt").write_text("mine")
+    (out / "faces_a_stale.npz").write_bytes(b"")  # not a demo name: kept too
+    assert main(["demo", "--out", str(out), "-n", "16"]) == 0  # what `make demo` does twice
+    assert (out / "notes.txt").read_text() == "mine" and (out / "faces_a_stale.npz").exists()
+    assert (out / "faces_a.npz").read_bytes() != first  # replaced by the second run (16 faces)
+    from ganeval.outputs import read_manifest
+
+    manifest = read_manifest(out)
+    assert manifest["command"] == "demo" and "faces_a.npz" in manifest["files"]
+    assert "notes.txt" not in manifest["files"]
+
+
+def test_demo_overwrite_writes_beside_user_files_but_never_over_them(tmp_path, capsys, monkeypatch):
+    _quick_demo(monkeypatch)
+    out = tmp_path / "shared"
+    out.mkdir()
+    (out / "thesis.txt").write_text("x")
+    assert main(["demo", "--out", str(out), "-n", "8", "--overwrite"]) == 0
+    assert (out / "thesis.txt").read_text() == "x" and (out / "faces_a.npz").is_file()
+
+    clash = tmp_path / "clash"
+    clash.mkdir()
+    (clash / "faces_b.npz").write_bytes(b"user data")
+    assert main(["demo", "--out", str(clash), "-n", "8", "--overwrite"]) == 2
+    assert "faces_b.npz" in capsys.readouterr().err
+    assert (clash / "faces_b.npz").read_bytes() == b"user data"

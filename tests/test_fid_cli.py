@@ -129,3 +129,108 @@ def test_fid_from_generator_equals_sample_then_fid(capsys, tmp_path, sets, incep
     assert main(["fid", str(sets["a"]), "--generator", str(ckpt), "-n", "4", "--truncation", "0.7", *w]) == 2
     last = capsys.readouterr().err.strip().splitlines()[-1]  # after the test-weights warning
     assert last.startswith("ganeval fid: error:") and "--truncation needs a style-based generator" in last
+
+
+def test_fid_all_metrics_save_features_and_stats(capsys, sets, inception_weights, tmp_path):
+    w = ("--weights", inception_weights)
+    feats, stats_a = tmp_path / "feats.npz", tmp_path / "out" / "a_stats.npz"
+    # --save-stats before the inputs: the option takes one file, the positionals stay inputs
+    res = _fid(capsys, "--save-stats", stats_a, sets["a"], sets["blur2"], "--metrics", "all", "--prdc-k", "2,3",
+               "--save-features", feats, *w)
+    for key in ("fid", "kid_mean", "kid_std", "is_mean", "is_std", "precision", "recall", "density", "coverage"):
+        assert isinstance(res[key], float), key
+    assert res["prdc_k"] == [2, 3] and res["prdc_n"] == [N, N]
+    assert res["is_mean"] >= 1.0 and 0.0 <= res["recall"] <= 1.0
+    with np.load(feats) as f:
+        a, b = f["a"], f["b"]
+    assert a.shape == (N, 2048) and b.shape == (N, 2048) and a.dtype == np.float32
+    with np.load(stats_a) as f:
+        np.testing.assert_allclose(f["mu"], a.astype(np.float64).mean(0), rtol=1e-10, atol=1e-12)
+    # the same features again from the cache, and metrics recomputed from the saved features agree
+    from ganeval.metrics.fid import frechet_distance, mean_and_covariance
+
+    again = _fid(capsys, sets["a"], sets["blur2"], "--metrics", "fid", *w)
+    assert set(again) >= {"fid"} and "kid_mean" not in again
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        fid = frechet_distance(*mean_and_covariance(a), *mean_and_covariance(b))
+    assert again["fid"] == pytest.approx(fid, rel=1e-9) and res["fid"] == pytest.approx(fid, rel=1e-9)
+    # an existing output is refused before any work, and replaced with --overwrite
+    _fails(capsys, ["fid", str(sets["a"]), "--save-stats", str(stats_a), *w], 2, "already exists")
+    assert main(["fid", str(sets["a"]), "--save-stats", str(stats_a), "--overwrite", *w, "--num-workers", "0"]) == 0
+    # human-readable lines for every metric
+    capsys.readouterr()
+    assert main(["fid", str(sets["a"]), str(sets["b"]), "--metrics", "is,prdc", *w, "--num-workers", "0"]) == 0
+    text = capsys.readouterr().out
+    assert "IS (of B):" in text and "precision" in text and "coverage" in text and "FID" not in text
+
+
+def test_fid_metric_bad_input(capsys, sets, inception_weights, tmp_path):
+    w = ["--weights", inception_weights, "--num-workers", "0"]
+    a, b = str(sets["a"]), str(sets["b"])
+    _fails(capsys, ["fid", a, b, "--metrics", "fid,precision", *w], 2, "unknown metric 'precision'")
+    _fails(capsys, ["fid", a, b, "--prdc-k", "x", *w], 2, "--prdc-k")
+    np.savez(tmp_path / "few.npz", images=np.load(sets["a"])["images"][:4])
+    _fails(capsys, ["fid", a, str(tmp_path / "few.npz"), "--metrics", "prdc", *w], 2, "at least 6 samples")
+    stats = tmp_path / "b_stats.npz"
+    assert main(["fid", b, "--save-stats", str(stats), *w]) == 0
+    capsys.readouterr()
+    _fails(capsys, ["fid", a, str(stats), "--metrics", "is", *w], 2, "Inception Score needs images")
+    _fails(capsys, ["fid", a, str(stats), "--metrics", "prdc", *w], 2, "need images")
+    _fails(capsys, ["fid", a, str(stats), "--save-features", str(tmp_path / "f.npz"), *w], 2, "statistics file")
+    # outputs onto an input are refused before any work, even with --overwrite
+    _fails(capsys, ["fid", a, "--save-stats", a, "--overwrite", *w], 2, "is the input")
+    _fails(capsys, ["fid", a, b, "--save-stats", str(tmp_path / "1.npz"), "--save-stats", str(tmp_path / "2.npz"),
+                    "--save-stats", str(tmp_path / "3.npz"), *w], 2, "one file per input")
+    # a sigma saved flat: its real shape in the message
+    np.savez(tmp_path / "flat.npz", mu=np.zeros(2048), sigma=np.ones(2048))
+    _fails(capsys, ["fid", str(tmp_path / "flat.npz"), a, *w], 2, "sigma (2048,)")
+    _fails(capsys, ["fid", a, b, "--resize", "clean", "--features", "illust2vec", *w], 2, "Inception features only")
+
+
+def test_strict_and_skip_warning_survive_the_cache(capsys, tmp_path, faces32, inception_weights):
+    folder = tmp_path / "with_corrupt"
+    folder.mkdir()
+    for i, face in enumerate(faces32[:6]):
+        Image.fromarray(face).save(folder / f"{i}.png")
+    (folder / "bad1.png").write_bytes(b"not a png")
+    (folder / "bad2.jpg").write_bytes(b"\xff\xd8 truncated")
+    other = tmp_path / "b.npz"
+    np.savez(other, images=faces32[6:12])
+    args = ["fid", str(folder), str(other), "--weights", inception_weights, "--num-workers", "0", "--json"]
+    for run in range(2):  # computed, then from the cache: the same warning
+        assert main(args) == 0
+        captured = capsys.readouterr()
+        assert "skipped 2 corrupt image(s)" in captured.err, (run, captured.err)
+    assert json.loads(captured.out)["a"]["cached"] is True
+    assert main([*args, "--strict"]) == 1
+    err = capsys.readouterr().err
+    assert "corrupt" in err and "--strict" in err and "Traceback" not in err
+
+
+def test_tf32_is_off_only_during_extraction():
+    import torch
+
+    from ganeval.features.base import ExtractorInfo, FeatureExtractor
+    from ganeval.stats import extract_features
+
+    seen = []
+
+    class Probe(FeatureExtractor):
+        info = ExtractorInfo("probe", 2, 8, "x", False)
+
+        def forward(self, images):
+            seen.append((torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32))
+            return images.float().mean((2, 3))[:, :2]
+
+    saved = (torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32)
+    try:
+        torch.backends.cudnn.allow_tf32 = True
+        torch.backends.cuda.matmul.allow_tf32 = True
+        out = extract_features(Probe(), [torch.zeros(3, 8, 8, 3, dtype=torch.uint8)], torch.device("cpu"))
+        assert out.shape == (3, 2) and seen == [(False, False)]
+        assert torch.backends.cudnn.allow_tf32 and torch.backends.cuda.matmul.allow_tf32
+    finally:
+        torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32 = saved

@@ -160,3 +160,64 @@ def test_fast_mode_close_to_exact(both_networks, inception_state):
         exact, quick = ours(images), fast(images)
     assert fast.info.mode == "fast" and ours.info.mode == "exact"
     assert (exact - quick).abs().max() < 1e-3  # float32 reordering only; exact vs float64 is ~1e-4 too
+
+
+def test_clean_resize_equals_clean_fid():
+    from cleanfid.resize import make_resizer
+
+    from ganeval.features.inception import clean_resize
+
+    resizer = make_resizer("PIL", False, "bicubic", (299, 299))
+    rng = np.random.default_rng(3)
+    images = rng.integers(0, 256, (2, 41, 57, 3), dtype=np.uint8)
+    ours = clean_resize(torch.from_numpy(images).permute(0, 3, 1, 2)).numpy()
+    ref = np.stack([resizer(img) for img in images]).transpose(0, 3, 1, 2)
+    assert ours.dtype == np.float32 and ours.shape == (2, 3, 299, 299)
+    np.testing.assert_array_equal(ours, ref)
+    assert not np.array_equal(ref, np.round(ref))  # not quantised: that is the point of clean-fid
+
+
+def test_clean_mode_features_match_clean_fid(inception_state, tmp_path, faces32):
+    """clean-fid's whole clean path on files (its ResizeDataset: Pillow decode, float bicubic,
+    ToTensor) and its network. Its TF-graph TorchScript cannot be downloaded in tests; its
+    forward is (x - 128) / 128 into the TF graph, which is clean-fid's own port of the graph
+    (cleanfid.inception_pytorch, pytorch-fid's code) with our test weights."""
+    from PIL import Image
+    from cleanfid import inception_pytorch
+    from cleanfid.utils import ResizeDataset
+
+    files = []
+    for i, face in enumerate(faces32[:3]):
+        files.append(tmp_path / f"{i}.png")
+        Image.fromarray(face).save(files[-1])
+    dataset = ResizeDataset(files, mode="clean")
+    batch = torch.stack([dataset[i] for i in range(len(files))])
+    original = inception_pytorch.load_state_dict_from_url
+    inception_pytorch.load_state_dict_from_url = lambda *a, **k: inception_state
+    try:
+        net = inception_pytorch.InceptionV3([3], resize_input=False, normalize_input=False).eval()
+    finally:
+        inception_pytorch.load_state_dict_from_url = original
+    ours = InceptionExtractor(inception_state, "test", False, resize="clean").eval()
+    images = torch.from_numpy(faces32[:3]).permute(0, 3, 1, 2).contiguous()
+    with torch.inference_mode():
+        ref = net((batch - 128) / 128)[0].flatten(1)
+        got = ours(images)
+        default = InceptionExtractor(inception_state, "test", False).eval()(images)
+    assert ours.info.resize == "clean"
+    assert (got - ref).abs().max().item() < 1e-5
+    assert (got - default).abs().max().item() > 1e-3  # the two resizes really differ
+
+
+def test_logits_match_torch_fidelity_logits_unbiased(inception_state):
+    """The Inception Score's input: pool3 @ fc.weightᵀ, as torch-fidelity's logits_unbiased."""
+    ours = InceptionExtractor(inception_state, "test", False).eval()
+    pool3 = torch.randn(4, 2048, generator=torch.Generator().manual_seed(0)).abs()
+    got = ours.logits(pool3)
+    assert got.shape == (4, 1008)
+    assert torch.allclose(got, pool3.mm(inception_state["fc.weight"].T), atol=1e-6)
+    no_fc = InceptionExtractor({k: v for k, v in inception_state.items() if not k.startswith("fc.")}, "t", False)
+    from ganeval.errors import BadInput
+
+    with pytest.raises(BadInput, match="classifier"):
+        no_fc.logits(pool3)

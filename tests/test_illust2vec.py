@@ -13,11 +13,11 @@ import torch
 import torch.nn.functional as F
 from PIL import Image
 
-from ganeval.caffemodel import CaffeLayer, convert_illust2vec, read_caffemodel, write_caffemodel
+from ganeval.caffemodel import CaffeLayer, read_caffemodel, write_caffemodel
 from ganeval.cli.main import main
 from ganeval.errors import BadInput, MissingWeights
 from ganeval.features.illust2vec import (
-    CONV_LAYERS, DEFAULT_WIDTHS, MEAN_BGR, Illust2VecNet, build_illust2vec, is_published_architecture,
+    CONV_LAYERS, DEFAULT_WIDTHS, MEAN_BGR, Illust2VecNet, build_illust2vec, convert_illust2vec, is_published_architecture,
     published_shapes,
 )
 from ganeval.synth import make_faces

@@ -205,3 +205,24 @@ def test_bad_input(sets, tmp_path, capsys):
     tiny = tmp_path / "tiny.npy"
     np.save(tiny, np.zeros((3, 8, 8, 3), np.uint8))
     assert "at least 11" in _fails(["nearest", str(sets["gen"]), str(tiny), "-k", "1"], capsys)
+
+
+@pytest.mark.parametrize("gray_name", ["000_gray16.png", "zzz_gray16.png"])
+def test_channel_handling_does_not_depend_on_file_order(tmp_path, gray_name):
+    """A 16-bit grayscale PNG among colour images: the set is colour whichever file comes first."""
+    from ganeval.nearest.index import native_channels
+
+    root = tmp_path / "mixed"
+    root.mkdir()
+    faces = make_faces(3, size=32, seed=9)
+    for i, face in enumerate(faces[:2]):
+        Image.fromarray(face).save(root / f"m{i}.png")
+    gray16 = (np.asarray(Image.fromarray(faces[2]).convert("L"), dtype=np.uint16) * 257)
+    Image.fromarray(gray16).save(root / gray_name)
+    assert Image.open(root / gray_name).mode.startswith("I")
+    assert native_channels(open_source(root)) == 3
+    only_gray = tmp_path / "gray"
+    only_gray.mkdir()
+    Image.fromarray(gray16).save(only_gray / "a.png")
+    Image.fromarray(faces[0]).convert("L").save(only_gray / "b.png")
+    assert native_channels(open_source(only_gray)) == 1

@@ -18,7 +18,7 @@ from ganeval.synth import make_faces
 @pytest.fixture
 def study(tmp_path):
     """A real study folder (study_app) answered by simulated participants through StudyStore."""
-    from ganeval.cli.demo import simulate_participants
+    from ganeval.study_app.simulate import simulate_participants
     from ganeval.study_app.build import build_study
     from ganeval.study_app.store import StudyStore
 

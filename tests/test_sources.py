@@ -149,3 +149,59 @@ def test_bad_arrays(tmp_path):
     (tmp_path / "bad.zip").write_bytes(b"not a zip")
     with pytest.raises(BadInput, match="not a readable zip"):
         open_source(tmp_path / "bad.zip")
+
+
+def test_strict_error_in_a_worker_is_one_line_bad_input(image_folder):
+    """A corrupt file under --strict decoded in a DataLoader worker surfaces as the same one-line
+    BadInput (exit 2) as in the main process, not a worker traceback."""
+    from ganeval.errors import BadInput
+
+    for workers in (0, 2):
+        with pytest.raises(BadInput) as info:
+            list(open_source(image_folder).loader(batch_size=4, num_workers=workers, strict=True))
+        message = str(info.value)
+        assert "broken.png" in message and "\n" not in message and "Traceback" not in message
+
+
+def test_mixed_sizes_without_a_size_are_one_line_in_workers(tmp_path, faces32):
+    from ganeval.errors import BadInput
+
+    root = tmp_path / "mixed"
+    root.mkdir()
+    Image.fromarray(faces32[0]).save(root / "a.png")
+    Image.fromarray(faces32[1]).resize((16, 16)).save(root / "b.png")
+    with pytest.raises(BadInput, match="different sizes") as info:
+        list(open_source(root).loader(batch_size=4, num_workers=1))
+    assert "\n" not in str(info.value)
+
+
+def test_skipped_line_names_count_and_first():
+    from ganeval.sources import skipped_line
+
+    assert skipped_line("set", []) is None and skipped_line("set", 0) is None
+    assert skipped_line("set", [("x.png", "bad"), ("y.png", "bad")]) == "set: skipped 2 corrupt image(s), e.g. x.png (bad)"
+    assert skipped_line("set", 3, first="z.png") == "set: skipped 3 corrupt image(s), e.g. z.png"
+
+
+def test_cache_home_that_is_a_file_is_one_clear_line(tmp_path, monkeypatch):
+    from ganeval.cache import cache_dir
+    from ganeval.errors import BadInput
+
+    home = tmp_path / "home"
+    home.write_text("not a folder")
+    monkeypatch.setenv("GANEVAL_HOME", str(home))
+    with pytest.raises(BadInput, match="GANEVAL_HOME"):
+        cache_dir("weights")
+
+
+def test_progress_bar_survives_a_zero_column_terminal(monkeypatch, capsys):
+    import os as _os
+
+    from ganeval import progress as prog
+
+    monkeypatch.setenv("GANEVAL_PROGRESS", "1")
+    monkeypatch.delenv("GANEVAL_QUIET", raising=False)
+    monkeypatch.setattr(prog.os, "get_terminal_size", lambda fd=None: _os.terminal_size((0, 24)))
+    with prog.progress(total=10, desc="work") as bar:
+        bar.update(10)
+    assert bar.ncols == 80

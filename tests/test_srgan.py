@@ -15,9 +15,9 @@ from ganeval.cli.main import main
 from ganeval.errors import BadInput
 from ganeval.images import decode_image
 from ganeval.synth import make_faces, write_faces
-from ganeval.upscale import (
-    compare_one, downscale, psnr, score, upscale_array, upscale_image,
-)
+from ganeval.resample import downscale
+from ganeval.upscale import compare_one, psnr, score
+from ganeval.models.upscale import upscale_array, upscale_image
 from ganeval.models.checkpoint import load_checkpoint
 from ganeval.models.registry import get_family
 from ganeval.models.srgan import SRDiscriminator, SRResNet, build_perceptual
@@ -241,7 +241,7 @@ def test_sampling_an_srgan_is_one_clear_line(srgan_run, tmp_path, capsys):
 
 def test_training_grid_rows_are_bicubic_sr_hr(hr_folder, tmp_path):
     trainer = _train(hr_folder, tmp_path / "run", steps=1)
-    grid = trainer.objective.grid_images().numpy()
+    grid = trainer.grid_images().numpy()
     assert grid.shape == (6 * 3, 32, 32, 3) and trainer.objective.grid_columns() == 3
     hr = decode_image(sorted(hr_folder.iterdir())[0])
     assert np.array_equal(grid[2], hr)  # row 0: bicubic(LR) | SR | HR

@@ -14,7 +14,6 @@ from PIL import Image
 from ganeval.cli.main import main as cli
 from ganeval.synth import write_faces
 
-pytest.importorskip("streamlit")
 from streamlit.testing.v1 import AppTest  # noqa: E402
 
 from ganeval import study_app  # noqa: E402
@@ -165,7 +164,6 @@ def test_display_uses_model_upscaler_when_present(monkeypatch):
 
 def test_display_broken_checkpoint_falls_back_to_lanczos(tmp_path):
     """The real image-to-image module with a checkpoint that is not one: Lanczos, a warning."""
-    pytest.importorskip("ganeval.upscale")
     display._warn_once.cache_clear()
     bad = tmp_path / "broken.pt"
     bad.write_bytes(b"not a checkpoint")
@@ -448,12 +446,11 @@ def test_not_a_study_says_so(tmp_path, study_env):
 @pytest.fixture
 def srgan_checkpoint(tmp_path) -> Path:
     """A tiny untrained SRGAN (×2, one block) saved in the one checkpoint format."""
-    torch = pytest.importorskip("torch")
+    import torch
+
     from ganeval.models.checkpoint import save_checkpoint
     from ganeval.models.registry import FAMILIES, build_models
 
-    if "srgan" not in FAMILIES:
-        pytest.skip("the srgan family is not registered")
     torch.manual_seed(0)
     cfg = FAMILIES["srgan"].config(32, 3, width=8, options={"scale": 2, "n_blocks": 1, "perceptual": "off"})
     G, D = build_models(cfg)
@@ -467,7 +464,7 @@ def test_study_with_srgan_upscaler_shows_model_output(tmp_path, study_env, srgan
     """``--upscaler srgan:CKPT``: the display is the model's output (then Lanczos to size),
     identical to the image-to-image module's own ``upscale_image``."""
     from ganeval.images import decode_image
-    from ganeval.upscale import upscale_image
+    from ganeval.models.upscale import upscale_image
 
     method = f"srgan:{srgan_checkpoint}"
     path = next(Path(write_faces(tmp_path / "one", 1, size=32, seed=4)).glob("*.png"))

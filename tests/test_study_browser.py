@@ -36,7 +36,7 @@ TRIALS = 6
 if not Path(CHROMIUM).exists():
     pytest.skip(f"{CHROMIUM} is missing (Debian package 'chromium'; `make test` installs it)",
                 allow_module_level=True)
-sync_api = pytest.importorskip("playwright.sync_api", reason="playwright (Python) is not installed")
+from playwright import sync_api  # noqa: E402  (a test dependency: drives Debian's chromium)
 
 
 def free_port() -> int:

@@ -18,7 +18,7 @@ from ganeval.models.checkpoint import load_checkpoint, load_generator
 from ganeval.models.registry import build_models, get_family
 from ganeval.models.sampling import generate_uint8_batches, render_ws, seed_ws, style_mix_grid
 from ganeval.models.stylegan2 import (CHANNEL_BASE, RESOLUTIONS, MinibatchStd, channels_at, modulated_conv2d,
-                              stylegan2_options)
+                                     r1_gamma_auto, stylegan2_options)
 from ganeval.models.trainer import Trainer, TrainConfig
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
@@ -127,7 +127,8 @@ def test_truncation_zero_gives_the_image_of_w_avg():
 
 def test_options_are_checked():
     opts = stylegan2_options(64, {"pl_weight": 2, "ada": "false"})
-    assert opts["pl_weight"] == 2.0 and opts["ada"] is False and opts["r1_gamma"] == pytest.approx(0.0256)
+    assert opts["pl_weight"] == 2.0 and opts["ada"] is False and opts["r1_gamma"] is None  # auto, from the batch
+    assert r1_gamma_auto(64, 32) == pytest.approx(0.0256)
     assert stylegan2_options(64, opts) == opts  # idempotent: checkpoints re-validate
     with pytest.raises(BadInput, match="no option warp"):
         stylegan2_options(64, {"warp": 1})
@@ -158,7 +159,7 @@ def test_twenty_cpu_steps_with_every_regulariser(faces_npz, tmp_path):
     p = trainer.objective.gauges()["ada_p"]
     assert p != 0.2 and 0 <= p <= 1  # the controller moved p (by 8 images × 2 steps / 100 per adjustment)
     # EMA: full copy at step 0, then a half-life ramping up with the images seen
-    assert trainer.objective.ema_decay() == pytest.approx(0.5 ** (4 / (20 * 4 * 0.05)))
+    assert trainer.objective.ema_decay(trainer.step) == pytest.approx(0.5 ** (4 / (20 * 4 * 0.05)))
 
 
 def test_resume_is_exact_with_ada_and_lazy_regularisers(faces_npz, tmp_path):
@@ -199,17 +200,17 @@ def test_options_cannot_change_on_resume_and_bad_options_are_one_line(trained, f
 # ---------------------------------------------------------------- sampling tools
 
 def test_sample_with_truncation(trained, tmp_path, capsys):
-    ckpt = trained / "checkpoint.pt"
-    full = torch.cat(list(generate_uint8_batches(ckpt, 4, 4, seed=1, device="cpu")))
-    half = torch.cat(list(generate_uint8_batches(ckpt, 4, 4, seed=1, device="cpu", truncation=0.5)))
-    zero = torch.cat(list(generate_uint8_batches(ckpt, 4, 4, seed=1, device="cpu", truncation=0.0)))
+    ckpt = trained / "checkpoint.pt"  # the stored noise, so ψ = 0 leaves no per-image variation
+    full = torch.cat(list(generate_uint8_batches(ckpt, 4, 4, seed=1, device="cpu", noise_mode="const")))
+    half = torch.cat(list(generate_uint8_batches(ckpt, 4, 4, seed=1, device="cpu", truncation=0.5, noise_mode="const")))
+    zero = torch.cat(list(generate_uint8_batches(ckpt, 4, 4, seed=1, device="cpu", truncation=0.0, noise_mode="const")))
     assert not torch.equal(full, half)
     assert all(torch.equal(zero[0], img) for img in zero)  # ψ = 0: every sample is the average face
-    one = torch.cat(list(generate_uint8_batches(ckpt, 4, 4, seed=1, device="cpu", truncation=1.0)))
+    one = torch.cat(list(generate_uint8_batches(ckpt, 4, 4, seed=1, device="cpu", truncation=1.0, noise_mode="const")))
     assert torch.equal(one, full)
     assert main(["sample", str(trained), "-n", "3", "-o", str(tmp_path / "t.npz"), "--truncation", "0.5",
                  "--seed", "1", "--device", "cpu", "--batch-size", "4"]) == 0
-    with np.load(tmp_path / "t.npz") as npz:
+    with np.load(tmp_path / "t.npz") as npz:  # `sample` uses the stored noise by default
         assert np.array_equal(npz["images"], half[:3].numpy())
 
 
@@ -244,7 +245,7 @@ def test_style_mix_command_writes_the_grid(trained, tmp_path):
     ws = torch.stack([w_row] * 2 + [w_col] * 6)[None]
     assert np.array_equal(cell(3, 2), render_ws(G, ws)[0].numpy())
     # sample seed s, image 0 == the W-space render of seed s
-    first = next(generate_uint8_batches(trained, 1, 1, seed=4, device="cpu"))[0].numpy()
+    first = next(generate_uint8_batches(trained, 1, 1, seed=4, device="cpu", noise_mode="const"))[0].numpy()
     assert np.abs(first.astype(int) - cell(0, 1).astype(int)).max() <= 1
     assert main(["style-mix", str(trained), "--rows", "1", "--cols", "2", "--styles", "0-99", "-o", str(out),
                  "--device", "cpu"]) == 2
@@ -283,15 +284,19 @@ weights = [torch.zeros_like(flat) for _ in range(world.size)]
 dist.all_gather(weights, flat)
 p = [torch.zeros(1) for _ in range(world.size)]
 dist.all_gather(p, torch.tensor([float(t.objective.augment.p)]))
+w_avg = [torch.zeros_like(t.G.mapping.w_avg) for _ in range(world.size)]
+dist.all_gather(w_avg, t.G.mapping.w_avg)
 if world.is_main:
-    open(report, "w").write(f"{all(torch.equal(weights[0], w) for w in weights)} {len({float(x) for x in p})}")
+    open(report, "w").write(f"{all(torch.equal(weights[0], w) for w in weights)} {len({float(x) for x in p})} "
+                            f"{all(torch.equal(w_avg[0], w) for w in w_avg) and bool(w_avg[0].abs().sum() > 0)}")
 teardown()
 """
 
 
 @pytest.mark.slow
 def test_two_process_ddp_keeps_weights_and_ada_in_sync(faces_npz, tmp_path):
-    """R1 and path length need double backward, so the objective all-reduces gradients itself."""
+    """R1 and path length need double backward, so the objective all-reduces gradients itself;
+    w_avg follows the mean w over all processes, so it is the same on every rank."""
     import os
     import subprocess
     import sys
@@ -313,4 +318,122 @@ def test_two_process_ddp_keeps_weights_and_ada_in_sync(faces_npz, tmp_path):
         report.unlink(missing_ok=True)
         proc = launch()
     assert proc.returncode == 0, proc.stderr[-3000:]
-    assert report.read_text() == "True 1"  # identical weights and one p on both processes
+    assert report.read_text() == "True 1 True"  # identical weights, one p and one w_avg on both processes
+
+
+# ---------------------------------------------------------------- as the reference does it (issue 15)
+
+def _tiny_trainer(faces_npz, tmp_path, batch_size=4, **options):
+    cfg = FAMILY.config(32, 3, z_dim=16, width=4, options=options)
+    train = TrainConfig(data=str(faces_npz), out=str(tmp_path / "run"), steps=3, batch_size=batch_size,
+                        sample_every=10**6, ckpt_every=10**6)
+    return Trainer(cfg, train, "cpu")
+
+
+def test_ema_copies_buffers_so_w_avg_is_the_generators(faces_npz, tmp_path):
+    t = _tiny_trainer(faces_npz, tmp_path, r1_interval=0, ada=False)
+    for _ in range(3):
+        t.train_step()
+        assert torch.equal(t.G_ema.mapping.w_avg, t.G.mapping.w_avg)  # copied, not blended
+    assert t.G.mapping.w_avg.abs().sum() > 0
+    # the weights are still an average, not a copy (decay > 0 after the first step)
+    assert not torch.equal(t.G_ema.mapping.net[0].weight, t.G.mapping.net[0].weight)
+
+
+def test_r1_gamma_follows_the_auto_rule_of_resolution_and_batch(faces_npz, tmp_path):
+    four = _tiny_trainer(faces_npz, tmp_path / "a", batch_size=4).objective.r1_gamma
+    eight = _tiny_trainer(faces_npz, tmp_path / "b", batch_size=8).objective.r1_gamma
+    assert four == pytest.approx(0.0002 * 32 * 32 / 4) and eight == pytest.approx(four / 2)
+    fixed = _tiny_trainer(faces_npz, tmp_path / "c", batch_size=8, r1_gamma=0.5).objective.r1_gamma
+    assert fixed == 0.5  # -O r1_gamma= overrides the rule
+    assert _train(faces_npz, tmp_path / "cli", 1, "-O", "r1_gamma=0.25") == 0
+    assert load_checkpoint(tmp_path / "cli")["config"]["model"]["options"]["r1_gamma"] == 0.25
+
+
+@pytest.fixture(scope="module")
+def noisy_checkpoint(trained, tmp_path_factory):
+    """The trained run with a strong noise strength in G_ema, so noise modes visibly differ."""
+    from ganeval.models.checkpoint import save_checkpoint
+
+    data = load_checkpoint(trained)
+    data.pop("path")
+    for key in data["G_ema"]:
+        if key.endswith("noise_strength"):
+            data["G_ema"][key] = torch.tensor(0.5)
+    path = tmp_path_factory.mktemp("noisy") / "checkpoint.pt"
+    save_checkpoint(path, {k: v for k, v in data.items() if k not in ("format", "version")})
+    return path
+
+
+def test_metric_sampling_uses_random_noise_and_sample_keeps_const(noisy_checkpoint, tmp_path):
+    def images(**kw):
+        return torch.cat(list(generate_uint8_batches(noisy_checkpoint, 6, 3, seed=2, device="cpu", **kw)))
+
+    default, random, const = images(), images(noise_mode="random"), images(noise_mode="const")
+    assert torch.equal(default, random)  # the metric path: random noise
+    assert torch.equal(images(), default)  # seeded: the same pixels again
+    assert not torch.equal(random, const)
+    assert main(["sample", str(noisy_checkpoint), "-n", "6", "-o", str(tmp_path / "c.npz"), "--seed", "2",
+                 "--batch-size", "3", "--device", "cpu"]) == 0
+    assert main(["sample", str(noisy_checkpoint), "-n", "6", "-o", str(tmp_path / "r.npz"), "--seed", "2",
+                 "--batch-size", "3", "--device", "cpu", "--noise-mode", "random"]) == 0
+    with np.load(tmp_path / "c.npz") as c, np.load(tmp_path / "r.npz") as r:
+        assert np.array_equal(c["images"], const.numpy()) and np.array_equal(r["images"], random.numpy())
+
+
+@pytest.mark.slow
+def test_fid_generator_samples_with_random_noise(noisy_checkpoint, faces_npz, tmp_path, capsys, inception_weights):
+    import json
+
+    common = ["--json", "--num-workers", "0", "--device", "cpu", "--weights", inception_weights, "--batch-size", "4"]
+    for mode in ("const", "random"):
+        assert main(["sample", str(noisy_checkpoint), "-n", "8", "-o", str(tmp_path / f"{mode}.npz"), "--seed", "0",
+                     "--batch-size", "4", "--device", "cpu", "--noise-mode", mode]) == 0
+    capsys.readouterr()
+
+    def fid(*args) -> float:
+        assert main(["fid", str(faces_npz), *map(str, args), *common]) == 0
+        return json.loads(capsys.readouterr().out)["fid"]
+
+    streamed = fid("--generator", noisy_checkpoint, "-n", 8, "--seed", 0)
+    assert streamed == pytest.approx(fid(tmp_path / "random.npz"), rel=1e-6)
+    assert streamed != pytest.approx(fid(tmp_path / "const.npz"), rel=1e-6)
+
+
+# ---------------------------------------------------------------- names as in the reference (issue 14)
+
+def test_options_are_named_as_the_reference():
+    cfg = FAMILY.config(32, 3, z_dim=16, width=8)
+    assert cfg.width is None and cfg.options["channel_max"] == 8 and cfg.options["w_dim"] is None
+    assert FAMILY.config(32, 3, z_dim=16, options={"channel_max": 8}) == cfg  # --width is channel_max
+    G, D = build_models(FAMILY.config(32, 3, z_dim=16, width=8, options={"w_dim": 24}))
+    assert G.z_dim == 16 and G.w_dim == 24 and G.mapping.w_avg.shape == (24,)
+    assert G(torch.randn(2, 16)).shape == (2, 3, 32, 32)
+    assert max(m.weight.shape[0] for m in D.modules() if hasattr(m, "weight") and m.weight.dim() == 4) <= 8
+    with pytest.raises(BadInput, match="disagree"):
+        FAMILY.config(32, 3, width=8, options={"channel_max": 16})
+    with pytest.raises(BadInput, match="w_dim must be at least 1"):
+        FAMILY.config(32, 3, options={"w_dim": 0})
+
+
+def test_checkpoints_with_the_old_names_still_load_and_resume(trained, faces_npz, tmp_path):
+    """Before issue 14 a stylegan2 config kept channel_max in ``width`` and had no w_dim."""
+    from ganeval.models.checkpoint import save_checkpoint
+
+    data = load_checkpoint(trained)
+    data.pop("path")
+    options = data["config"]["model"]["options"]
+    data["config"]["model"]["width"] = options.pop("channel_max")
+    options.pop("w_dim")
+    options["r1_gamma"] = 0.0064  # the old preset value, stored explicitly
+    old = tmp_path / "old"
+    old.mkdir()
+    save_checkpoint(old / "checkpoint.pt", {k: v for k, v in data.items() if k not in ("format", "version")})
+    G_old, _ = load_generator(old, "cpu")
+    G_new, _ = load_generator(trained, "cpu")
+    z = torch.randn(2, 16)
+    assert torch.equal(G_old(z), G_new(z))
+    assert main(["train", "stylegan2", "--out", str(old), "--resume", "--steps", "5", "--width", "8",
+                 "--data", str(faces_npz), "--device", "cpu", "--num-workers", "0"]) == 0
+    resumed = load_checkpoint(old)["config"]["model"]
+    assert resumed["width"] is None and resumed["options"]["channel_max"] == 8 and resumed["options"]["r1_gamma"] == 0.0064

@@ -311,3 +311,112 @@ def test_streamed_and_in_memory_batches_agree_and_resume(tmp_path):
     victim.write_bytes(b"not a png")
     broken = RealBatches(folder, 32, 3, batch_size=8, seed=4, memory_limit=0)
     assert sum(len(next(broken)) for _ in range(5)) == 39
+
+
+# ---------------------------------------------------------------- resume rules, interrupts, skipped images (issue 12)
+
+def test_resume_refuses_other_data_without_touching_the_run(trained, tmp_path, capsys):
+    other = tmp_path / "other.npz"
+    save_npz(other, images=make_faces(64, 32, seed=9))
+    before = {name: (trained / name).read_bytes() for name in ("config.json", "checkpoint.pt", "metrics.csv")}
+    stored = load_checkpoint(trained)["config"]["train"]["data_hash"]
+    assert stored == open_source(load_checkpoint(trained)["config"]["train"]["data"]).content_hash()
+    assert main(["train", "dcgan", "--data", str(other), "--out", str(trained), "--resume", "--steps", "9",
+                 "--device", "cpu", "--num-workers", "0"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "other images than the run being resumed" in err and len(err.splitlines()) == 1, err
+    assert {name: (trained / name).read_bytes() for name in before} == before  # nothing rewritten
+    # a copy of the same images under another name is the same data: allowed
+    same = tmp_path / "same.npz"
+    same.write_bytes(Path(load_checkpoint(trained)["config"]["train"]["data"]).read_bytes())
+    from ganeval.models.run import TrainRequest, plan_training
+
+    plan = plan_training(TrainRequest("dcgan", str(trained), data=str(same), resume=True, steps=9))
+    assert plan.train.data == str(same) and plan.train.data_hash == stored
+
+
+def _stop_at(trainer: Trainer, step: int) -> None:
+    """Make ``trainer`` behave as if SIGTERM arrived during ``step``."""
+    train_step = trainer.train_step
+
+    def stepping():
+        stats = train_step()
+        if trainer.step == step:
+            trainer._stop_signal = signal.SIGTERM
+        return stats
+
+    trainer.train_step = stepping
+
+
+def test_an_interrupted_run_keeps_its_timelapse_and_metrics_consistent(faces_npz, tmp_path):
+    """Stopped mid-interval: no partial grid or row; the resumed row averages the whole interval."""
+    from ganeval.models.run import TrainRequest, plan_training, train
+
+    def request(out, steps, resume=False):
+        return TrainRequest("dcgan", str(out), data=None if resume else str(faces_npz), resume=resume, steps=steps,
+                            batch_size=8, resolution=32, width=8, log_every=4, sample_every=4, ckpt_every=100)
+
+    straight, split = tmp_path / "straight", tmp_path / "split"
+    assert train(plan_training(request(straight, 8)), "cpu").finished
+    plan = plan_training(request(split, 8))
+    trainer = Trainer(plan.model, plan.train, "cpu")
+    _stop_at(trainer, 3)
+    assert trainer.fit() is False and trainer.stop_signal == signal.SIGTERM
+    assert load_checkpoint(split)["step"] == 3
+    assert sorted(p.name for p in (split / "grids").iterdir()) == ["step_00000000.png"]  # no partial grid
+    assert len((split / "metrics.csv").read_text().splitlines()) == 1  # the header only: no partial row
+    assert train(plan_training(request(split, 8, resume=True)), "cpu").finished
+    assert sorted(p.name for p in (split / "grids").iterdir()) == sorted(p.name for p in (straight / "grids").iterdir())
+    rows = list(csv.DictReader(open(split / "metrics.csv")))
+    straight_rows = list(csv.DictReader(open(straight / "metrics.csv")))
+    assert [r["step"] for r in rows] == ["4", "8"]
+    for column in ("step", "images", "loss_d", "loss_g", "d_real", "d_fake"):
+        assert [r[column] for r in rows] == [r[column] for r in straight_rows], column
+
+
+def test_skipped_training_images_are_reported_once_and_recorded(tmp_path, capsys):
+    data = tmp_path / "faces"
+    data.mkdir()
+    for i, face in enumerate(make_faces(16, 32, seed=3)):
+        Image.fromarray(face).save(data / f"{i:02d}.png")
+    (data / "broken.png").write_bytes(b"not a png")
+    run = tmp_path / "run"
+    assert main(["train", "dcgan", "--data", str(data), "--out", str(run), "--steps", "1", "--batch-size", "8",
+                 "--resolution", "32", "--width", "4", "--device", "cpu", "--num-workers", "0"]) == 0
+    lines = [line for line in capsys.readouterr().err.splitlines() if "corrupt" in line]
+    assert len(lines) == 1 and "skipped 1 corrupt image(s), e.g. broken.png" in lines[0], lines
+    import json
+
+    recorded = json.loads((run / "config.json").read_text())["data"]
+    assert recorded["skipped"] == 1 and recorded["first_skipped"] == "broken.png" and recorded["images"] == 16
+    # decoded on the fly (sets larger than memory): counted as met, each file once
+    from ganeval.models.data import RealBatches
+
+    stream = RealBatches(data, 32, 3, 8, memory_limit=0)
+    for _ in range(2 * stream.batches_per_epoch):
+        next(stream)
+    assert stream.skipped_summary() == {"skipped": 1, "first_skipped": "broken.png"}
+
+
+def test_an_objective_steps_from_explicit_inputs_without_a_trainer(faces_npz, tmp_path):
+    """Issue 14: models, optimisers, data, step and RNG arrive as arguments (a StepContext)."""
+    from ganeval.models.distributed import World
+    from ganeval.models.objective import GANObjective, StepContext, TrainingSpec
+    from ganeval.models.registry import build_models
+
+    cfg, train_cfg = _config("dcgan", faces_npz, tmp_path / "run", 2)
+    trainer = Trainer(cfg, train_cfg, "cpu")
+    assert not any(isinstance(v, Trainer) for v in vars(trainer.objective).values())
+    torch.manual_seed(0)
+    G, D = build_models(cfg)
+    spec = TrainingSpec(get_family("dcgan"), cfg, train_cfg, World(), torch.device("cpu"))
+    objective = GANObjective(spec, G, D)
+    opt_G, opt_D = objective.make_optimizers(G, D)
+    scaler = torch.amp.GradScaler("cpu", enabled=False)
+    ctx = StepContext(G, D, opt_G, opt_D, scaler, scaler, objective.make_data(0), step=0,
+                      rng=torch.Generator().manual_seed(1), device=torch.device("cpu"), z_dim=cfg.z_dim)
+    before = _params(G)
+    stats = objective.step(ctx)
+    assert stats.shape == (len(objective.stats),) and torch.isfinite(stats).all()
+    assert any(not torch.equal(v, before[k]) for k, v in G.state_dict().items())
+    assert ctx.data.batches_seen == 1

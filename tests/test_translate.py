@@ -165,7 +165,7 @@ def test_training_steps_are_finite_and_move_every_weight(name, unpaired, tmp_pat
     if name == "ugatit":
         assert "cam" in names
         assert all(0 <= m.rho.min() and m.rho.max() <= 1 for m in trainer.G.modules() if isinstance(m, (AdaLIN, ILN)))
-    grid = trainer.objective.grid_images()
+    grid = trainer.grid_images()
     assert grid.shape == (4 * 2, 32, 32, 3) and grid.dtype == torch.uint8  # 2 test images × (A, A→B, B, B→A)
 
 

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import shutil
 from pathlib import Path
 from typing import Callable
 
@@ -16,18 +15,27 @@ from PIL import Image, ImageFilter
 from ganeval import atomic
 from ganeval.cli.common import HelpFormatter, add_device_args, nonneg_int, positive_int
 from ganeval.errors import GanevalError, MissingWeights
+from ganeval.images import encode_png
+from ganeval.outputs import MANIFEST, OutputDir, OutputRefused, prepare_output_dir, read_manifest
 from ganeval.synth import make_faces
 
 EXAMPLES = """examples:
   ganeval demo                       everything into ./demo-out
   ganeval demo --out /tmp/demo -n 300
+
+--out is created, or reused when an earlier demo wrote it: then only the files that demo
+wrote are replaced. A non-empty folder the demo did not write is refused (exit 2) unless
+--overwrite, and even then only demo files are replaced; your own files are never touched.
 """
 
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("demo", help="run the main job on built-in synthetic faces",
                        description=__doc__, epilog=EXAMPLES, formatter_class=HelpFormatter)
-    p.add_argument("--out", default="demo-out", help="output folder (replaced)")
+    p.add_argument("--out", default="demo-out",
+                   help="output folder: new, empty, or an earlier demo output (its demo files are replaced)")
+    p.add_argument("--overwrite", action="store_true",
+                   help="also write into a non-empty folder the demo did not write (your files are kept)")
     p.add_argument("-n", "--num", type=positive_int, default=200, help="faces per set")
     p.add_argument("--size", type=int, default=64, help="face size in pixels")
     p.add_argument("--train-faces", type=positive_int, default=2000, help="training set size for the GAN")
@@ -63,8 +71,8 @@ def _cli(argv: list[str]) -> dict | None:
 
 
 class Demo:
-    def __init__(self, out: Path, device: str):
-        self.out, self.device = out, device
+    def __init__(self, out: Path, device: str, out_dir: OutputDir | None = None):
+        self.out, self.device, self.out_dir = out, device, out_dir
         self.done: list[str] = []
         self.skipped: list[str] = []
         self.failed: list[str] = []
@@ -84,16 +92,44 @@ class Demo:
             self.failed.append(f"{title}: {line}")
             print(f"   {line}", flush=True)
             return
+        finally:
+            if self.out_dir is not None:  # what this step wrote is the demo's, even if it failed
+                record_outputs(self.out_dir)
         self.done.append(f"{title}: {summary}")
         print(f"   {summary}", flush=True)
 
 
+# top-level names the demo writes in --out; a user's file under one of them is never replaced
+DEMO_NAMES = ("faces_a.npz", "faces_b.npz", "faces_a_blur1.npz", "faces_a_blur2.npz", "faces_a_preview.png",
+              "fid_inception.json", "fid_illust2vec.json", "fid_generator.json", "train_faces.npz",
+              "dcgan_samples.npz", "dcgan-run", "nearest", "study", "report")
+
+
+def prepare_demo_dir(folder: str | Path, overwrite: bool = False) -> OutputDir:
+    """The demo's output folder, checked before any work: new or empty, an earlier demo output
+    (reused: its recorded files are removed), or with ``overwrite`` a folder of someone else's
+    files that none of the demo's names would replace."""
+    manifest = read_manifest(folder) if Path(folder).is_dir() else None
+    earlier_demo = bool(manifest) and manifest.get("command") == "demo"
+    out = prepare_output_dir(folder, "demo", overwrite=overwrite or earlier_demo, flag="--out")
+    for rel in sorted(out._foreign):
+        if rel.split("/")[0] in DEMO_NAMES:
+            raise OutputRefused(f"refusing to replace {out.path / rel}: the demo writes {rel.split('/')[0]} "
+                                "and did not write this file; choose another --out")
+    return out
+
+
+def record_outputs(out: OutputDir) -> None:
+    """Add every file now in the folder that was not there before the demo to its manifest."""
+    mine = [p.relative_to(out.path).as_posix() for p in sorted(out.path.rglob("*"))
+            if (p.is_file() or p.is_symlink()) and p.name != MANIFEST]
+    out.record(*[rel for rel in mine if rel not in out._foreign])
+
+
 def run(args) -> int:
-    out = Path(args.out)
-    if out.exists():
-        shutil.rmtree(out)
-    out.mkdir(parents=True)
-    demo = Demo(out, args.device)
+    out_dir = prepare_demo_dir(args.out, args.overwrite)
+    out = out_dir.path
+    demo = Demo(out, args.device, out_dir)
     sets: dict[str, Path] = {}
 
     def make_sets() -> str:
@@ -103,7 +139,7 @@ def run(args) -> int:
             sets[name] = out / f"{name}.npz"
             atomic.save_npz(sets[name], images=arr)
         grid = np.concatenate([np.concatenate(list(a[r * 8:(r + 1) * 8]), axis=1) for r in range(min(4, len(a) // 8))])
-        atomic.write_bytes(out / "faces_a_preview.png", _png(grid))
+        atomic.write_bytes(out / "faces_a_preview.png", encode_png(grid))
         return f"{args.num} faces per set at {args.size}px in {out} (A: seed 0, B: seed 1, A blurred σ=1 and σ=2)"
 
     def fid_step(features: str) -> Callable[[], str]:
@@ -135,16 +171,9 @@ def run(args) -> int:
     return 1 if demo.failed else 0
 
 
-def _png(arr: np.ndarray) -> bytes:
-    from ganeval.images import encode_png
-
-    return encode_png(arr)
-
-
 def _fid_during_training(args, train_set: Path) -> list[str]:
     """FID every quarter of the run when the Inception weights are already here (never downloads)."""
-    from ganeval.errors import GanevalError
-    from ganeval.features.inception import INCEPTION_WEIGHTS
+    from ganeval.features.inception import INCEPTION_WEIGHTS  # torch: loaded when the demo runs, not at start-up
     from ganeval.weights import locate_weights
 
     try:
@@ -196,6 +225,7 @@ def _later_steps(demo: Demo, sets: dict[str, Path], args) -> list[tuple[str, Cal
 
     def study() -> str:
         from ganeval.study_app.build import build_study
+        from ganeval.study_app.simulate import simulate_participants
         from ganeval.study_app.store import StudyStore
 
         # pool = one participant's share of each class: everyone judges the same images, as in the
@@ -231,34 +261,3 @@ def _later_steps(demo: Demo, sets: dict[str, Path], args) -> list[tuple[str, Cal
         ("a real-vs-fake study answered by simulated participants", study),
         ("the report (statistics, plots, executed notebook, HTML)", report),
     ]
-
-
-def simulate_participants(store, n: int, seed: int = 0, accuracy: tuple[float, float] = (0.55, 0.85)) -> list[str]:
-    """``n`` simulated participants who answer every trial through ``StudyStore`` (the app's
-    own save path), stored with kind 'simulated'. Each has a skill drawn from ``accuracy``;
-    each image a difficulty shared by everyone (so people agree beyond chance), and attention
-    checks are almost always right. Seeded: the same seed gives the same answers."""
-    import zlib
-
-    from ganeval.study_app.protocol import REASONS
-
-    rng = np.random.default_rng(seed)
-    images = store.images_progress()  # the admin's view: a simulated participant needs the truth to be right
-    truth = dict(zip(images["image_id"], images["truth"]))
-    tokens = []
-    for _ in range(n):
-        token = store.start_participant(kind="simulated")
-        store.give_consent(token)
-        acc = rng.uniform(*accuracy)
-        skill = np.log(acc / (1 - acc))  # logit: an image of average difficulty is right with p = acc
-        while (trial := store.current_trial(token)) is not None:
-            difficulty = np.random.default_rng(zlib.crc32(trial.image_id.encode())).normal(0, 1.2)
-            p_right = 0.97 if trial.phase == "attention" else 1 / (1 + np.exp(-(skill + difficulty)))
-            right = rng.random() < p_right
-            real = truth[trial.image_id] == "real"
-            answer = "real" if real == right else "fake"
-            reasons = list(rng.choice(REASONS[:4], size=int(rng.integers(1, 3)), replace=False)) if answer == "fake" else []
-            confidence = int(np.clip(np.round(rng.normal(4 if right else 3, 1)), 1, 5))
-            store.record(token, trial.trial_id, answer, confidence=confidence, reasons=reasons)
-        tokens.append(token)
-    return tokens

@@ -12,6 +12,7 @@ from ganeval.cli.common import (HelpFormatter, add_device_args, add_output_args,
                                 positive_int)
 from ganeval.errors import BadInput
 from ganeval.features.registry import FEATURES
+from ganeval.models.flags import FAMILY_FLAGS
 from ganeval.outputs import check_output_file, checkpoint_input
 
 TRAIN_EXAMPLES = """examples:
@@ -25,13 +26,16 @@ TRAIN_EXAMPLES = """examples:
 
 --steps is the total for the run, so a resumed run takes the new total. --batch-size is per
 process under torchrun. The run folder gets checkpoint.pt (every --ckpt-every steps and on
-Ctrl-C/SIGTERM), metrics.csv, config.json and grids/step_*.png (a fixed-z grid of the EMA
-generator every --sample-every steps)."""
+Ctrl-C/SIGTERM), metrics.csv (a row per completed --log-every interval), config.json (with
+the data's content hash and any skipped unreadable images) and grids/step_*.png (a fixed-z
+grid of the EMA generator every --sample-every steps). --resume refuses other images than
+the run's (by content hash), another architecture, family option, batch size or seed."""
 
 SAMPLE_EXAMPLES = """examples:
   ganeval sample runs/dcgan/checkpoint.pt -n 50000 -o samples/
   ganeval sample runs/dcgan -n 10000 -o samples.npz --seed 7
   ganeval sample runs/sg2 -n 64 -o trunc/ --truncation 0.7     # stylegan2: truncation ψ
+  ganeval sample runs/sg2 -n 5000 -o fidset/ --noise-mode random   # stylegan2: the pixels `fid --generator` sees
 
   ganeval sample runs/dcgan -n 50000 -o samples/ --resume      # after Ctrl-C: write the rest
   ganeval sample runs/dcgan -n 1000 -o samples/ --overwrite    # replace an earlier sample run
@@ -86,7 +90,8 @@ def register(subparsers) -> None:
     p.add_argument("--sample-every", type=positive_int, help="sample-grid interval in steps (default 500)")
     p.add_argument("--log-every", type=positive_int, help="metrics.csv row interval in steps (default 50)")
     p.add_argument("--ema-decay", type=float, help="decay of the generator's EMA copy (default 0.999; stylegan2 uses -O ema_kimg=10 instead)")
-    p.add_argument("--width", type=positive_int, help="base feature maps of G and D (default: the family's)")
+    p.add_argument("--width", type=positive_int,
+                   help="base feature maps of G and D (default: the family's); for stylegan2 its channel_max")
     p.add_argument("--z-dim", type=positive_int, help="latent size (default: the family's)")
     p.add_argument("--cycle-lambda", type=float, help="latent-cycle weight for resdcgan-cycle (default 0.1)")
     for flag, _key, kind, text in FAMILY_FLAGS:
@@ -115,6 +120,9 @@ def register(subparsers) -> None:
     p.add_argument("--no-ema", action="store_true", help="use the raw generator, not its EMA copy")
     p.add_argument("--truncation", type=float, metavar="PSI",
                    help="stylegan2 only: truncation ψ, w = w_avg + ψ(w − w_avg) (e.g. 0.7; default 1: none)")
+    p.add_argument("--noise-mode", choices=("const", "random"), default="const",
+                   help="stylegan2 only: per-pixel noise, the checkpoint's stored noise (const, as the reference's "
+                        "image script) or fresh seeded noise (random, what `fid --generator` uses)")
     add_device_args(p)
     p.set_defaults(func=_sample)
 
@@ -155,23 +163,6 @@ def register(subparsers) -> None:
 
 # ---------------------------------------------------------------------- train
 
-_FIXED = ("resolution", "channels", "z_dim", "width", "cycle_lambda")  # ModelConfig fields the CLI can set
-
-# Named flags for family-specific settings: (flag, key in ModelConfig.options, type, help).
-# The family's ``options`` function validates them (and rejects keys it does not know), so
-# adding a family's flag is one row here; anything else can be passed as -O KEY=VALUE.
-FAMILY_FLAGS: tuple[tuple[str, str, type, str], ...] = (
-    ("--pl-weight", "pl_weight", float, "stylegan2: path-length regularisation weight (default 0: off; paper 2)"),
-    ("--r1-gamma", "r1_gamma", float, "stylegan2: R1 weight γ (default: the resolution preset's)"),
-    ("--ada-target", "ada_target", float, "stylegan2: ADA target r_t for sign(D(real)) (default 0.6)"),
-    ("--ada-kimg", "ada_kimg", float, "stylegan2: thousands of images for p to go 0 -> 1 (default 500)"),
-    ("--scale", "scale", int, "srgan: upscaling factor 2, 4 or 8 (default 4); --resolution is the HR size"),
-    ("--n-blocks", "n_blocks", int, "srgan/cyclegan/ugatit: residual blocks in G (default: the paper's)"),
-    ("--perceptual", "perceptual", str, "srgan: off, auto, illust2vec[:PATH] or vgg19[:PATH] (default auto: "
-                                        "whichever weights are cached, else off)"),
-)
-
-
 def _parse_value(text: str):
     """-O values: JSON literals (4, 0.5, true, null, "x") or else the bare string."""
     try:
@@ -195,108 +186,25 @@ def _family_options(args: argparse.Namespace) -> dict:
     return options
 
 
-# TrainConfig fields set by --fid-* flags (they may change on --resume)
-FID_SETTINGS = ("fid_every", "fid_ref", "fid_n", "fid_features", "fid_weights")
-
-
-def _resume_configs(ckpt: dict, args: argparse.Namespace):
-    from ganeval.models.checkpoint import model_config
-    from ganeval.models.trainer import TrainConfig
-
-    model_cfg = model_config(ckpt)
-    where = ckpt["path"]
-    if args.model != model_cfg.model:
-        raise BadInput(f"{where} holds a {model_cfg.model} run, not {args.model}")
-    for name in _FIXED:
-        given = getattr(args, name)
-        if given is not None and given != getattr(model_cfg, name):
-            raise BadInput(f"--{name.replace('_', '-')} {given} differs from the run being resumed "
-                           f"({getattr(model_cfg, name)}); the architecture cannot change on resume")
-    for key, given in _family_options(args).items():
-        if model_cfg.options.get(key) != given:
-            raise BadInput(f"option {key}={given!r} differs from the run being resumed "
-                           f"({model_cfg.options.get(key)!r}); family options cannot change on resume")
-    train_cfg = TrainConfig.from_dict(ckpt["config"].get("train", {}))
-    for name in ("batch_size", "seed", "ema_decay"):
-        given = getattr(args, name)
-        if given is not None and given != getattr(train_cfg, name):
-            raise BadInput(f"--{name.replace('_', '-')} {given} differs from the run being resumed "
-                           f"({getattr(train_cfg, name)}); an exact resume needs the same value")
-    if args.steps is not None or args.epochs is not None:
-        train_cfg.steps, train_cfg.epochs = args.steps, args.epochs
-    if args.data is not None:
-        train_cfg.data = str(args.data)
-    train_cfg.out = str(args.out)
-    train_cfg.num_workers = args.num_workers
-    for name in ("ckpt_every", "sample_every", "log_every") + FID_SETTINGS:
-        if getattr(args, name) is not None:
-            setattr(train_cfg, name, getattr(args, name))
-    if args.no_amp:
-        train_cfg.amp = False
-    return model_cfg, train_cfg
-
-
 def _train(args: argparse.Namespace) -> int:
-    from ganeval.models.checkpoint import load_checkpoint
-    from ganeval.models.distributed import setup, teardown
-    from ganeval.models.registry import get_family
-    from ganeval.models.trainer import CHECKPOINT_NAME, Trainer, TrainConfig
+    from dataclasses import fields
 
-    family = get_family(args.model)
-    if args.epochs is not None and args.epochs <= 0:
-        raise BadInput(f"--epochs must be positive, got {args.epochs}")
-    run = Path(args.out)
-    ckpt_path = run / CHECKPOINT_NAME
-    ckpt = None
-    if args.resume:
-        if not ckpt_path.is_file():
-            raise BadInput(f"{run}: nothing to resume (no {CHECKPOINT_NAME}); drop --resume to start a new run")
-        ckpt = load_checkpoint(ckpt_path)
-        model_cfg, train_cfg = _resume_configs(ckpt, args)
-    else:
-        if ckpt_path.exists():
-            raise BadInput(f"{run} already holds a run ({CHECKPOINT_NAME}); pass --resume to continue it or choose another --out")
-        if args.data is None:
-            raise BadInput("--data is required: a folder, zip, .npy or .npz of training images")
-        model_cfg = family.config(args.resolution or 64, args.channels or 3, args.z_dim, args.width, args.cycle_lambda,
-                                  _family_options(args))
-        defaults = TrainConfig(data="", out="")
-        train_cfg = TrainConfig(
-            data=str(args.data), out=str(run), steps=args.steps, epochs=args.epochs,
-            batch_size=args.batch_size or family.batch_size,
-            seed=args.seed if args.seed is not None else defaults.seed,
-            ema_decay=args.ema_decay if args.ema_decay is not None else defaults.ema_decay,
-            ckpt_every=args.ckpt_every or defaults.ckpt_every,
-            sample_every=args.sample_every or defaults.sample_every,
-            log_every=args.log_every or defaults.log_every,
-            num_workers=args.num_workers, amp=not args.no_amp,
-            **{name: getattr(args, name) for name in FID_SETTINGS if getattr(args, name) is not None})
-    if not 0 <= train_cfg.ema_decay < 1:
-        raise BadInput(f"--ema-decay must be in [0, 1), got {train_cfg.ema_decay}")
-    if train_cfg.steps is not None and ckpt is not None and train_cfg.steps <= int(ckpt["step"]):
-        note(f"{run}: already at step {ckpt['step']} of {train_cfg.steps}; give a larger --steps to train on")
+    from ganeval.models.run import TrainRequest, plan_training, train
+
+    given = {f.name: getattr(args, f.name) for f in fields(TrainRequest)
+             if f.name not in ("options", "amp") and hasattr(args, f.name)}
+    plan = plan_training(TrainRequest(**given, options=_family_options(args), amp=not args.no_amp))
+    if plan.done_already:
+        note(f"{args.out}: already at step {plan.checkpoint['step']} of {plan.train.steps}; "
+             "give a larger --steps to train on")
         return 0
-
-    world, device = setup(args.device)
-    clean_exit = False
-    try:
-        trainer = Trainer(model_cfg, train_cfg, device, world, ckpt)
-        if world.is_main:
-            note(f"training {model_cfg.model} {model_cfg.resolution}×{model_cfg.resolution}×{model_cfg.channels} "
-                 f"on {train_cfg.data} ({len(trainer.real)} images), batch {train_cfg.batch_size}"
-                 f"{f' × {world.size} processes' if world.distributed else ''}, {device}, "
-                 f"steps {trainer.step} → {train_cfg.steps}")
-        finished = trainer.fit()
-        clean_exit = True
-        if world.is_main:
-            where = run / CHECKPOINT_NAME
-            if finished:
-                note(f"done: step {trainer.step}, checkpoint {where}, metrics {run / 'metrics.csv'}")
-            else:
-                note(f"stopped at step {trainer.step}; checkpoint {where} written; continue with --resume")
-        return 0 if finished else 128 + int(trainer.stop_signal or 2)  # 130 for Ctrl-C, 143 for SIGTERM
-    finally:
-        teardown(clean=clean_exit)
+    outcome = train(plan, args.device, report=note)
+    if outcome.main:
+        if outcome.finished:
+            note(f"done: step {outcome.step}, checkpoint {outcome.checkpoint}, metrics {outcome.metrics}")
+        else:
+            note(f"stopped at step {outcome.step}; checkpoint {outcome.checkpoint} written; continue with --resume")
+    return 0 if outcome.finished else 128 + int(outcome.stop_signal or 2)  # 130 for Ctrl-C, 143 for SIGTERM
 
 
 # ---------------------------------------------------------------------- sample
@@ -305,8 +213,8 @@ def _sample(args: argparse.Namespace) -> int:
     from ganeval.models.samplewrite import write_samples
 
     result = write_samples(args.checkpoint, args.out, args.n, args.batch_size, args.seed, args.device,
-                           use_ema=not args.no_ema, truncation=args.truncation, overwrite=args.overwrite,
-                           resume=args.resume)
+                           use_ema=not args.no_ema, truncation=args.truncation, noise_mode=args.noise_mode,
+                           overwrite=args.overwrite, resume=args.resume)
     kept = f" ({result.kept} kept from the interrupted run)" if result.kept else ""
     note(f"wrote {result.written} images{kept} ({result.resolution}px, seed {args.seed}, "
          f"{'raw G' if args.no_ema else 'EMA G'}, step {result.step}) to {result.path}")

@@ -162,7 +162,9 @@ def _init(args: argparse.Namespace) -> int:
 
 def _run(args: argparse.Namespace) -> int:
     from ganeval import study_app
+    from ganeval.extras import require
 
+    require("streamlit")  # the app runs in a subprocess: say which extra is missing here, in one line
     store = _open(args)  # fails early, with one line, when this is not a study or the database is unreachable
     store.dispose()
     app = Path(study_app.__file__).resolve().parent / "app.py"

@@ -11,9 +11,8 @@ from ganeval.cli.common import HelpFormatter, add_device_args, add_output_args, 
 from ganeval.cli.imagemap import report
 from ganeval.errors import BadInput
 from ganeval.imagewrite import ImageMap
-from ganeval.images import CorruptImage, encode_png
+from ganeval.images import encode_png
 from ganeval.outputs import check_output_file, checkpoint_input
-from ganeval.progress import progress
 
 UPSCALE_EXAMPLES = """examples:
   ganeval upscale face.png -o face_x4.png --method srgan:runs/srgan
@@ -28,8 +27,6 @@ The output may not be (or lie inside) SRC; an existing .png or a non-empty folde
 --overwrite (only files `ganeval upscale` wrote there are replaced). Interrupted, it says
 how many images it wrote; --resume writes the rest with the same settings.
 Train an upscaler with `ganeval train srgan --data HR_SRC --scale 4 --resolution 128`."""
-
-MIN_SIDE = 11
 
 COMPARE_EXAMPLES = """examples:
   ganeval upscale-compare heldout_hr/ --ckpt runs/srgan -o compare.png
@@ -72,27 +69,15 @@ def register(subparsers) -> None:
     p.set_defaults(func=_compare)
 
 
-def _resolve_scale(method: str, scale: int | None, device: str):
-    """(the requested scale, the SRGAN upscaler or None) for a method string."""
-    from ganeval.upscale import load_upscaler, parse_method
-
-    kind, ckpt = parse_method(method)
-    if kind != "srgan":
-        return scale or 4, None
-    model = load_upscaler(ckpt, device)
-    return scale or model.scale, model
-
-
 def _upscale(args: argparse.Namespace) -> int:
-    from ganeval.upscale import pil_resize, upscale_image
-
-    from ganeval.upscale import parse_method
+    from ganeval.models.upscale import parse_method, resolve_method, upscale_image
+    from ganeval.resample import resize_rgb
 
     _kind, ckpt = parse_method(args.method)
     job = ImageMap.open(args.src, args.out, f"{args.prefix}_" if args.prefix else "", command="upscale",
                         inputs=[checkpoint_input(ckpt)], overwrite=args.overwrite, resume=args.resume,
                         settings={"method": args.method, "scale": args.scale})
-    scale, model = _resolve_scale(args.method, args.scale, args.device)
+    scale, model = resolve_method(args.method, args.scale, args.device)
     if model is not None and model.scale != scale:
         note(f"the SRGAN upscales ×{model.scale}; Lanczos takes its output to ×{scale}")
 
@@ -100,14 +85,15 @@ def _upscale(args: argparse.Namespace) -> int:
         size = (img.shape[0] * scale, img.shape[1] * scale)
         if model is None:
             return upscale_image(img, size, args.method)
-        return pil_resize(model(img), size, "lanczos")
+        return resize_rgb(model(img), size, "lanczos")
 
     return report(job.run(run, desc=f"upscale ×{scale}"))
 
 
 def _compare(args: argparse.Namespace) -> int:
+    from ganeval.models.upscale import SRGANUpscaler
     from ganeval.sources import open_source
-    from ganeval.upscale import SRGANUpscaler, compare_one, score
+    from ganeval.upscale import compare_source, side_by_side
 
     if args.out:
         check_output_file(args.out, [args.src, checkpoint_input(args.ckpt)], args.overwrite)
@@ -116,61 +102,19 @@ def _compare(args: argparse.Namespace) -> int:
     scale = args.scale or (model.scale if model else 4)
     if model is not None and scale != model.scale:
         raise BadInput(f"--scale {scale} differs from the SRGAN's factor ({model.scale}); drop --scale")
-    n = min(args.n or len(source), len(source))
-    scores: dict[str, list[tuple[float, float]]] = {}
-    shown: list[dict[str, np.ndarray]] = []
-    skipped = 0
-    with progress(total=n, desc="upscale-compare", unit="img") as bar:
-        for i in range(n):
-            bar.update(1)
-            try:
-                hr = source.read(i)
-            except CorruptImage:
-                skipped += 1
-                continue
-            if min(hr.shape[:2]) // scale * scale < MIN_SIDE:  # SSIM's 11-px window must fit
-                skipped += 1
-                continue
-            results = compare_one(hr, scale, model)
-            for method, value in score(results).items():
-                scores.setdefault(method, []).append(value)
-            if len(shown) < args.rows:
-                shown.append(results)
-    if skipped:
-        warn(f"{args.src}: skipped {skipped} unreadable or too small image(s)")
-    if not scores:
-        raise BadInput(f"{args.src}: no usable images among the first {n}")
-    count = len(next(iter(scores.values())))
-    summary = {m: {"psnr": float(np.mean([v[0] for v in vals])), "ssim": float(np.mean([v[1] for v in vals]))}
-               for m, vals in scores.items()}
+    result = compare_source(source, scale, model, args.n, args.rows, label=str(args.src))
+    if result.skipped:
+        warn(f"{args.src}: skipped {result.skipped} unreadable or too small image(s)")
     if args.out:
-        write_bytes(args.out, encode_png(_side_by_side(shown)))
+        write_bytes(args.out, encode_png(side_by_side(result.shown)))
     if args.json:
-        emit_json({"images": count, "scale": scale, "checkpoint": model.path if model else None,
-                   "methods": summary, "png": args.out})
+        emit_json({"images": result.images, "scale": scale, "checkpoint": model.path if model else None,
+                   "methods": result.methods, "png": args.out})
     else:
-        print(f"{count} image(s), ×{scale}{f', SRGAN {model.path}' if model else ''}")
+        print(f"{result.images} image(s), ×{scale}{f', SRGAN {model.path}' if model else ''}")
         print(f"{'method':<10} {'PSNR (dB)':>10} {'SSIM':>8}")
-        for method, vals in summary.items():
+        for method, vals in result.methods.items():
             print(f"{method:<10} {vals['psnr']:>10.2f} {vals['ssim']:>8.4f}")
         if args.out:
             note(f"wrote {args.out}")
     return 0
-
-
-def _side_by_side(rows: list[dict[str, np.ndarray]], pad: int = 2) -> np.ndarray:
-    """One row per image: LR (nearest, at HR size) | bicubic | Lanczos | [SRGAN] | HR, on white."""
-    columns = [k for k in rows[0] if k != "LR"]
-    h = max(r["HR"].shape[0] for r in rows)
-    w = max(r["HR"].shape[1] for r in rows)
-    n_cols = len(columns) + 1
-    sheet = np.full((len(rows) * (h + pad) + pad, n_cols * (w + pad) + pad, 3), 255, np.uint8)
-    for r, res in enumerate(rows):
-        hr = res["HR"]
-        factor = hr.shape[0] // res["LR"].shape[0]
-        lr_big = np.repeat(np.repeat(res["LR"], factor, axis=0), factor, axis=1)
-        for c, img in enumerate([lr_big] + [res[k] for k in columns]):
-            y, x = pad + r * (h + pad), pad + c * (w + pad)
-            sheet[y:y + img.shape[0], x:x + img.shape[1]] = img
-    return sheet
-

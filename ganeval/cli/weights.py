@@ -94,7 +94,7 @@ def _size(path: Path) -> str:
 
 def _list(args: argparse.Namespace) -> int:
     from ganeval.features.illust2vec import ILLUST2VEC_CAFFEMODEL
-    from ganeval.weights import weights_cache
+    from ganeval.weights import weight_status, weights_cache
 
     cache = weights_cache()
     specs = known_specs()
@@ -103,10 +103,11 @@ def _list(args: argparse.Namespace) -> int:
     for spec in specs:
         path = cache / spec.filename
         if path.is_file():
-            print(f"  {spec.filename:<{width}}  present  {_size(path)}")
+            print(f"  {spec.filename:<{width}}  {_size(path)}  {weight_status(path, spec)}")
         else:
             print(f"  {spec.filename:<{width}}  missing  {spec.how_to_get}")
     source = cache / ILLUST2VEC_CAFFEMODEL.filename  # only an intermediate: shown when present
     if source.is_file():
-        print(f"  {source.name:<{width}}  present  {_size(source)} (Caffe source; converted on first use)")
+        print(f"  {source.name:<{width}}  {_size(source)}  {weight_status(source, ILLUST2VEC_CAFFEMODEL)} "
+              "(Caffe source; converted on first use)")
     return 0

@@ -23,6 +23,7 @@ from torch import nn
 
 from ganeval.atomic import torch_save
 from ganeval.cache import file_sha256
+from ganeval.caffemodel import layer_state_dict
 from ganeval.device import resolve_device
 from ganeval.errors import BadInput
 from ganeval.features.base import ExtractorInfo, FeatureExtractor
@@ -150,9 +151,14 @@ def convert_caffemodel_file(caffemodel: str | os.PathLike, out: str | os.PathLik
     return save_converted(state, meta, target), meta
 
 
-def _convert(caffemodel: Path, sha: str) -> tuple[dict[str, torch.Tensor], dict]:
-    from ganeval.caffemodel import convert_illust2vec
+def convert_illust2vec(caffemodel_path: str | os.PathLike) -> dict[str, torch.Tensor]:
+    """``illust2vec_ver200.caffemodel`` blobs as ``Illust2VecNet``'s state dict. The net was
+    trained on BGR input (its Caffe classifier uses ``channel_swap=(2, 1, 0)``) and the extractor
+    feeds BGR too, so conv1_1 is not flipped. Reduced test models convert as well."""
+    return layer_state_dict(caffemodel_path, CONV_LAYERS, (ENCODE_LAYER,), "an illustration2vec feature model")
 
+
+def _convert(caffemodel: Path, sha: str) -> tuple[dict[str, torch.Tensor], dict]:
     state = convert_illust2vec(caffemodel)
     prefix = ILLUST2VEC_CAFFEMODEL.sha256_prefix
     standard = is_published_architecture(state) and (not prefix or sha.startswith(prefix))

@@ -9,6 +9,7 @@ import os
 from functools import partial
 from pathlib import Path
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -102,15 +103,17 @@ class FIDInceptionNet(nn.Module):
 
 
 def load_inception_state(path: Path) -> dict[str, torch.Tensor]:
-    """Read a pytorch-fid-format state dict; the classifier (fc) is dropped, nothing else may differ."""
+    """Read a pytorch-fid-format state dict. The 1008-way classifier (``fc``) is kept when
+    present (the Inception Score needs it); AuxLogits are dropped; nothing else may differ."""
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as err:  # noqa: BLE001 - any unpickling failure means "not a weight file"
         raise BadInput(f"{path}: not a readable PyTorch weight file ({type(err).__name__})") from err
     if not isinstance(state, dict):
         raise BadInput(f"{path}: expected a state dict, got {type(state).__name__}")
+    classifier = {k: v for k, v in state.items() if k in CLASSIFIER_SHAPES}
     state = {k: v for k, v in state.items() if not k.startswith(("fc.", "AuxLogits."))}
-    expected = FIDInceptionNet().state_dict()
+    expected = _empty_net().state_dict()
     missing = sorted(set(expected) - set(state))
     unexpected = sorted(set(state) - set(expected))
     if missing or unexpected:
@@ -119,7 +122,37 @@ def load_inception_state(path: Path) -> dict[str, torch.Tensor]:
     for key, value in expected.items():
         if state[key].shape != value.shape:
             raise BadInput(f"{path}: not FID Inception weights ({key} has shape {tuple(state[key].shape)}, expected {tuple(value.shape)})")
+    if len(classifier) == len(CLASSIFIER_SHAPES) and all(
+            tuple(v.shape) == CLASSIFIER_SHAPES[k] for k, v in classifier.items()):
+        state.update(classifier)
     return state
+
+
+# the TF graph's 1008-way softmax layer, as pytorch-fid and torch-fidelity store it
+CLASSIFIER_SHAPES = {"fc.weight": (1008, 2048), "fc.bias": (1008,)}
+RESIZE_MODES = ("pytorch-fid", "clean")
+
+
+def clean_resize(images: torch.Tensor, size: int = 299) -> torch.Tensor:
+    """clean-fid's resize (``make_resizer("PIL", False, "bicubic", (size, size))``): each
+    channel as a float32 Pillow image, bicubic with Pillow's antialiasing, clipped to
+    [0, 255] and not quantised. uint8 N×3×H×W in, float32 N×3×size×size out (on CPU:
+    Pillow does the work, as in clean-fid)."""
+    from PIL import Image
+
+    arr = images.detach().cpu().numpy()
+    out = np.empty((arr.shape[0], 3, size, size), dtype=np.float32)
+    for i, image in enumerate(arr):
+        for c in range(3):
+            resized = Image.fromarray(image[c].astype(np.float32)).resize((size, size), Image.BICUBIC)
+            out[i, c] = np.asarray(resized).clip(0, 255)
+    return torch.from_numpy(out).to(images.device)
+
+
+def _empty_net() -> FIDInceptionNet:
+    """The architecture without initialising 22M weights (0.3-1 s) that loading overwrites anyway."""
+    with torch.device("meta"):
+        return FIDInceptionNet()
 
 
 class _ConvReLU(nn.Module):
@@ -143,23 +176,45 @@ def fold_batchnorm(net: nn.Module) -> nn.Module:
 
 
 class InceptionExtractor(FeatureExtractor):
-    """uint8 RGB N×3×H×W → pool3 features N×2048, preprocessing as pytorch-fid.
+    """uint8 RGB N×3×H×W → pool3 features N×2048.
 
+    ``resize="pytorch-fid"`` (default): pytorch-fid's preprocessing, bilinear resize in
+    torch and 2x/255-1. ``resize="clean"``: clean-fid's, Pillow bicubic on floats
+    (``clean_resize``) and the TF graph's own (x-128)/128.
     ``fast=False`` runs pytorch-fid's exact op order: bit-identical features on CPU.
     ``fast=True`` folds BatchNorm into the convolutions and runs channels-last: faster,
     and as close to a float64 evaluation as the exact path (both ~1e-4 at unit-scale
-    features), but no longer bit-identical to pytorch-fid (differences ~1e-4)."""
+    features), but no longer bit-identical to pytorch-fid (differences ~1e-4).
+    When the weights hold the 1008-way classifier, ``logits`` gives the Inception Score's
+    input from pool3 features (torch-fidelity's ``logits_unbiased``: no bias)."""
 
-    def __init__(self, state: dict[str, torch.Tensor], weights_id: str, standard: bool, fast: bool = False) -> None:
+    def __init__(self, state: dict[str, torch.Tensor], weights_id: str, standard: bool, fast: bool = False,
+                 resize: str = "pytorch-fid") -> None:
         super().__init__()
-        net = FIDInceptionNet()
-        net.load_state_dict(state)
+        if resize not in RESIZE_MODES:
+            raise BadInput(f"unknown resize {resize!r}: choose one of {', '.join(RESIZE_MODES)}")
+        state = dict(state)
+        fc_weight = state.pop("fc.weight", None)
+        state.pop("fc.bias", None)
+        net = _empty_net()
+        net.load_state_dict(state, assign=True)  # the loaded tensors become the weights: no init, no copy
         net = net.eval().requires_grad_(False)
         self.memory_format = torch.channels_last if fast else torch.contiguous_format
         self.net = fold_batchnorm(net).to(memory_format=self.memory_format) if fast else net
-        self.info = ExtractorInfo("inception", 2048, 299, weights_id, standard, "fast" if fast else "exact")
+        self.register_buffer("fc_weight", fc_weight.float().clone() if fc_weight is not None else None)
+        self.resize = resize
+        self.info = ExtractorInfo("inception", 2048, 299, weights_id, standard, "fast" if fast else "exact", resize)
+
+    def logits(self, features: torch.Tensor) -> torch.Tensor:
+        if self.fc_weight is None:
+            raise BadInput("these Inception weights have no 1008-way classifier (fc): the Inception Score needs it")
+        features = torch.as_tensor(features).to(self.fc_weight.device, torch.float32)
+        return features.mm(self.fc_weight.T)
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
+        if self.resize == "clean":
+            x = (clean_resize(images) - 128.0) / 128.0
+            return self.net(x.contiguous(memory_format=self.memory_format))
         x = images.float() / 255.0
         if x.shape[-2:] != (299, 299):
             x = F.interpolate(x, size=(299, 299), mode="bilinear", align_corners=False)
@@ -167,10 +222,10 @@ class InceptionExtractor(FeatureExtractor):
 
 
 def build_inception(weights: str | os.PathLike | None = None, device: torch.device | str = "cpu",
-                    fast: bool = False) -> InceptionExtractor:
+                    fast: bool = False, resize: str = "pytorch-fid") -> InceptionExtractor:
     """The FID Inception with weights from ``weights``, the cache, or the official download."""
     path = locate_weights(INCEPTION_WEIGHTS, weights)
     digest = file_sha256(path)
     extractor = InceptionExtractor(load_inception_state(path), digest,
-                                   digest.startswith(INCEPTION_WEIGHTS.sha256_prefix or "-"), fast)
+                                   digest.startswith(INCEPTION_WEIGHTS.sha256_prefix or "-"), fast, resize)
     return extractor.to(device)

@@ -37,9 +37,11 @@ def trace_sqrt_product(sigma1: np.ndarray, sigma2: np.ndarray) -> float:
 
 
 def check_stats(mu: np.ndarray, sigma: np.ndarray, name: str = "statistics") -> tuple[np.ndarray, np.ndarray]:
-    mu = np.atleast_1d(np.asarray(mu, dtype=np.float64))
-    sigma = np.atleast_2d(np.asarray(sigma, dtype=np.float64))
-    if mu.ndim != 1 or sigma.shape != (mu.shape[0], mu.shape[0]):
+    mu = np.asarray(mu, dtype=np.float64)
+    sigma = np.asarray(sigma, dtype=np.float64)
+    if mu.ndim == 0 and sigma.ndim == 0:  # 1-d features: scalars are a 1×1 covariance
+        mu, sigma = mu.reshape(1), sigma.reshape(1, 1)
+    if mu.ndim != 1 or sigma.ndim != 2 or sigma.shape != (mu.shape[0], mu.shape[0]):
         raise BadInput(f"{name}: mu has shape {mu.shape} and sigma {sigma.shape}; expected (D,) and (D, D)")
     if not (np.isfinite(mu).all() and np.isfinite(sigma).all()):
         raise BadInput(f"{name}: mu or sigma contains NaN or infinity")

@@ -33,7 +33,7 @@ import numpy as np
 from ganeval.atomic import write_text
 from ganeval.cache import cache_dir, settings_key
 from ganeval.errors import BadInput
-from ganeval.images import resize_rgb
+from ganeval.resample import resize_rgb
 from ganeval.nearest.embed import Embedder, EmbedSpec
 from ganeval.nearest.parallel import cpu_workers, run_parallel
 from ganeval.progress import progress
@@ -67,27 +67,33 @@ _GRAY_MODES = ("1", "L", "LA", "I", "I;16", "I;16L", "I;16B", "F")
 
 
 def native_channels(source: Source) -> int:
-    """1 for a grayscale set, 3 for colour: the array's channels, or the first readable
-    file's Pillow mode (decoding always yields RGB, so this is read before decoding)."""
+    """1 for a grayscale set, 3 for colour: the array's channels, or the Pillow modes of the
+    files (decoding always yields RGB, so this is read from headers before decoding).
+
+    A set is grayscale only when every readable file is: the answer never depends on file
+    order. Colour sets stop at their first colour file; only all-gray sets read every header."""
     import io
 
     from PIL import Image
 
     if isinstance(source, ArraySource):
         return 1 if source.array.shape[3] == 1 else 3
-    for i in range(min(len(source), 8)):
+    if not isinstance(source, (FolderSource, ZipSource)):
+        return 3
+    seen_gray = False
+    for i in range(len(source)):
         try:
             if isinstance(source, FolderSource):
                 opened = Image.open(source.files[i])
-            elif isinstance(source, ZipSource):
-                opened = Image.open(io.BytesIO(source._open().read(source.members[i])))
             else:
-                return 3
+                opened = Image.open(io.BytesIO(source._open().read(source.members[i])))
             with opened as img:
-                return 1 if img.mode in _GRAY_MODES else 3
-        except Exception:  # noqa: BLE001 - a corrupt first file says nothing; try the next
+                if img.mode not in _GRAY_MODES:
+                    return 3
+                seen_gray = True
+        except Exception:  # noqa: BLE001 - a corrupt file says nothing; the loader reports it
             continue
-    return 3
+    return 1 if seen_gray else 3
 
 
 class ResizingReader:

@@ -1,0 +1,118 @@
+"""README, --help and behaviour agree: every `ganeval …` line of the README parses with the real
+parser, and every default the README states is the parser's default."""
+from __future__ import annotations
+
+import argparse
+import re
+import shlex
+from pathlib import Path
+
+import pytest
+
+from ganeval.cli.main import build_parser
+
+README = Path(__file__).resolve().parents[1] / "README.md"
+
+
+def _code_lines() -> list[str]:
+    """Command lines in the README's bash blocks, continuations joined, comments dropped."""
+    lines, block, pending = [], False, ""
+    for raw in README.read_text().splitlines():
+        if raw.startswith("```"):
+            block = not block and raw.strip() in ("```bash", "```sh", "```console", "```")
+            continue
+        if not block:
+            continue
+        text = pending + raw.strip()
+        if text.endswith("\\"):
+            pending = text[:-1] + " "
+            continue
+        pending = ""
+        lines.append(text)
+    return lines
+
+
+def _ganeval_argv(line: str) -> list[list[str]] | None:
+    """The argv (or argvs, for [optional] parts: with and without) a README line runs."""
+    code = re.split(r"\s#\s|\s#$", " " + line + " ", maxsplit=1)[0].strip()
+    variants = []
+    for text in (re.sub(r"\[[^\[\]]*\]", " ", code), re.sub(r"\[([^\[\]]*)\]", r" \1 ", code)):
+        words = shlex.split(text)
+        while words and re.fullmatch(r"[A-Z_][A-Z0-9_]*=.*", words[0]):  # VAR=value prefixes
+            words = words[1:]
+        if words[:1] == ["ganeval"]:
+            variants.append(words[1:])
+        elif words[:1] == ["torchrun"] and "-m" in words and words[words.index("-m") + 1:][:1] == ["ganeval"]:
+            variants.append(words[words.index("-m") + 2:])
+        elif words[:3] == ["python", "-m", "ganeval"]:
+            variants.append(words[3:])
+    return variants or None
+
+
+def _commands() -> list[tuple[str, list[str]]]:
+    out = []
+    for line in _code_lines():
+        argvs = _ganeval_argv(line)
+        for argv in argvs or []:
+            out.append((line, argv))
+    return out
+
+
+COMMANDS = _commands()
+
+
+def test_the_readme_has_commands_to_check():
+    assert len(COMMANDS) >= 40
+
+
+@pytest.mark.parametrize("line,argv", COMMANDS, ids=[" ".join(a)[:60] for _, a in COMMANDS])
+def test_every_readme_command_parses(line, argv):
+    parser = build_parser()
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as exc:  # argparse's way of saying no
+        pytest.fail(f"README line does not parse ({exc.code}): {line}")
+    assert getattr(args, "func", None) is not None or "--help" in argv or "--version" in argv, line
+
+
+def _subparser(parser: argparse.ArgumentParser, path: list[str]) -> argparse.ArgumentParser:
+    for name in path:
+        action = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
+        parser = action.choices[name]
+    return parser
+
+
+def _documented_defaults() -> list[tuple[list[str], str, str]]:
+    """(subcommand path, flag, value) for README sentences "`--flag` … (default V)" under a
+    "### `ganeval CMD …`" heading."""
+    found, command = [], None
+    pattern = re.compile(r"`(--[a-z0-9-]+)`[^`.;]{0,40}?[(,]\s*default:?\s+`?([^`),;\s]+)`?")
+    for line in README.read_text().splitlines():
+        heading = re.match(r"#+ `ganeval ([a-z-]+)(?: ([a-z-]+))?", line)
+        if heading:
+            command = [heading.group(1)]
+            continue
+        if line.startswith("#"):
+            command = None if line.startswith("## ") else command
+        if command is None:
+            continue
+        for flag, value in pattern.findall(line):
+            found.append((command, flag, value))
+    return found
+
+
+DEFAULTS = _documented_defaults()
+
+
+def test_documented_defaults_are_found():
+    assert DEFAULTS, "the README states defaults (e.g. --candidates); the pattern should find them"
+
+
+@pytest.mark.parametrize("command,flag,value", DEFAULTS, ids=[f"{c[0]} {f}" for c, f, _ in DEFAULTS])
+def test_documented_default_is_the_parsers(command, flag, value):
+    parser = _subparser(build_parser(), command)
+    action = next((a for a in parser._actions if flag in a.option_strings), None)
+    assert action is not None, f"README documents {flag} for ganeval {' '.join(command)}, which has no such flag"
+    default = action.default
+    assert str(default) == value or (isinstance(default, float) and float(value) == default), (
+        f"README says {flag} defaults to {value}; the parser says {default!r}")
