@@ -97,10 +97,11 @@ def _argv(command: str, ws: Path, relation: str, overwrite: bool) -> list[str]:
 @pytest.fixture()
 def fake_extractor(monkeypatch):
     """fid reads statistics files here; the feature network is never used, so skip loading it."""
-    import ganeval.cli.fid as fid
+    import ganeval.api as api
+    from ganeval.features.base import ExtractorInfo
 
-    info = types.SimpleNamespace(name="inception", dim=2048, standard=True)
-    monkeypatch.setattr(fid, "build_extractor", lambda *a, **k: types.SimpleNamespace(info=info))
+    info = ExtractorInfo(name="inception", dim=2048, input_size=299, weights_id="test", standard=True)
+    monkeypatch.setattr(api, "build_extractor", lambda *a, **k: types.SimpleNamespace(info=info))
 
 
 @settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])

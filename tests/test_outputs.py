@@ -128,8 +128,8 @@ def test_interrupted_carries_its_exit_code(capsys, monkeypatch):
     def stop(args):
         raise Interrupted("interrupted after writing 3 of 9 images", exit_code=143)
 
-    parser = cli.build_parser()
-    monkeypatch.setattr(cli, "build_parser", lambda: parser)
+    parser = cli.build_parser(["models"])
+    monkeypatch.setattr(cli, "build_parser", lambda *argv: parser)
     args = parser.parse_args(["models"])
     monkeypatch.setattr(parser, "parse_args", lambda argv=None: type(args)(**{**vars(args), "func": stop}))
     assert cli.main(["models"]) == 143
