@@ -104,7 +104,8 @@ def fake_extractor(monkeypatch):
     monkeypatch.setattr(api, "build_extractor", lambda *a, **k: types.SimpleNamespace(info=info))
 
 
-@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(max_examples=25, deadline=None, database=None,  # nothing written into the repository
+          suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(command=st.sampled_from(COMMANDS), relation=st.sampled_from(RELATIONS), overwrite=st.booleans())
 def test_no_input_byte_changes_and_exit_is_0_or_2(inputs, fake_extractor, capsys, command, relation, overwrite):
     with tempfile.TemporaryDirectory() as tmp:
