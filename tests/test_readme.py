@@ -16,12 +16,12 @@ README = Path(__file__).resolve().parents[1] / "README.md"
 
 def _code_lines() -> list[str]:
     """Command lines in the README's bash blocks, continuations joined, comments dropped."""
-    lines, block, pending = [], False, ""
+    lines, fence, pending = [], None, ""
     for raw in README.read_text().splitlines():
-        if raw.startswith("```"):
-            block = not block and raw.strip() in ("```bash", "```sh", "```console", "```")
+        if raw.startswith("```"):  # a fence opens a block (of any language) or closes the open one
+            fence = None if fence else raw.strip()
             continue
-        if not block:
+        if fence not in ("```bash", "```sh", "```console"):  # (a bare ``` block is a diagram)
             continue
         text = pending + raw.strip()
         if text.endswith("\\"):

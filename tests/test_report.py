@@ -3,6 +3,7 @@ bad input is one clear line and a non-zero exit. One test starts a kernel (secon
 from __future__ import annotations
 
 import json
+import os
 
 import nbformat
 import numpy as np
@@ -148,8 +149,8 @@ def test_one_participant_is_a_clear_error(tmp_path, study, capsys):
 @pytest.mark.parametrize("args, expected", [
     ([], "nothing to report"),
     (["--responses", "missing.csv"], "no such file"),
-    (["--nearest", "."], "not a `ganeval nearest` output folder"),
-    (["--study", "."], "not a study"),
+    (["--nearest", os.path.dirname(__file__)], "not a `ganeval nearest` output folder"),  # -o out: not inside it
+    (["--study", os.path.dirname(__file__)], "not a study"),
     (["--responses", "x.csv", "--fid", "missing.json"], "no such file"),
 ])
 def test_bad_arguments_are_clear_errors(tmp_path, monkeypatch, capsys, args, expected):

@@ -220,7 +220,7 @@ def test_translate_folder_prefix_direction_and_mosaic(runs, unpaired, tmp_path, 
     out = tmp_path / "anime"
     assert main(["translate", str(src), "-o", str(out), "-g", str(runs["ugatit"]), "--prefix", "result"]) == 0
     assert "skipped 1 unreadable image(s), e.g. broken.jpg" in capsys.readouterr().err
-    files = sorted(p.name for p in out.iterdir())
+    files = sorted(p.name for p in out.glob("*.png"))  # (beside them: the output manifest)
     assert files == ["result_p0.png", "result_p1.png", "result_p2.png"]
     assert decode_image(out / "result_p0.png").shape == (32, 32, 3)  # resized to the model size
 

@@ -12,6 +12,17 @@ def add_device_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--device", default="auto", help="auto (CUDA when present), cpu, cuda or cuda:N")
 
 
+def add_output_args(parser: argparse.ArgumentParser, resume: bool = False) -> None:
+    """--overwrite (and --resume), declared once; ganeval.outputs applies them before the work."""
+    parser.add_argument("--overwrite", action="store_true",
+                        help="replace an existing output file, or what this command wrote earlier into the output "
+                             "folder (other files there are never touched)")
+    if resume:
+        parser.add_argument("--resume", action="store_true",
+                            help="continue an interrupted run into the same folder with the same settings: "
+                                 "complete files are kept, the rest written (the result equals an uninterrupted run)")
+
+
 def add_loader_args(parser: argparse.ArgumentParser, batch_size: int = 50) -> None:
     parser.add_argument("--batch-size", type=positive_int, default=batch_size, help=f"images per batch (default {batch_size})")
     parser.add_argument("--num-workers", type=nonneg_int, default=min(4, os.cpu_count() or 1),

@@ -6,18 +6,14 @@ from __future__ import annotations
 import argparse
 import json
 import os
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-import numpy as np
-
-from ganeval.atomic import save_npz, write_bytes
-from ganeval.cli.common import HelpFormatter, add_device_args, emit_json, nonneg_int, note, positive_int
+from ganeval.cli.common import (HelpFormatter, add_device_args, add_output_args, emit_json, nonneg_int, note,
+                                positive_int)
 from ganeval.errors import BadInput
 from ganeval.features.registry import FEATURES
 from ganeval.models.flags import FAMILY_FLAGS
-from ganeval.images import encode_png, is_image_name
-from ganeval.progress import progress
+from ganeval.outputs import check_output_file, checkpoint_input
 
 TRAIN_EXAMPLES = """examples:
   ganeval train dcgan --data faces/ --out runs/dcgan --steps 20000
@@ -41,9 +37,16 @@ SAMPLE_EXAMPLES = """examples:
   ganeval sample runs/sg2 -n 64 -o trunc/ --truncation 0.7     # stylegan2: truncation ψ
   ganeval sample runs/sg2 -n 5000 -o fidset/ --noise-mode random   # stylegan2: the pixels `fid --generator` sees
 
+  ganeval sample runs/dcgan -n 50000 -o samples/ --resume      # after Ctrl-C: write the rest
+  ganeval sample runs/dcgan -n 1000 -o samples/ --overwrite    # replace an earlier sample run
+
 Images are 000000.png, 000001.png, ... (or one .npz with key "images", N×H×W×3 uint8).
 Image i depends only on the checkpoint, the seed and i: a smaller -n gives a prefix of a
-larger one, and `ganeval fid --generator CKPT` sees exactly these pixels."""
+larger one, and `ganeval fid --generator CKPT` sees exactly these pixels.
+An existing .npz or a non-empty folder is refused unless --overwrite (which replaces only
+what `ganeval sample` wrote there). Interrupted (Ctrl-C, exit 130), it says how many
+images it wrote; every file is complete, and --resume writes the rest (same checkpoint,
+seed and settings), giving exactly the folder an uninterrupted run gives."""
 
 MODELS_EXAMPLES = """examples:
   ganeval models
@@ -51,7 +54,10 @@ MODELS_EXAMPLES = """examples:
 
 TIMELAPSE_EXAMPLES = """examples:
   ganeval timelapse runs/dcgan                 # runs/dcgan/timelapse.gif (+ .mp4 with imageio-ffmpeg)
-  ganeval timelapse runs/dcgan -o growth.gif --fps 4"""
+  ganeval timelapse runs/dcgan -o growth.gif --fps 4
+  ganeval timelapse runs/dcgan --overwrite     # replace RUN/timelapse.gif after more training
+
+An existing output file is refused unless --overwrite."""
 
 INTERPOLATE_EXAMPLES = """examples:
   ganeval interpolate runs/dcgan/checkpoint.pt --seeds 1,2,3 -o walk.gif
@@ -59,7 +65,8 @@ INTERPOLATE_EXAMPLES = """examples:
   ganeval interpolate runs/sg2 --seeds 1,2,3 --space w -o wwalk.gif   # stylegan2: lines in W
 
 Seed s is the latent of image 0 of `ganeval sample --seed s`; the path follows great
-circles (slerp) from seed to seed and back to the first."""
+circles (slerp) from seed to seed and back to the first. An existing output file is
+refused unless --overwrite (e.g. `ganeval interpolate runs/dcgan --seeds 1,2 -o walk.gif --overwrite`)."""
 
 
 def register(subparsers) -> None:
@@ -107,6 +114,7 @@ def register(subparsers) -> None:
     p.add_argument("checkpoint", metavar="CKPT", help="checkpoint file, or a run folder holding checkpoint.pt")
     p.add_argument("-n", type=positive_int, required=True, help="number of images")
     p.add_argument("-o", "--out", required=True, help="output folder (new or empty), or a file ending in .npz")
+    add_output_args(p, resume=True)
     p.add_argument("--seed", type=int, default=0, help="latent seed")
     p.add_argument("--batch-size", type=positive_int, default=100, help="images per forward pass")
     p.add_argument("--no-ema", action="store_true", help="use the raw generator, not its EMA copy")
@@ -129,6 +137,7 @@ def register(subparsers) -> None:
                               epilog=TIMELAPSE_EXAMPLES, formatter_class=HelpFormatter)
     p.add_argument("run", metavar="RUN", help="run folder of `ganeval train`")
     p.add_argument("-o", "--out", help="output .gif or .mp4 (default RUN/timelapse.gif)")
+    add_output_args(p)
     p.add_argument("--fps", type=float, default=8.0, help="frames per second")
     p.add_argument("--no-mp4", action="store_true", help="do not also write an MP4 beside the GIF")
     p.set_defaults(func=_timelapse)
@@ -139,6 +148,7 @@ def register(subparsers) -> None:
     p.add_argument("checkpoint", metavar="CKPT", help="checkpoint file, or a run folder holding checkpoint.pt")
     p.add_argument("--seeds", required=True, help="comma-separated seeds, at least two, e.g. 1,2,3")
     p.add_argument("-o", "--out", required=True, help="output .gif or .mp4")
+    add_output_args(p)
     p.add_argument("--frames", type=positive_int, default=24, help="frames from one seed to the next")
     p.add_argument("--fps", type=float, default=12.0, help="frames per second")
     p.add_argument("--no-loop", action="store_true", help="stop at the last seed instead of returning to the first")
@@ -200,37 +210,14 @@ def _train(args: argparse.Namespace) -> int:
 # ---------------------------------------------------------------------- sample
 
 def _sample(args: argparse.Namespace) -> int:
-    from ganeval.models.checkpoint import load_checkpoint
-    from ganeval.models.sampling import generate_uint8_batches
+    from ganeval.models.samplewrite import write_samples
 
-    out = Path(args.out)
-    to_npz = out.suffix.lower() == ".npz"
-    if not to_npz:
-        if out.exists() and not out.is_dir():
-            raise BadInput(f"{out}: exists and is not a folder; give a folder or a .npz file")
-        if out.is_dir() and any(is_image_name(p.name) for p in out.iterdir()):
-            raise BadInput(f"{out}: already holds images; choose a new or empty folder so sets do not mix")
-    data = load_checkpoint(args.checkpoint)
-    batches = generate_uint8_batches(data, args.n, args.batch_size, args.seed, args.device, use_ema=not args.no_ema,
-                                     truncation=args.truncation, noise_mode=args.noise_mode)
-    digits = max(6, len(str(args.n - 1)))
-    parts: list[np.ndarray] = []
-    done = 0
-    with progress(total=args.n, desc="sample", unit="img") as bar, ThreadPoolExecutor(max(1, min(4, os.cpu_count() or 1))) as pool:
-        for batch in batches:
-            arrays = batch.numpy()
-            if to_npz:
-                parts.append(arrays)
-            else:
-                out.mkdir(parents=True, exist_ok=True)
-                names = [out / f"{done + i:0{digits}d}.png" for i in range(len(arrays))]
-                list(pool.map(lambda pair: write_bytes(pair[0], encode_png(pair[1])), zip(names, arrays)))
-            done += len(arrays)
-            bar.update(len(arrays))
-    if to_npz:
-        save_npz(out, images=np.concatenate(parts))
-    note(f"wrote {done} images ({data['config']['model']['resolution']}px, seed {args.seed}, "
-         f"{'raw G' if args.no_ema else 'EMA G'}, step {data['step']}) to {out}")
+    result = write_samples(args.checkpoint, args.out, args.n, args.batch_size, args.seed, args.device,
+                           use_ema=not args.no_ema, truncation=args.truncation, noise_mode=args.noise_mode,
+                           overwrite=args.overwrite, resume=args.resume)
+    kept = f" ({result.kept} kept from the interrupted run)" if result.kept else ""
+    note(f"wrote {result.written} images{kept} ({result.resolution}px, seed {args.seed}, "
+         f"{'raw G' if args.no_ema else 'EMA G'}, step {result.step}) to {result.path}")
     return 0
 
 
@@ -258,6 +245,13 @@ def _models(args: argparse.Namespace) -> int:
 def _timelapse(args: argparse.Namespace) -> int:
     from ganeval.models.visualise import timelapse
 
+    from ganeval.models.visualise import mp4_available
+
+    target = Path(args.out) if args.out else Path(args.run) / "timelapse.gif"
+    targets = [target] + ([target.with_suffix(".mp4")] if target.suffix.lower() == ".gif" and not args.no_mp4
+                          and mp4_available() else [])
+    for path in targets:  # the run's grids are the input; RUN/timelapse.gif is an output beside them
+        check_output_file(path, [Path(args.run) / "grids"], args.overwrite)
     written = timelapse(args.run, args.out, fps=args.fps, mp4=False if args.no_mp4 else None)
     note("wrote " + ", ".join(map(str, written)))
     return 0
@@ -281,6 +275,7 @@ def _interpolate(args: argparse.Namespace) -> int:
     seeds = _parse_seeds(args.seeds)
     if Path(args.out).suffix.lower() not in (".gif", ".mp4"):
         raise BadInput(f"{args.out}: choose an output ending in .gif or .mp4")
+    check_output_file(args.out, [checkpoint_input(args.checkpoint)], args.overwrite)
     generator, cfg = load_generator(args.checkpoint, resolve_device(args.device), use_ema=not args.no_ema)
     require_latent_model(cfg.model, "interpolate")
     if args.space == "w" or args.truncation is not None:

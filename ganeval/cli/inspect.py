@@ -5,15 +5,18 @@ from __future__ import annotations
 
 import argparse
 
-from ganeval.cli.common import HelpFormatter, add_device_args, note, positive_int
+from ganeval.cli.common import HelpFormatter, add_device_args, add_output_args, note, positive_int
+from ganeval.outputs import checkpoint_input, prepare_output_dir
 
 INSPECT_EXAMPLES = """examples:
   ganeval inspect runs/dcgan/checkpoint.pt --seed 3 -o inspect_dcgan/
   ganeval inspect runs/sg2 --seed 3 -o inspect_sg2/ --max-channels 32 --truncation 0.7
+  ganeval inspect runs/dcgan/checkpoint.pt --seed 4 -o inspect_dcgan/ --overwrite   # replace the earlier one
 
 Writes DIR/index.html (open it in a browser), DIR/output.png and one NNN_<layer>.png per
 layer: that layer's channels for the seed's latent (image 0 of `ganeval sample --seed S`),
-highest energy first, each scaled to its own range."""
+highest energy first, each scaled to its own range. A non-empty DIR needs --overwrite, which
+replaces what an earlier `ganeval inspect` wrote there and nothing else."""
 
 
 def register(subparsers) -> None:
@@ -23,6 +26,7 @@ def register(subparsers) -> None:
     p.add_argument("checkpoint", metavar="CKPT", help="checkpoint file, or a run folder holding checkpoint.pt")
     p.add_argument("--seed", type=int, default=0, help="latent seed")
     p.add_argument("-o", "--out", required=True, metavar="DIR", help="output folder")
+    add_output_args(p)
     p.add_argument("--max-channels", type=positive_int, default=64, help="channels shown per layer")
     p.add_argument("--truncation", type=float, metavar="PSI", help="stylegan2 only: truncation ψ")
     p.add_argument("--no-ema", action="store_true", help="use the raw generator, not its EMA copy")
@@ -36,10 +40,16 @@ def _inspect(args: argparse.Namespace) -> int:
     from ganeval.models.inspect import inspect_generator
     from ganeval.models.sampling import require_mapping
 
+    out = prepare_output_dir(args.out, "inspect", [checkpoint_input(args.checkpoint)], args.overwrite, reserve=("*.png", "index.html"),
+                             defer=True)
     generator, cfg = load_generator(args.checkpoint, resolve_device(args.device), use_ema=not args.no_ema)
     if args.truncation is not None:
         require_mapping(generator, "--truncation", cfg.model)
     title = f"{cfg.model} {cfg.resolution}×{cfg.resolution} ({'raw G' if args.no_ema else 'EMA G'})"
-    layers = inspect_generator(generator, args.seed, args.out, args.max_channels, args.truncation, title)
+    out.open()
+    try:
+        layers = inspect_generator(generator, args.seed, args.out, args.max_channels, args.truncation, title)
+    finally:
+        out.record_new()
     note(f"wrote {len(layers)} layer grids and index.html to {args.out}")
     return 0

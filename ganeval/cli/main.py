@@ -40,6 +40,22 @@ COMMANDS: tuple[tuple[str, tuple[tuple[str, str], ...]], ...] = (
 )
 
 
+EPILOG = """outputs:
+  A command never writes onto or inside its inputs, and refuses an existing output file or
+  a non-empty output folder unless --overwrite, which replaces only what that command wrote
+  there earlier (listed in the folder's .ganeval-outputs.json). These checks run before any
+  work. Interrupted sample/upscale/translate runs keep only complete files, say how many,
+  and continue with --resume.
+
+exit codes:
+  0    success
+  1    runtime error (one line on stderr; GANEVAL_DEBUG=1 adds the traceback)
+  2    bad usage or bad input (including a refused output), before any work
+  130  interrupted (Ctrl-C); 143 terminated (SIGTERM)
+
+Run `ganeval COMMAND --help` for a command's options and examples."""
+
+
 def _command_in(argv: list[str]) -> str | None:
     """The subcommand named on the command line (the top level takes no option values)."""
     return next((arg for arg in argv if not arg.startswith("-")), None)
@@ -57,6 +73,7 @@ def build_parser(argv: list[str] | None = None) -> argparse.ArgumentParser:
     parser = _Parser(
         prog="ganeval",
         description="Train, sample and measure anime-face GANs.",
+        epilog=EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("--version", action="version", version=f"ganeval {__version__}")
@@ -94,9 +111,9 @@ def main(argv: list[str] | None = None) -> int:
     except GanevalError as err:
         print(f"ganeval {args.command}: error: {err}", file=sys.stderr)
         return err.exit_code
-    except KeyboardInterrupt:
-        print(f"ganeval {args.command}: interrupted", file=sys.stderr)
-        return 130
+    except KeyboardInterrupt as err:  # ganeval.outputs.Interrupted says what was written
+        print(f"ganeval {args.command}: {err or 'interrupted'}", file=sys.stderr)
+        return getattr(err, "exit_code", 130)
     except ModuleNotFoundError as err:  # an optional extra that is not installed: one line naming it
         print(f"ganeval {args.command}: error: {missing_module_message(err)}", file=sys.stderr)
         return 1

@@ -15,16 +15,22 @@ Writes to OUTDIR: neighbours.csv (query, rank, train, ssim), summary.json (per-r
 statistics, copy and original shares, hubness, recall, copy statistics), ssim_hist.png (one
 panel per rank), contact_sheets/ (each query beside its neighbours, with scores; hubs.png: the
 training images most often top-1), and with --mean-all mean_ssim.csv and mean_ssim.png.
-Every run reports hubness and warns when one training image is the top-1 of > 5% of queries."""
+Every run reports hubness and warns when one training image is the top-1 of > 5% of queries.
+OUTDIR may not be (or lie inside, or hold) an input; a non-empty OUTDIR needs --overwrite, which
+removes what an earlier `ganeval nearest` wrote there (stale contact sheets included) and never
+touches other files."""
 from __future__ import annotations
 
 import argparse
 
-from ganeval.cli.common import HelpFormatter, add_device_args, add_loader_args, emit_json, nonneg_int, note, positive_int
+from ganeval.cli.common import (HelpFormatter, add_device_args, add_loader_args, add_output_args, emit_json,
+                                nonneg_int, note, positive_int)
 from ganeval.errors import BadInput
 from ganeval.features.registry import FEATURES
 from ganeval.nearest.api import find_nearest
 from ganeval.nearest.pipeline import DEFAULT_COPY_THRESHOLD, is_main_process
+from ganeval.nearest.pipeline import OUTPUT_NAMES
+from ganeval.outputs import prepare_output_dir
 
 EXAMPLES = """examples:
   ganeval nearest generated/ train.zip -k 4 -o nn-out           top-4 SSIM neighbours, all outputs
@@ -34,6 +40,7 @@ EXAMPLES = """examples:
   ganeval nearest fake/ real/ --gray --json                     luminance SSIM, summary on stdout
   ganeval nearest fake/ real/ --space inception -o out          cosine neighbours in Inception features
   torchrun --nproc_per_node 4 -m ganeval nearest fake/ real/ -o out    queries sharded over 4 processes
+  ganeval nearest fake/ real/ -o out --overwrite                replace the earlier run's outputs in out/
 """
 
 
@@ -51,6 +58,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("train", metavar="TRAIN", help="training images: folder, .zip, .npy or .npz")
     p.add_argument("-k", type=positive_int, default=4, help="neighbours per generated image")
     p.add_argument("-o", "--outdir", default=None, help="output folder (without it, only the summary is printed)")
+    add_output_args(p)
     p.add_argument("--gray", action="store_true", help="SSIM on luminance instead of RGB")
     p.add_argument("--space", default="ssim", metavar="SPACE",
                    help=f"similarity: ssim (exact SSIM), or cosine of a feature network's features: "
@@ -87,6 +95,10 @@ def register(sub: argparse._SubParsersAction) -> None:
 def run(args) -> int:
     if args.shortlist is not None and args.candidates is not None and args.shortlist > args.candidates:
         raise BadInput(f"--shortlist {args.shortlist} exceeds --candidates {args.candidates}")
+    output = None
+    if args.outdir:
+        output = prepare_output_dir(args.outdir, "nearest", [args.generated, args.train, args.test], args.overwrite,
+                                    reserve=OUTPUT_NAMES, defer=True)
     summary = find_nearest(
         say=note, generated=args.generated, train=args.train, outdir=args.outdir, k=args.k, gray=args.gray,
         space=args.space, weights=args.weights,
@@ -94,6 +106,7 @@ def run(args) -> int:
         copy_threshold=args.copy_threshold, mean_all=args.mean_all, test=args.test, cells=args.cells,
         contact_sheets=args.contact_sheets, pca=args.pca, rebuild=args.rebuild, device=args.device,
         batch_size=args.batch_size, num_workers=args.num_workers, strict=args.strict, seed=args.seed,
+        output=output,
     )
     if not is_main_process():  # torchrun: rank 0 reports
         return 0

@@ -7,13 +7,14 @@ import argparse
 import time
 from pathlib import Path
 
-from ganeval.cli.common import HelpFormatter, emit_json, nonneg_int, note
+from ganeval.cli.common import HelpFormatter, add_output_args, emit_json, nonneg_int, note
 
 EXAMPLES = """examples:
   ganeval report --study study/ -o report/                       the human study only
   ganeval report --responses responses.csv --nearest nn-out -o report/
   ganeval report --study study/ --nearest nn-out --fid fid.json --runs run1 run2 -o report/
   ganeval report --study study/ -o report/ --no-execute          notebook, tables and figures; no HTML
+  ganeval report --study study/ -o report/ --overwrite           replace an earlier report in report/
 
 outputs in REPORT_DIR:
   report.ipynb, report.html        the executed notebook and its HTML (figures embedded)
@@ -33,6 +34,7 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="`ganeval fid --json` outputs (one result, or a mapping of names to results)")
     p.add_argument("--runs", type=Path, nargs="+", default=[], metavar="RUN", help="training run folders (metrics.csv)")
     p.add_argument("-o", "--out", type=Path, required=True, metavar="REPORT_DIR", help="output folder")
+    add_output_args(p)
     p.add_argument("--seed", type=int, default=0, help="bootstrap seed")
     p.add_argument("--bootstrap", type=nonneg_int, default=10_000, help="bootstrap resamples (0: no intervals)")
     p.add_argument("--no-execute", action="store_true", help="write the notebook without running it (no HTML)")
@@ -47,12 +49,14 @@ def run(args) -> int:
 
     inp = ReportInputs(study=args.study, responses=args.responses, nearest=args.nearest, fid=list(args.fid),
                        runs=list(args.runs), seed=args.seed, bootstrap=args.bootstrap)
-    out: Path = args.out
-    if out.exists() and not out.is_dir():
-        from ganeval.errors import BadInput
+    from ganeval.outputs import prepare_output_dir
 
-        raise BadInput(f"{out}: exists and is not a folder")
+    out: Path = args.out
+    folder = prepare_output_dir(out, "report", [args.study, args.responses, args.nearest, *args.fid, *args.runs],
+                                args.overwrite, reserve=("report.ipynb", "report.html", "stats.json", "figures/*",
+                                                         "tables/*", "*.png", "*.csv"), defer=True)
     t0 = time.perf_counter()
+    folder.open()
     summary = build(inp, out)
     nb = notebook.build_notebook(inp, (summary.get("study") or {}).get("overview"))
     t1 = time.perf_counter()
@@ -63,6 +67,7 @@ def run(args) -> int:
         nb = notebook.execute(nb, out.resolve(), timeout=args.timeout)
         notebook.write_notebook(nb, out / "report.ipynb")
         notebook.export_html(nb, out / "report.html")
+    folder.record_new()
     t2 = time.perf_counter()
     summary["seconds"] = {"statistics_and_figures": round(t1 - t0, 2), "notebook": round(t2 - t1, 2)}
     if args.json:

@@ -6,12 +6,14 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from ganeval.cli.common import HelpFormatter, add_device_args, note, positive_int
+from ganeval.cli.common import HelpFormatter, add_device_args, add_output_args, note, positive_int
 from ganeval.errors import BadInput
+from ganeval.outputs import check_output_file, checkpoint_input
 
 STYLE_MIX_EXAMPLES = """examples:
   ganeval style-mix runs/sg2/checkpoint.pt --rows 1,2,3 --cols 4,5,6 -o mix.png
   ganeval style-mix runs/sg2 --rows 1,2 --cols 7,8,9 --styles 0-3 --truncation 0.7 -o coarse.png
+  ganeval style-mix runs/sg2 --rows 1,2 --cols 3,4 -o mix.png --overwrite   # replace mix.png
 
 The grid has a blank corner, the column seeds' images along the top and the row seeds'
 images down the left; cell (r, c) is row r's image with the style layers named by
@@ -40,7 +42,8 @@ def register(subparsers) -> None:
     p.add_argument("--styles", help="layers taken from the column seeds, e.g. 4-9 or 0,1,2 (default: the upper half)")
     p.add_argument("--truncation", type=float, default=1.0, metavar="PSI", help="truncation ψ")
     p.add_argument("--scale", type=positive_int, default=1, help="enlarge the grid by this factor (nearest)")
-    p.add_argument("-o", "--out", required=True, help="output image (.png)")
+    p.add_argument("-o", "--out", required=True, help="output image (.png); an existing file needs --overwrite")
+    add_output_args(p)
     p.add_argument("--no-ema", action="store_true", help="use the raw generator, not its EMA copy")
     add_device_args(p)
     p.set_defaults(func=_style_mix)
@@ -55,6 +58,7 @@ def _style_mix(args: argparse.Namespace) -> int:
     rows, cols = _seed_list(args.rows, "--rows"), _seed_list(args.cols, "--cols")
     if Path(args.out).suffix.lower() != ".png":
         raise BadInput(f"{args.out}: choose an output ending in .png")
+    check_output_file(args.out, [checkpoint_input(args.checkpoint)], args.overwrite)
     generator, cfg = load_generator(args.checkpoint, resolve_device(args.device), use_ema=not args.no_ema)
     require_mapping(generator, "style-mix", cfg.model)
     styles = parse_styles(args.styles, generator.num_ws)

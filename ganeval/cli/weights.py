@@ -4,7 +4,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from ganeval.cli.common import HelpFormatter, note
+from ganeval.cli.common import HelpFormatter, add_output_args, note
 from ganeval.errors import BadInput
 
 EPILOG = """examples:
@@ -27,11 +27,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         description="Read a Caffe illustration2vec model (no Caffe needed) and write its weights as a "
                     "torch file that `ganeval fid --features illust2vec` loads.",
         epilog="examples:\n  ganeval weights convert-illust2vec illust2vec_ver200.caffemodel\n"
-               "  ganeval weights convert-illust2vec model.caffemodel -o i2v.pt\n",
+               "  ganeval weights convert-illust2vec model.caffemodel -o i2v.pt\n"
+               "  ganeval weights convert-illust2vec model.caffemodel -o i2v.pt --overwrite   # replace i2v.pt\n",
         formatter_class=argparse.RawDescriptionHelpFormatter)
     convert.add_argument("caffemodel", metavar="CAFFEMODEL", help="illust2vec_ver200.caffemodel from the v2.0.0 release")
     convert.add_argument("-o", "--out", metavar="OUT", default=None,
-                         help="output file (default: illust2vec_ver200.pt in the weights cache)")
+                         help="output file (default: illust2vec_ver200.pt in the weights cache, replaced if there)")
+    add_output_args(convert)
     convert.set_defaults(func=_convert)
 
     listing = actions.add_parser(
@@ -55,6 +57,10 @@ def _convert(args: argparse.Namespace) -> int:
     source = Path(args.caffemodel).expanduser()
     if not source.is_file():
         raise BadInput(f"{source} does not exist")
+    if args.out:  # the cache file is ganeval's own; a file the user names is checked
+        from ganeval.outputs import check_output_file
+
+        check_output_file(Path(args.out).expanduser(), [source], args.overwrite)
     note(f"converting {source}")
     target, meta = convert_caffemodel_file(source, Path(args.out).expanduser() if args.out else None)
     kind = "published illustration2vec architecture" if meta["standard"] else "non-standard weights"

@@ -18,6 +18,8 @@ from ganeval.nearest.embed import EmbedSpec
 from ganeval.nearest.index import (RESIZE_FILTER, SCREEN_STRIDE, IndexSettings, TrainIndex, load_images,
                                    native_channels, open_index)
 from ganeval.nearest.search import Neighbours, Searcher, default_candidates, recall_at
+from ganeval.outputs import OutputDir
+from ganeval.outputs import OutputDir
 from ganeval.sources import Source, open_source
 
 # Distinct faces' top-1 SSIM stayed below 0.79 on 20k synthetic and 9k real anime faces,
@@ -54,6 +56,18 @@ class NearestOptions:
     seed: int = 0
     plots: bool = True
     notes: list[str] = field(default_factory=list)
+    output: OutputDir | None = None  # outdir checked by ganeval.outputs (the CLI); opened just before writing
+
+
+# what _write_outputs may write: a file of someone else's with such a name is refused up front
+OUTPUT_NAMES = ("neighbours.csv", "summary.json", "ssim_hist.png", "contact_sheets/*", "mean_ssim.csv",
+                "mean_ssim.png")
+    output: OutputDir | None = None  # outdir checked by ganeval.outputs (the CLI); opened just before writing
+
+
+# what _write_outputs may write: a file of someone else's with such a name is refused up front
+OUTPUT_NAMES = ("neighbours.csv", "summary.json", "ssim_hist.png", "contact_sheets/*", "mean_ssim.csv",
+                "mean_ssim.png")
 
 
 def _check_channels(a: Source, b: Source, what: str, gray: bool) -> None:
@@ -226,12 +240,18 @@ def _run(opts: NearestOptions, say: Callable[[str], None], device, world: distri
 
     if opts.outdir:
         t = time.perf_counter()
-        summary["outputs"] = _write_outputs(Path(opts.outdir), opts, gen, space, nb, hubs, write=world.is_main)
+        try:
+            summary["outputs"] = _write_outputs(Path(opts.outdir), opts, gen, space, nb, hubs, write=world.is_main)
+        finally:  # also on Ctrl-C: a later --overwrite may then replace what was written
+            if opts.output is not None and world.is_main:
+                opts.output.record_new()
         timings["write"] = time.perf_counter() - t
     timings["total"] = time.perf_counter() - t0
     summary["timings_seconds"] = {k: round(v, 3) for k, v in timings.items()}
     if opts.outdir and world.is_main:
         report.write_json(Path(opts.outdir) / "summary.json", summary)
+        if opts.output is not None:
+            opts.output.record_new()
     return summary, nb, gen.keys, space.keys
 
 
@@ -363,6 +383,8 @@ def _write_outputs(outdir: Path, opts: NearestOptions, gen, space, nb: Neighbour
     """Everything in OUTDIR; ``write=False`` (torchrun ranks other than 0) only names the files."""
     written = ["neighbours.csv"]
     if write:
+        if opts.output is not None:
+            opts.output.open()  # removes an earlier run's outputs (--overwrite) now that the new ones are ready
         outdir.mkdir(parents=True, exist_ok=True)
         report.write_neighbours_csv(outdir / "neighbours.csv", gen.keys, space.keys, nb.index, nb.score)
     if opts.plots:
