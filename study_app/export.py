@@ -60,7 +60,7 @@ def formula_safe(frame: pd.DataFrame) -> pd.DataFrame:
     = + - @ tab or CR get a leading apostrophe (numbers are left alone)."""
     out = frame.copy()
     for col in out.columns:
-        if out[col].dtype == object:
+        if pd.api.types.is_object_dtype(out[col]) or pd.api.types.is_string_dtype(out[col]):
             out[col] = out[col].map(lambda v: "'" + v if isinstance(v, str) and v.startswith(FORMULA_START) else v)
     return out
 

@@ -38,6 +38,7 @@ from ganeval.study_app.protocol import (ANSWERS, CONFIDENCE_MAX, CONFIDENCE_MIN,
 SETTINGS_FILE = "study.json"
 IMAGES_DIR = "images"
 DB_URL_ENV = "GANEVAL_STUDY_DB_URL"
+ADMIN_PASSWORD_ENV = "GANEVAL_STUDY_ADMIN_PASSWORD"
 MAX_OTHER_TEXT = 2000
 MAX_EXTERNAL_ID = 200
 DEFAULT_ABANDON_AFTER_S = 30 * 60
@@ -114,6 +115,41 @@ class Trial:
     image_id: str
     number: int                 # 1-based within the participant's whole sequence
     total: int
+
+
+MIN_ADMIN_PASSWORD = 8
+
+
+def check_admin_password(password: str) -> str:
+    """The admin password must have at least MIN_ADMIN_PASSWORD characters (BadInput)."""
+    if len(password) < MIN_ADMIN_PASSWORD:
+        raise BadInput(f"the admin password (${ADMIN_PASSWORD_ENV}) must have at least {MIN_ADMIN_PASSWORD} "
+                       f"characters, it has {len(password)}")
+    return password
+
+
+def check_completion_url(url: str | None) -> str | None:
+    """A crowdsourcing completion URL must be an absolute http(s) address (BadInput otherwise)."""
+    if url is None:
+        return None
+    from urllib.parse import urlparse
+
+    parsed = urlparse(url)
+    if parsed.scheme not in ("http", "https") or not parsed.netloc or any(c in url for c in "\"'<> \n\r\t"):
+        raise BadInput(f"--completion-url must be an http:// or https:// address, got {url!r}")
+    return url
+
+
+def update_settings(study_dir: str | os.PathLike, **changes) -> StudySettings:
+    """Change fields of STUDY_DIR/study.json (atomically); unknown names are BadInput."""
+    path = Path(study_dir).expanduser() / SETTINGS_FILE
+    settings = StudySettings.load(path)
+    for name, value in changes.items():
+        if not hasattr(settings, name):
+            raise BadInput(f"unknown study setting {name!r}")
+        setattr(settings, name, value)
+    settings.save(path)
+    return settings
 
 
 def resolve_db_url(study_dir: Path, settings: StudySettings, db_url: str | None = None) -> str:
@@ -250,10 +286,7 @@ class StudyStore:
                 if signed_up >= self.max_participants:
                     raise StudyFull(f"the study is full ({self.max_participants} participants)")
             ordinal = int(conn.execute(select(func.count()).select_from(participants)).scalar() or 0) + 1
-            exposure = dict(conn.execute(
-                select(trials.c.image_id, func.count())
-                .select_from(trials.join(participants, participants.c.id == trials.c.participant_id))
-                .where(or_(_judged(), ~_abandoned(cutoff))).group_by(trials.c.image_id)).all())
+            exposure = self._exposure(conn, cutoff)
             pools: dict[str, list[PoolImage]] = {}
             attention_pool: list[PoolImage] = []
             for image_id, truth, label, role in conn.execute(
@@ -281,6 +314,20 @@ class StudyStore:
                 {"participant_id": pid, "position": pos, "phase": phase, "image_id": image_id}
                 for pos, (phase, image_id) in enumerate(plan)])
         return token
+
+    def exposure(self) -> dict[str, int]:
+        """Per image id: how often it is assigned and still counts (judged, or assigned to a
+        participant who has not abandoned). Assignment balances this number."""
+        cutoff = db.iso(db.utcnow() - dt.timedelta(seconds=self.abandon_after_s))
+        with db.read_tx(self.engine) as conn:
+            return self._exposure(conn, cutoff)
+
+    @staticmethod
+    def _exposure(conn, cutoff: str) -> dict[str, int]:
+        return {k: int(v) for k, v in conn.execute(
+            select(trials.c.image_id, func.count())
+            .select_from(trials.join(participants, participants.c.id == trials.c.participant_id))
+            .where(or_(_judged(), ~_abandoned(cutoff))).group_by(trials.c.image_id)).all()}
 
     def _participant(self, conn, token: str, lock: bool = False):
         query = select(participants.c.id, participants.c.status, participants.c.kind).where(
