@@ -210,7 +210,7 @@ def test_consent_all_trials_then_thank_you(tmp_path, study_env):
 
     frame = judgments(study)
     assert len(frame) == 5
-    assert list(frame["participant"].unique()) == [token]
+    assert list(frame["participant"].unique()) == ["P00001"]  # pseudonymous: the token never leaves
     assert list(frame["trial_number"]) == [1, 2, 3, 4, 5]
     assert sorted(frame["phase"]) == ["attention", "main", "main", "main", "main"]
     for row, (ans, conf, reasons, other) in zip(frame.itertuples(), given):
