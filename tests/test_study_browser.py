@@ -6,6 +6,7 @@ image; the admin page's CSV download must be the export. Screenshots go to tmp_p
 tests/artifacts/ when GANEVAL_KEEP_SCREENSHOTS is set)."""
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import os
 import shutil
@@ -70,14 +71,15 @@ def study(tmp_path) -> Path:
     return out
 
 
-@pytest.fixture
-def server(study, tmp_path):
-    """``ganeval study run`` in its own process group, killed whole at the end."""
+@contextlib.contextmanager
+def running(study: Path, tmp_path: Path, **env_extra: str):
+    """``ganeval study run`` in its own process group, killed whole at the end; yields (url, process)."""
     port = free_port()
     env = dict(os.environ)
     env.pop("GANEVAL_STUDY_DB_URL", None)
     env.pop("GANEVAL_STUDY_DEBOUNCE_MS", None)
     env["GANEVAL_STUDY_ADMIN_PASSWORD"] = "browser-test"
+    env.update(env_extra)
     log = open(tmp_path / "server.log", "wb")
     proc = subprocess.Popen([sys.executable, "-m", "ganeval", "study", "run", str(study),
                              "--host", "127.0.0.1", "--port", str(port)],
@@ -89,7 +91,7 @@ def server(study, tmp_path):
         except RuntimeError as err:
             log.flush()
             raise RuntimeError(f"{err}\n{(tmp_path / 'server.log').read_text(errors='replace')[-3000:]}") from None
-        yield url
+        yield url, proc
     finally:
         for sig, wait in ((signal.SIGTERM, 3), (signal.SIGKILL, 5)):
             try:
@@ -102,6 +104,12 @@ def server(study, tmp_path):
             except subprocess.TimeoutExpired:
                 continue
         log.close()
+
+
+@pytest.fixture
+def server(study, tmp_path):
+    with running(study, tmp_path) as (url, _proc):
+        yield url
 
 
 def keep(path: Path) -> None:
@@ -222,3 +230,80 @@ def pd_na():
     import pandas as pd
 
     return pd.NA
+
+
+PHONE = {"width": 390, "height": 844}
+
+
+def loaded_picture(page, previous_src=None) -> str:
+    return page.wait_for_function(
+        "prev => { const i = document.querySelector('[data-testid=\"stImage\"] img');"
+        " return i && i.src !== prev && i.complete && i.naturalWidth > 0 ? i.src : false; }",
+        arg=previous_src).json_value()
+
+
+def in_view(page, locator) -> bool:
+    box = locator.bounding_box()
+    return box is not None and box["y"] >= -1 and box["y"] + box["height"] <= PHONE["height"] + 1
+
+
+def test_phone_enter_quick_click_reconnect(study, tmp_path):
+    """On a 390x844 phone: picture and Real/Fake buttons fit on screen at once; Enter in the
+    "Other reason" box saves nothing and keeps the text; a click within the guard window is
+    refused with a message and the form kept; the next picture is scrolled into view; after a
+    SIGKILL of `ganeval study run` the page says it is reconnecting and no server survives."""
+    with running(study, tmp_path, GANEVAL_STUDY_DEBOUNCE_MS="2500") as (url, proc), \
+            sync_api.sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        try:
+            page = browser.new_page(viewport=PHONE, is_mobile=True, has_touch=True, device_scale_factor=2)
+            page.set_default_timeout(30_000)
+            page.goto(url + "/")
+            page.get_by_text("I have read the above and agree to take part.").click()
+            page.get_by_role("button", name="Start").click()
+            page.get_by_text(f"Picture 1 of {TRIALS}").wait_for()
+            src = loaded_picture(page)
+            picture = page.locator('[data-testid="stImage"] img')
+            real = page.get_by_role("button", name="Real", exact=True)
+            fake = page.get_by_role("button", name="Fake", exact=True)
+            page.screenshot(path=tmp_path / "study_phone.png")
+            keep(tmp_path / "study_phone.png")
+            assert in_view(page, picture) and in_view(page, real) and in_view(page, fake)
+            assert picture.bounding_box()["y"] < real.bounding_box()["y"]  # picture first
+
+            other = page.get_by_placeholder("Describe it briefly")
+            other.fill("odd ears")
+            other.press("Enter")
+            page.wait_for_timeout(1500)
+            with StudyStore.open(study) as store:
+                assert len(store.export_frame()) == 0  # Enter answered nothing
+            assert other.input_value() == "odd ears"
+            page.get_by_text(REASON_LABELS["artefacts"]).click()
+            fake.click()  # within the 2.5 s guard
+            page.get_by_text("That was very quick").wait_for()
+            assert other.input_value() == "odd ears" and page.get_by_text(f"Picture 1 of {TRIALS}").is_visible()
+            with StudyStore.open(study) as store:
+                assert len(store.export_frame()) == 0
+            page.wait_for_timeout(2600)
+            page.mouse.wheel(0, 2000)  # scrolled down, as after filling in the reasons
+            fake.click()
+            page.get_by_text(f"Picture 2 of {TRIALS}").wait_for()
+            loaded_picture(page, src)
+            page.wait_for_timeout(500)
+            assert in_view(page, picture) and in_view(page, real)  # the next picture is on screen
+            with StudyStore.open(study) as store:
+                row = store.export_frame().iloc[0]
+            assert (row.answer, row.reasons, row.reason_other) == ("fake", "artefacts;other", "odd ears")
+
+            banner = page.locator("#ganeval-offline")
+            assert not banner.is_visible()
+            os.kill(proc.pid, signal.SIGKILL)  # the `study run` process is the server (exec)
+            proc.wait(timeout=10)
+            banner.wait_for(state="visible", timeout=20_000)
+            assert "Reconnecting" in banner.inner_text()
+            page.screenshot(path=tmp_path / "study_offline.png")
+            keep(tmp_path / "study_offline.png")
+            with pytest.raises(ProcessLookupError):
+                os.killpg(proc.pid, 0)  # nothing of the server is left running
+        finally:
+            browser.close()

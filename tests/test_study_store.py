@@ -727,3 +727,66 @@ def test_cli_init_crowdsourcing_settings(tmp_path, sources, capsys):
     store = StudyStore.open(tmp_path / "s")
     assert store.settings.completion_url == url and store.max_participants == 50
     store.dispose()
+
+
+# ---------------------------------------------------------------- several servers, one database
+
+
+def _server_process(study_dir: str, db_url: str | None, n: int, seed: int) -> list[str]:
+    """One app server: its own store (connection pool) with n participants as threads, as a
+    Streamlit server runs sessions; every answer is also sent a second time at once (a double
+    click), which must be stored once."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    store = StudyStore.open(study_dir, db_url=db_url)
+    errors: list[str] = []
+
+    def participant(i: int) -> None:
+        rng = np.random.default_rng(seed + i)
+        try:
+            token = store.start_participant(kind="simulated")
+            store.give_consent(token)
+            while (trial := store.current_trial(token)) is not None:
+                answer = "real" if rng.random() < 0.5 else "fake"
+                with ThreadPoolExecutor(2) as pool:
+                    saved = list(pool.map(lambda _: store.record(token, trial.trial_id, answer), range(2)))
+                if sorted(saved) != [False, True]:
+                    errors.append(f"double submission saved {saved}")
+        except Exception as err:  # noqa: BLE001 - reported to the test
+            errors.append(f"{type(err).__name__}: {err}")
+
+    try:
+        with ThreadPoolExecutor(n) as pool:
+            list(pool.map(participant, range(n)))
+    finally:
+        store.dispose()
+    return errors
+
+
+@pytest.mark.slow
+def test_two_servers_one_database_30_participants(tmp_path, sources, db_url):
+    """Two server processes share one database (PostgreSQL, and the SQLite file): 30 simulated
+    participants split between them, each double-submitting every answer. Every judgment is
+    stored once, and images are shown equally often (within ±1 per class)."""
+    import multiprocessing as mp
+
+    trials = 6
+    store = make_study(tmp_path, sources, trials=trials, db_url=db_url)
+    ctx = mp.get_context("spawn")
+    with ctx.Pool(2) as pool:
+        jobs = [pool.apply_async(_server_process, (str(tmp_path / "study"), db_url, 15, 100 * k)) for k in range(2)]
+        errors = [e for job in jobs for e in job.get(timeout=300)]
+    assert errors == []
+    frame = store.export_frame()
+    assert len(frame) == 30 * trials
+    assert not frame.duplicated(["participant", "trial_number"]).any()
+    assert frame["participant"].nunique() == 30
+    exposure = store.exposure()
+    images = store.images_progress()
+    for label, group in images[images["role"] == "pool"].groupby("model_label"):
+        counts = [exposure.get(i, 0) for i in group["image_id"]]
+        assert max(counts) - min(counts) <= 1, (label, counts)
+    assert sum(exposure.values()) == 30 * trials
+    states = store.participants_progress()
+    assert set(states["status"]) == {"done"} and (states["answered"] == trials).all()
+    store.dispose()
