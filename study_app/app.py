@@ -70,7 +70,9 @@ div[data-testid="stImage"] img {border-radius: 6px; box-shadow: 0 1px 8px rgba(0
 """
 
 # Streamlit's own connection status lives in the header hidden above; this watches it and
-# shows a banner while the server is out of reach (the page's widgets do nothing then).
+# shows a banner while the server is out of reach (the page's widgets do nothing then). It
+# also brings each new picture to the top of the view: after an answer given further down,
+# the next picture would otherwise start off screen on a phone.
 OFFLINE_SCRIPT = """
 <script>
 (function () {
@@ -82,26 +84,21 @@ OFFLINE_SCRIPT = """
   banner.textContent = "Reconnecting\u2026 the connection to the study was lost. Your answers so far are saved; "
     + "please wait, or reload the page.";
   document.body.appendChild(banner);
+  let shown = null;
   setInterval(function () {
     const status = document.querySelector('[data-testid="stStatusWidget"]');
     const text = status ? status.textContent : "";
     banner.style.display = /Connecting|Error|Unable/.test(text) ? "block" : "none";
-  }, 500);
+    const img = document.querySelector('[data-testid="stImage"] img');
+    if (img && img.src !== shown && img.complete) {
+      shown = img.src;
+      const top = document.querySelector('[data-testid="stMain"] h4') || img;
+      top.scrollIntoView({block: "start"});
+    }
+  }, 200);
 })();
 </script>
 """
-
-# on each new trial: bring the picture to the top of the view (after an answer given further
-# down, the next picture would otherwise start off screen on a phone)
-SCROLL_SCRIPT = """
-<script>
-setTimeout(function () {
-  const pic = document.querySelector('[data-testid="stMain"] h4') || document.querySelector('[data-testid="stImage"]');
-  if (pic) pic.scrollIntoView({block: "start"});
-}, 50);
-</script><!-- trial %d -->
-"""
-
 
 # ----------------------------------------------------------------------------- helpers
 
@@ -293,7 +290,6 @@ def trial_page(store: StudyStore, token: str, state: ParticipantState) -> None:
     if trial.phase != "qualification" and state.qualification_total and main_number == 1:
         st.success("Warm-up complete: thank you! The main part starts now.")
 
-    st.html(SCROLL_SCRIPT % trial.trial_id, unsafe_allow_javascript=True)
     # Enter in the text box does not submit: only the Real and Fake buttons give an answer. The
     # form is not cleared on submit (each trial has its own form), so a refused click keeps it.
     with st.form(f"trial-{trial.trial_id}", enter_to_submit=False, border=False):
