@@ -25,6 +25,7 @@ from ganeval.cli.main import main as cli
 from ganeval.images import decode_image
 from ganeval.synth import write_faces
 from ganeval.study_app.display import display_png
+from ganeval.study_app.export import csv_bytes
 from ganeval.study_app.protocol import REASON_LABELS
 from ganeval.study_app.store import EXPORT_COLUMNS, StudyStore
 
@@ -194,6 +195,9 @@ def test_browser_completes_a_six_trial_study(study, server, tmp_path):
             admin.locator("input[type=password]").fill("browser-test")
             admin.get_by_role("button", name="Log in").click()
             admin.get_by_role("heading", name="Participants").wait_for()
+            assert "browser-test" not in admin.url and "session=" in admin.url
+            admin.reload()  # a reload keeps the admin logged in (server-side session)
+            admin.get_by_role("heading", name="Participants").wait_for()
             admin.get_by_role("button", name="Download responses (CSV)").wait_for()
             admin.wait_for_timeout(500)
             admin.screenshot(path=tmp_path / "study_admin.png", full_page=True)
@@ -207,9 +211,10 @@ def test_browser_completes_a_six_trial_study(study, server, tmp_path):
 
     with StudyStore.open(study) as store:
         frame = store.export_frame()
-        state = store.state(frame["participant"].iloc[0])
+        state = store.state(token)
     assert len(frame) == TRIALS and frame["participant"].nunique() == 1
-    assert downloaded == frame.to_csv(index=False)  # the admin's CSV is the export
+    assert downloaded == csv_bytes(frame).decode()  # the admin's CSV is the export
+    assert token not in downloaded  # the token is a credential: the admin sees a pseudonym
     assert downloaded.splitlines()[0].split(",") == list(EXPORT_COLUMNS)
     assert state.status == "done" and state.answered == TRIALS
     assert list(frame["trial_number"]) == list(range(1, TRIALS + 1))
