@@ -57,6 +57,10 @@ class StudyClosed(GanevalError):
     """The study is closed: no new participants and no new judgments."""
 
 
+class _Retry(Exception):
+    """The participant's status moved on between deciding an answer and storing it."""
+
+
 class StudyFull(GanevalError):
     """--max-participants have signed up: no new participants."""
 
@@ -455,71 +459,105 @@ class StudyStore:
 
     @db.retry_on_disconnect
     def _record(self, token: str, trial_id: int, values: dict, received) -> bool:
-        """ONE transaction: the judgment, the participant's new phase or status, their activity
-        time and when the next trial is shown commit together or not at all, so a crash at any
-        point leaves either the trial unanswered (it is shown again) or everything done. The
-        participant's row is locked first (PostgreSQL: FOR UPDATE; SQLite: the write lock), so
-        a double click racing itself waits and then finds the judgment stored."""
-        with db.write_tx(self.engine) as conn:
-            who = self._participant(conn, token, lock=True)
+        """ONE write transaction: the judgment, the participant's new phase or status with
+        their activity time, and the stamp of the next trial shown commit together or not at
+        all, so a crash at any point leaves either the trial unanswered (it is shown again)
+        or everything done. Everything that decides those values is read first, outside the
+        write lock (which on SQLite every writer queues for): the transaction itself is three
+        short writes. The UNIQUE(participant, trial) key stores a racing double click once,
+        and the participant update is guarded by the status it was decided from; should that
+        status have moved on meanwhile, the whole answer is rolled back and decided again."""
+        for _ in range(3):
+            plan = self._plan_answer(token, trial_id, values["answer"], received)
+            if plan is None:
+                return False  # already answered
+            try:
+                with db.write_tx(self.engine) as conn:
+                    conn.execute(insert(judgments).values(**plan["judgment"], **values))
+                    moved = conn.execute(update(participants).where(
+                        participants.c.id == plan["pid"], participants.c.status == plan["status"])
+                        .values(**plan["participant"])).rowcount
+                    if moved != 1:
+                        raise _Retry()
+                    if plan["next"] is not None:
+                        conn.execute(update(trials).where(trials.c.id == plan["next"], trials.c.shown_at.is_(None))
+                                     .values(shown_at=db.iso(db.utcnow())))
+                return True
+            except _Retry:
+                continue
+        raise GanevalError(f"could not save the answer to trial {trial_id}: the participant kept changing")
+
+    def _plan_answer(self, token: str, trial_id: int, answer: str, received) -> dict | None:
+        """Read what the answer changes: None when the trial is already answered; BadInput or
+        StudyClosed when it cannot be answered."""
+        with db.read_tx(self.engine) as conn:
+            who = conn.execute(select(participants.c.id, participants.c.status, study_state.c.is_open)
+                               .select_from(participants.join(study_state, study_state.c.id == 1))
+                               .where(participants.c.token == token)).first()
             if who is None:
                 raise BadInput("unknown participant token")
-            if not conn.execute(select(study_state.c.is_open).where(study_state.c.id == 1)).scalar():
+            if not who.is_open:
                 raise StudyClosed("the study is closed")
-            row = conn.execute(
-                select(trials.c.phase, trials.c.shown_at, images.c.truth, judgments.c.id.label("judgment"))
+            rows = conn.execute(
+                select(trials.c.id, trials.c.position, trials.c.phase, trials.c.shown_at, images.c.truth,
+                       judgments.c.id.label("judgment"), judgments.c.correct)
                 .select_from(trials.join(images, images.c.id == trials.c.image_id)
                              .outerjoin(judgments, judgments.c.trial_id == trials.c.id))
-                .where(trials.c.id == trial_id, trials.c.participant_id == who.id)).first()
-            if row is None:
-                raise BadInput(f"trial {trial_id} is not this participant's")
-            if row.judgment is not None:
-                return False
-            if row.phase not in _phases_for(who.status):
-                raise BadInput(f"trial {trial_id} cannot be answered now (participant status {who.status})")
-            response_ms = None
-            if row.shown_at is not None:
-                response_ms = max(0, round((received - db.parse_iso(row.shown_at)).total_seconds() * 1000))
-            conn.execute(insert(judgments).values(
-                participant_id=who.id, trial_id=trial_id, correct=values["answer"] == row.truth,
-                response_ms=response_ms, answered_at=db.iso(received), **values))
-            self._settle(conn, who.id, who.status, received)
-        return True
+                .where(trials.c.participant_id == who.id).order_by(trials.c.position)).all()
+        mine = [r for r in rows if r.id == trial_id]
+        if not mine:
+            raise BadInput(f"trial {trial_id} is not this participant's")
+        trial = mine[0]
+        if trial.judgment is not None:
+            return None
+        if trial.phase not in _phases_for(who.status):
+            raise BadInput(f"trial {trial_id} cannot be answered now (participant status {who.status})")
+        correct = answer == trial.truth
+        response_ms = None
+        if trial.shown_at is not None:
+            response_ms = max(0, round((received - db.parse_iso(trial.shown_at)).total_seconds() * 1000))
+        # the participant's trials as they will be once this answer is stored
+        answered = {r.id: (bool(r.correct) if r.id != trial_id else correct) for r in rows
+                    if r.judgment is not None or r.id == trial_id}
+        status, changes = self._next_status(who.status, rows, answered, received)
+        phases = _phases_for(status)
+        nxt = next((r for r in rows if r.phase in phases and r.id not in answered), None)
+        return {"pid": who.id, "status": who.status, "participant": changes,
+                "next": nxt.id if nxt is not None and nxt.shown_at is None else None,
+                "judgment": {"participant_id": who.id, "trial_id": trial_id, "correct": correct,
+                             "response_ms": response_ms, "answered_at": db.iso(received)}}
+
+    @staticmethod
+    def _next_status(status: str, rows, answered: dict, now) -> tuple[str, dict]:
+        """The participant's status after the answers in ``answered`` (trial id -> correct):
+        qualification decided when its last trial is answered; done after the last trial."""
+        changes: dict = {"active_at": db.iso(now)}
+        if status == "qualification":
+            qual = [r for r in rows if r.phase == "qualification"]
+            if all(r.id in answered for r in qual):
+                real = [answered[r.id] for r in qual if r.truth == "real"]
+                fake = [answered[r.id] for r in qual if r.truth == "fake"]
+                if qualification_passed(sum(real), len(real), sum(fake), len(fake)):
+                    status = "trials"
+                    changes.update(status=status, qualified_at=db.iso(now))
+                else:
+                    return "failed", {**changes, "status": "failed", "finished_at": db.iso(now)}
+        if status == "trials" and all(r.id in answered for r in rows if r.phase in ("main", "attention")):
+            return "done", {**changes, "status": "done", "finished_at": db.iso(now)}
+        return status, changes
 
     def _settle(self, conn, pid: int, status: str, now) -> None:
-        """Inside the answer's transaction: decide qualification when its last trial is
-        answered, mark done after the last trial, record the activity, and stamp the next
-        trial as shown (the page renders it right after the save)."""
-        values: dict = {"active_at": db.iso(now)}
-        if status == "qualification":
-            rows = conn.execute(
-                select(images.c.truth, judgments.c.correct)
-                .select_from(trials.join(images, images.c.id == trials.c.image_id)
-                             .outerjoin(judgments, judgments.c.trial_id == trials.c.id))
-                .where(trials.c.participant_id == pid, trials.c.phase == "qualification")).all()
-            if all(correct is not None for _, correct in rows):
-                real = [bool(c) for t, c in rows if t == "real"]
-                fake = [bool(c) for t, c in rows if t == "fake"]
-                if qualification_passed(sum(real), len(real), sum(fake), len(fake)):
-                    values.update(status="trials", qualified_at=db.iso(now))
-                    status = "trials"
-                else:
-                    values.update(status="failed", finished_at=db.iso(now))
-                    status = "failed"
-        if status == "trials":
-            left = conn.execute(select(func.count()).select_from(trials).where(
-                trials.c.participant_id == pid, trials.c.phase.in_(("main", "attention")), ~_judged())).scalar()
-            if not left:
-                values.update(status="done", finished_at=db.iso(now))
-                status = "done"
-        conn.execute(update(participants).where(participants.c.id == pid).values(**values))
-        phases = _phases_for(status)
-        if phases:
-            nxt = conn.execute(select(trials.c.id).where(
-                trials.c.participant_id == pid, trials.c.phase.in_(phases), ~_judged(), trials.c.shown_at.is_(None))
-                .order_by(trials.c.position).limit(1)).scalar()
-            if nxt is not None:
-                conn.execute(update(trials).where(trials.c.id == nxt).values(shown_at=db.iso(db.utcnow())))
+        """Move a participant on from what is stored (used to repair one whose phase is
+        complete but whose status is not: databases written by earlier versions)."""
+        rows = conn.execute(
+            select(trials.c.id, trials.c.phase, images.c.truth, judgments.c.id.label("judgment"), judgments.c.correct)
+            .select_from(trials.join(images, images.c.id == trials.c.image_id)
+                         .outerjoin(judgments, judgments.c.trial_id == trials.c.id))
+            .where(trials.c.participant_id == pid)).all()
+        answered = {r.id: bool(r.correct) for r in rows if r.judgment is not None}
+        _, changes = self._next_status(status, rows, answered, now)
+        conn.execute(update(participants).where(participants.c.id == pid, participants.c.status == status)
+                     .values(**changes))
 
     # ---- admin access ------------------------------------------------------------------
     def admin_login(self, given: str, password: str) -> tuple[str, str | None]:

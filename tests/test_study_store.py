@@ -488,15 +488,15 @@ def test_crash_between_answer_and_next_trial_resumes(tmp_path, sources, db_url, 
         trial = store.current_trial(token)
         assert store.record(token, trial.trial_id, truth_of(store, trial.image_id)[0])
     trial = store.current_trial(token)
-    settle = StudyStore._settle
+    from ganeval.study_app import store as store_module
 
-    def crash(self, *args, **kwargs):
+    def crash(*args, **kwargs):  # the judgment's INSERT has run; moving the participant on fails
         raise RuntimeError("server killed")
 
-    monkeypatch.setattr(StudyStore, "_settle", crash)
-    with pytest.raises(RuntimeError):
-        store.record(token, trial.trial_id, truth_of(store, trial.image_id)[0])
-    monkeypatch.setattr(StudyStore, "_settle", settle)
+    with monkeypatch.context() as patch:
+        patch.setattr(store_module, "update", crash)
+        with pytest.raises(RuntimeError):
+            store.record(token, trial.trial_id, truth_of(store, trial.image_id)[0])
     reopened = StudyStore.open(tmp_path / "study", db_url=db_url)  # "reload": a fresh server process
     assert reopened.current_trial(token).trial_id == trial.trial_id
     assert reopened.state(token).answered == max(0, qualification - 1)
