@@ -23,7 +23,7 @@ from typing import Sequence
 
 import numpy as np
 import pandas as pd
-from sqlalchemy import and_, func, insert, or_, select, update
+from sqlalchemy import and_, case, func, insert, or_, select, update
 from sqlalchemy.exc import IntegrityError
 
 from ganeval.atomic import write_text
@@ -489,43 +489,61 @@ class StudyStore:
 
     def _plan_answer(self, token: str, trial_id: int, answer: str, received) -> dict | None:
         """Read what the answer changes: None when the trial is already answered; BadInput or
-        StudyClosed when it cannot be answered."""
-        with db.read_tx(self.engine) as conn:
-            who = conn.execute(select(participants.c.id, participants.c.status, study_state.c.is_open)
-                               .select_from(participants.join(study_state, study_state.c.id == 1))
-                               .where(participants.c.token == token)).first()
-            if who is None:
-                raise BadInput("unknown participant token")
-            if not who.is_open:
-                raise StudyClosed("the study is closed")
-            rows = conn.execute(
-                select(trials.c.id, trials.c.position, trials.c.phase, trials.c.shown_at, images.c.truth,
-                       judgments.c.id.label("judgment"), judgments.c.correct)
-                .select_from(trials.join(images, images.c.id == trials.c.image_id)
+        StudyClosed when it cannot be answered. One statement in the usual case; the rows of
+        the participant's trials only when this answer may end a phase."""
+        others = trials.alias("others")
+        group = case((trials.c.phase == "qualification", "q"), else_="m")
+        other_group = case((others.c.phase == "qualification", "q"), else_="m")
+        unanswered = ~select(judgments.c.id).where(judgments.c.trial_id == others.c.id).exists()
+        same_phase = and_(others.c.participant_id == participants.c.id, other_group == group,
+                          others.c.id != trials.c.id, unanswered)
+        left = select(func.count()).select_from(others).where(same_phase).scalar_subquery()
+        nxt = (select(others.c.id).where(same_phase, others.c.shown_at.is_(None))
+               .order_by(others.c.position).limit(1).scalar_subquery())
+        with db.one_statement(self.engine) as conn:
+            row = conn.execute(
+                select(participants.c.id.label("pid"), participants.c.status, study_state.c.is_open,
+                       trials.c.id.label("trial"), trials.c.phase, trials.c.shown_at, images.c.truth,
+                       judgments.c.id.label("judgment"), left.label("left"), nxt.label("next"))
+                .select_from(participants.join(study_state, study_state.c.id == 1)
+                             .outerjoin(trials, and_(trials.c.participant_id == participants.c.id,
+                                                     trials.c.id == trial_id))
+                             .outerjoin(images, images.c.id == trials.c.image_id)
                              .outerjoin(judgments, judgments.c.trial_id == trials.c.id))
-                .where(trials.c.participant_id == who.id).order_by(trials.c.position)).all()
-        mine = [r for r in rows if r.id == trial_id]
-        if not mine:
+                .where(participants.c.token == token)).first()
+        if row is None:
+            raise BadInput("unknown participant token")
+        if not row.is_open:
+            raise StudyClosed("the study is closed")
+        if row.trial is None:
             raise BadInput(f"trial {trial_id} is not this participant's")
-        trial = mine[0]
-        if trial.judgment is not None:
+        if row.judgment is not None:
             return None
-        if trial.phase not in _phases_for(who.status):
-            raise BadInput(f"trial {trial_id} cannot be answered now (participant status {who.status})")
-        correct = answer == trial.truth
+        if row.phase not in _phases_for(row.status):
+            raise BadInput(f"trial {trial_id} cannot be answered now (participant status {row.status})")
+        correct = answer == row.truth
         response_ms = None
-        if trial.shown_at is not None:
-            response_ms = max(0, round((received - db.parse_iso(trial.shown_at)).total_seconds() * 1000))
-        # the participant's trials as they will be once this answer is stored
-        answered = {r.id: (bool(r.correct) if r.id != trial_id else correct) for r in rows
-                    if r.judgment is not None or r.id == trial_id}
-        status, changes = self._next_status(who.status, rows, answered, received)
-        phases = _phases_for(status)
-        nxt = next((r for r in rows if r.phase in phases and r.id not in answered), None)
-        return {"pid": who.id, "status": who.status, "participant": changes,
-                "next": nxt.id if nxt is not None and nxt.shown_at is None else None,
-                "judgment": {"participant_id": who.id, "trial_id": trial_id, "correct": correct,
+        if row.shown_at is not None:
+            response_ms = max(0, round((received - db.parse_iso(row.shown_at)).total_seconds() * 1000))
+        plan = {"pid": row.pid, "status": row.status, "participant": {"active_at": db.iso(received)},
+                "next": row.next,
+                "judgment": {"participant_id": row.pid, "trial_id": trial_id, "correct": correct,
                              "response_ms": response_ms, "answered_at": db.iso(received)}}
+        if row.left == 0:  # this answer ends a phase: decide the new status from all the trials
+            with db.one_statement(self.engine) as conn:
+                rows = conn.execute(
+                    select(trials.c.id, trials.c.position, trials.c.phase, trials.c.shown_at, images.c.truth,
+                           judgments.c.id.label("judgment"), judgments.c.correct)
+                    .select_from(trials.join(images, images.c.id == trials.c.image_id)
+                                 .outerjoin(judgments, judgments.c.trial_id == trials.c.id))
+                    .where(trials.c.participant_id == row.pid).order_by(trials.c.position)).all()
+            answered = {r.id: (bool(r.correct) if r.id != trial_id else correct) for r in rows
+                        if r.judgment is not None or r.id == trial_id}
+            status, plan["participant"] = self._next_status(row.status, rows, answered, received)
+            phases = _phases_for(status)
+            following = next((r for r in rows if r.phase in phases and r.id not in answered), None)
+            plan["next"] = following.id if following is not None and following.shown_at is None else None
+        return plan
 
     @staticmethod
     def _next_status(status: str, rows, answered: dict, now) -> tuple[str, dict]:
