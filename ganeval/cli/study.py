@@ -22,10 +22,18 @@ ABANDON_AFTER_ENV = "GANEVAL_STUDY_ABANDON_AFTER_S"
 EXAMPLES = """examples:
   ganeval study init my-study --real real/ --fake dcgan.npz --trials 24 --qualification 6 --attention 2
   ganeval study init my-study --real real.zip --fake a/ --label dcgan --fake b/ --label wgan-gp --trials 100
-  GANEVAL_STUDY_ADMIN_PASSWORD=secret ganeval study run my-study --port 8501
+  GANEVAL_STUDY_ADMIN_PASSWORD=a-long-secret ganeval study run my-study --port 8501
   ganeval study status my-study
   ganeval study close my-study            # no new participants or answers; `open` reopens
-  ganeval study export my-study -o responses.csv
+  ganeval study export my-study -o responses.csv [--overwrite]
+
+crowdsourcing (Prolific, MTurk):
+  ganeval study init my-study --real real/ --fake gan.npz --trials 40 --qualification 6 \
+      --completion-url "https://app.prolific.com/submissions/complete?cc=CODE" --max-participants 100
+  study link: https://HOST/?PROLIFIC_PID={{%PROLIFIC_PID%}}&STUDY_ID={{%STUDY_ID%}}&SESSION_ID={{%SESSION_ID%}}
+          or: https://HOST/?workerId=...&assignmentId=...   (the same id always returns to its participant)
+  ganeval study run my-study --db-url postgresql+psycopg://study@db/study --port 8501   # several servers,
+  ganeval study run my-study --db-url postgresql+psycopg://study@db/study --port 8502   # one database
 
 database:
   The default is the SQLite file STUDY_DIR/study.db (WAL mode). --db-url takes any SQLAlchemy
@@ -34,11 +42,14 @@ database:
 """
 
 RUN_HELP = f"""Starts the Streamlit app (headless) and prints the participant and admin URLs.
+This command becomes the server (exec): one signal, SIGKILL included, stops it all.
 Participants open the participant URL; their token in the URL lets a reload or a lost
-connection resume at the same trial. The admin page (progress, close/reopen, CSV download)
-asks for the password in ${ADMIN_PASSWORD_ENV}, or `admin_password` in Streamlit secrets
-(.streamlit/secrets.toml); without either it stays locked. The admin view is the
-same app at http://HOST:PORT/?admin=1."""
+connection resume at the same trial. The admin page (live progress, accuracy and HYPE,
+close/reopen, CSV download) asks for the password in ${ADMIN_PASSWORD_ENV}, or
+`admin_password` in Streamlit secrets (.streamlit/secrets.toml), at least 8 characters;
+without one it stays locked. After 5 failed logins within 10 minutes (counted in the
+database, across servers) the login is locked for 10 minutes. The admin view is the
+same app at http://HOST:PORT/?admin=1; a login lasts 12 hours, reloads included."""
 
 
 class _FakeAction(argparse.Action):
