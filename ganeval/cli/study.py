@@ -28,7 +28,7 @@ EXAMPLES = """examples:
   ganeval study export my-study -o responses.csv [--overwrite]
 
 crowdsourcing (Prolific, MTurk):
-  ganeval study init my-study --real real/ --fake gan.npz --trials 40 --qualification 6 \
+  ganeval study init my-study --real real/ --fake gan.npz --trials 40 --qualification 6 \\
       --completion-url "https://app.prolific.com/submissions/complete?cc=CODE" --max-participants 100
   study link: https://HOST/?PROLIFIC_PID={{%PROLIFIC_PID%}}&STUDY_ID={{%STUDY_ID%}}&SESSION_ID={{%SESSION_ID%}}
           or: https://HOST/?workerId=...&assignmentId=...   (the same id always returns to its participant)
