@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import functools
 import os
+import threading
 import datetime as dt
 from pathlib import Path
 from typing import Callable, Iterator
@@ -28,6 +29,7 @@ from sqlalchemy.exc import ArgumentError, DBAPIError
 from ganeval.errors import BadInput
 
 DB_FILE = "study.db"
+_WRITER_INIT = threading.Lock()
 SQLITE_BUSY_TIMEOUT_MS = 30_000
 
 metadata = MetaData()
@@ -220,10 +222,28 @@ def _sqlite_writer_queue(engine: Engine) -> Iterator[None]:
         os.close(fd)  # releases the lock
 
 
+def _process_writer(engine: Engine) -> threading.Lock:
+    """One writer at a time per process and SQLite file: threads (a server's sessions) queue
+    here, cheaply, and only one of them queues for the file lock with other processes, so the
+    file lock is never held by a thread that waits for the GIL behind its siblings' writes."""
+    lock = getattr(engine, "ganeval_writer", None)
+    if lock is None:
+        with _WRITER_INIT:
+            lock = getattr(engine, "ganeval_writer", None)
+            if lock is None:
+                lock = engine.ganeval_writer = threading.Lock()  # type: ignore[attr-defined]
+    return lock
+
+
 @contextlib.contextmanager
 def write_tx(engine: Engine) -> Iterator[Connection]:
     """A transaction that will write: commits on success, rolls back on error."""
-    with engine.connect() as conn, _sqlite_writer_queue(engine):  # pool checkout outside the queue
+    if not is_sqlite(engine):
+        with engine.connect() as conn:
+            with conn.begin():
+                yield conn
+        return
+    with engine.connect() as conn, _process_writer(engine), _sqlite_writer_queue(engine):
         conn.execution_options(ganeval_write=True)
         with conn.begin():
             yield conn
