@@ -604,7 +604,7 @@ class StudyStore:
                 session = secrets.token_urlsafe(24)
                 conn.execute(insert(db.admin_sessions).values(
                     token_hash=_hash(session), created_at=db.iso(now), expires_at=db.iso(now + ADMIN_SESSION_TTL)))
-        log.warning("admin login %s", outcome)
+        log.warning("admin login %s at %s", outcome, db.iso(now))
         return outcome, session
 
     def admin_session_valid(self, session: str | None) -> bool:
