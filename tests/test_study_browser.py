@@ -73,9 +73,9 @@ def study(tmp_path) -> Path:
 
 
 @contextlib.contextmanager
-def running(study: Path, tmp_path: Path, **env_extra: str):
+def running(study: Path, tmp_path: Path, port: int | None = None, **env_extra: str):
     """``ganeval study run`` in its own process group, killed whole at the end; yields (url, process)."""
-    port = free_port()
+    port = port or free_port()
     env = dict(os.environ)
     env.pop("GANEVAL_STUDY_DB_URL", None)
     env.pop("GANEVAL_STUDY_DEBOUNCE_MS", None)
@@ -312,3 +312,42 @@ def test_phone_enter_quick_click_reconnect(study, tmp_path):
                 os.killpg(proc.pid, 0)  # nothing of the server is left running
         finally:
             browser.close()
+
+
+def test_prolific_link_returns_and_completes(tmp_path):
+    """A Prolific entry link: the same PROLIFIC_PID opened afresh resumes the same participant,
+    and after the last trial the browser is taken to the completion URL."""
+    port = free_port()
+    completion = f"http://127.0.0.1:{port}/_stcore/health?cc=DONE42"
+    real = write_faces(tmp_path / "real", 4, size=32, seed=0)
+    fake = write_faces(tmp_path / "fake", 4, size=32, seed=1)
+    study = tmp_path / "study"
+    assert cli(["study", "init", str(study), "--real", str(real), "--fake", str(fake), "--trials", "2",
+                "--completion-url", completion]) == 0
+    with running(study, tmp_path, port=port, GANEVAL_STUDY_DEBOUNCE_MS="0") as (url, _proc), \
+            sync_api.sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        try:
+            link = url + "/?PROLIFIC_PID=5f00c0ffee&STUDY_ID=st1&SESSION_ID=se1"
+            page = browser.new_page(viewport={"width": 1280, "height": 900})
+            page.set_default_timeout(30_000)
+            page.goto(link)
+            page.get_by_text("I have read the above and agree to take part.").click()
+            page.get_by_role("button", name="Start").click()
+            page.get_by_text("Picture 1 of 2").wait_for()
+            loaded_picture(page)
+            page.get_by_role("button", name="Real", exact=True).click()
+            page.get_by_text("Picture 2 of 2").wait_for()
+            page.close()
+            again = browser.new_page(viewport={"width": 1280, "height": 900})  # a fresh tab, same platform id
+            again.set_default_timeout(30_000)
+            again.goto(link)
+            again.get_by_text("Picture 2 of 2").wait_for()
+            loaded_picture(again)
+            again.get_by_role("button", name="Fake", exact=True).click()
+            again.wait_for_url("**/_stcore/health?cc=DONE42", timeout=30_000)
+        finally:
+            browser.close()
+    with StudyStore.open(study) as store:
+        frame = store.export_frame()
+    assert len(frame) == 2 and set(frame["external_id"]) == {"5f00c0ffee"} and set(frame["participant"]) == {"P00001"}
