@@ -12,7 +12,6 @@ or ``st.secrets["admin_password"]`` (not a pages/ entry, which would show partic
 "admin" link)."""
 from __future__ import annotations
 
-import hmac
 import logging
 import os
 import time
@@ -24,13 +23,21 @@ from ganeval.errors import BadInput, GanevalError
 from ganeval.study_app import display
 from ganeval.study_app.protocol import (CONFIDENCE_LABELS, CONFIDENCE_MAX, CONFIDENCE_MIN, QUALIFICATION_THRESHOLD,
                                 REASON_LABELS, REASONS)
-from ganeval.study_app.store import DB_URL_ENV, ParticipantState, StudyClosed, StudyStore
+from ganeval.study_app.export import csv_bytes
+from ganeval.study_app.store import (DB_URL_ENV, MAX_EXTERNAL_ID, MIN_ADMIN_PASSWORD, ParticipantState, StudyClosed,
+                                     DEFAULT_ABANDON_AFTER_S, StudyFull, StudyStore)
 
 STUDY_DIR_ENV = "GANEVAL_STUDY_DIR"
 ADMIN_PASSWORD_ENV = "GANEVAL_STUDY_ADMIN_PASSWORD"
 TOKEN_PARAM = "p"
 WRONG_PASSWORD_DELAY_S = 0.5
 ADMIN_PARAM = "admin"
+SESSION_PARAM = "session"
+ADMIN_REFRESH_S = 3
+MAX_PARTICIPANTS_ENV = "GANEVAL_STUDY_MAX_PARTICIPANTS"
+ABANDON_AFTER_ENV = "GANEVAL_STUDY_ABANDON_AFTER_S"
+# entry-link parameters that carry a crowdsourcing platform's participant id
+EXTERNAL_ID_PARAMS = ("PROLIFIC_PID", "workerId")
 # A submission this soon after a picture appeared is the second half of a double click that
 # landed on the next picture's button, not an answer: nobody judges a face in 0.4 s.
 DEBOUNCE_ENV = "GANEVAL_STUDY_DEBOUNCE_MS"
@@ -41,7 +48,8 @@ log = logging.getLogger("ganeval.study_app")
 # Bigger answer buttons, no Streamlit chrome that participants could wander into, and no
 # clicks on stale widgets: while a run is under way, the previous picture's buttons are still
 # on screen; a click there would be dropped by Streamlit (its form is gone) and would restart
-# the run, so they stop taking clicks until the new ones arrive.
+# the run, so they stop taking clicks until the new ones arrive. The picture is sized to the
+# screen's height, so on a phone (390x844) it and the Real/Fake buttons under it fit at once.
 STYLE = """
 <style>
 [data-stale="true"] button, [data-stale="true"] input, [data-stale="true"] label {pointer-events: none;}
@@ -49,17 +57,62 @@ STYLE = """
 [data-testid="stMainBlockContainer"] {padding-top: 1.5rem; max-width: 1200px;}
 div[data-testid="stFormSubmitButton"] button {min-height: 3.2rem;}
 div[data-testid="stFormSubmitButton"] button p {font-size: 1.35rem; font-weight: 600;}
-div[data-testid="stImage"] img {border-radius: 6px; box-shadow: 0 1px 8px rgba(0,0,0,.15);}
+div[data-testid="stImage"] img {border-radius: 6px; box-shadow: 0 1px 8px rgba(0,0,0,.15);
+  max-height: min(512px, 58vh); max-width: 100%; width: auto; height: auto; object-fit: contain;}
+@media (max-width: 640px) {
+  [data-testid="stMainBlockContainer"] {padding: 0.5rem 0.8rem 2rem;}
+  div[data-testid="stImage"] img {max-height: 46vh;}
+  h4 {font-size: 1rem; margin: 0; padding: 0.2rem 0;}
+}
+#ganeval-offline {position: fixed; top: 0; left: 0; right: 0; z-index: 1000000; display: none;
+  padding: 0.7rem 1rem; text-align: center; font-weight: 600; color: #fff; background: #b3261e;}
 </style>
 """
 
+# Streamlit's own connection status lives in the header hidden above; this watches it and
+# shows a banner while the server is out of reach (the page's widgets do nothing then). It
+# also brings each new picture to the top of the view: after an answer given further down,
+# the next picture would otherwise start off screen on a phone.
+OFFLINE_SCRIPT = """
+<script>
+(function () {
+  if (window.__ganevalOffline) return;
+  window.__ganevalOffline = true;
+  const banner = document.createElement("div");
+  banner.id = "ganeval-offline";
+  banner.setAttribute("role", "alert");
+  banner.textContent = "Reconnecting\u2026 the connection to the study was lost. Your answers so far are saved; "
+    + "please wait, or reload the page.";
+  document.body.appendChild(banner);
+  let shown = null;
+  setInterval(function () {
+    const status = document.querySelector('[data-testid="stStatusWidget"]');
+    const text = status ? status.textContent : "";
+    banner.style.display = /Connecting|Error|Unable/.test(text) ? "block" : "none";
+    const img = document.querySelector('[data-testid="stImage"] img');
+    if (img && img.src !== shown && img.complete) {
+      shown = img.src;
+      const top = document.querySelector('[data-testid="stMain"] h4') || img;
+      top.scrollIntoView({block: "start"});
+    }
+  }, 200);
+})();
+</script>
+"""
 
 # ----------------------------------------------------------------------------- helpers
 
 @st.cache_resource(show_spinner=False, max_entries=8)
-def _open_store(study_dir: str, db_url: str | None) -> StudyStore:
+def _open_store(study_dir: str, db_url: str | None, max_participants: int | None, abandon_after_s: float) -> StudyStore:
     """One store (one connection pool) per study per server process, shared by all sessions."""
-    return StudyStore.open(study_dir, db_url)
+    return StudyStore.open(study_dir, db_url, max_participants=max_participants, abandon_after_s=abandon_after_s)
+
+
+def _env_number(name: str) -> float | None:
+    try:
+        return float(os.environ[name]) if os.environ.get(name) else None
+    except ValueError:
+        return None
 
 
 def _store() -> tuple[StudyStore | None, str | None]:
@@ -69,7 +122,11 @@ def _store() -> tuple[StudyStore | None, str | None]:
         return None, (f"No study configured: start this app with `ganeval study run STUDY_DIR` "
                       f"(or set {STUDY_DIR_ENV}).")
     try:
-        return _open_store(study_dir, os.environ.get(DB_URL_ENV) or None), None
+        max_participants = _env_number(MAX_PARTICIPANTS_ENV)
+        abandon = _env_number(ABANDON_AFTER_ENV)
+        return _open_store(study_dir, os.environ.get(DB_URL_ENV) or None,
+                           int(max_participants) if max_participants else None,
+                           abandon if abandon else DEFAULT_ABANDON_AFTER_S), None
     except GanevalError as err:
         return None, f"Cannot open the study: {err}"
 
@@ -112,11 +169,25 @@ def closed_page(started: bool = False) -> None:
                      "continues where you left off.")
 
 
-def thank_you_page() -> None:
+def thank_you_page(completion_url: str | None = None) -> None:
     with _centered():
         st.title("Thank you!")
-        st.success("All your answers are saved. You can close this tab now.")
-        st.balloons()
+        if completion_url:
+            st.success("All your answers are saved. You are being taken back to confirm your participation; "
+                       "if nothing happens, press the button below.")
+            st.link_button("Complete and return", completion_url, type="primary", width="stretch")
+            # followed automatically (the URL was checked at init: http(s) only, no quotes)
+            st.html(f'<script>setTimeout(function () {{ window.location.href = "{completion_url}"; }}, 1500);'
+                    "</script>", unsafe_allow_javascript=True)
+        else:
+            st.success("All your answers are saved. You can close this tab now.")
+            st.balloons()
+
+
+def full_page() -> None:
+    with _centered():
+        st.title("This study is full")
+        st.write("Thank you for your interest. The study has all the participants it needs.")
 
 
 def failed_page() -> None:
@@ -129,7 +200,7 @@ def failed_page() -> None:
             "Your answers are saved and help us. You can close this tab now.")
 
 
-def consent_page(store: StudyStore, token: str | None) -> None:
+def consent_page(store: StudyStore, token: str | None, external_id: str | None = None) -> None:
     """Instructions and consent; the participant is created only when they agree."""
     s = store.settings
     with _centered():
@@ -162,12 +233,14 @@ def consent_page(store: StudyStore, token: str | None) -> None:
             return
         try:
             if token is None:
-                token = store.start_participant("human")
+                token = store.start_participant("human", external_id=external_id)
                 # in the URL before anything else, so even an interrupted run resumes this participant
                 st.query_params[TOKEN_PARAM] = token
             store.give_consent(token)
         except StudyClosed:
             st.rerun()
+        except StudyFull:
+            st.session_state["_full"] = True
         st.rerun()
 
 
@@ -190,18 +263,18 @@ def _record(store: StudyStore, token: str, trial_id: int, answer: str, confidenc
 
 
 def trial_page(store: StudyStore, token: str, state: ParticipantState) -> None:
+    s = store.settings
     trial = store.current_trial(token)  # also records when it was first shown (server time)
     if trial is None:
         # the status moved on between reads (e.g. the last answer came from another tab)
         state = store.state(token)
         if state is not None and state.status == "done":
-            thank_you_page()
+            thank_you_page(s.completion_url)
         elif state is not None and state.status == "failed":
             failed_page()
         else:
             st.error("Something went wrong loading the next picture; please reload the page.")
         return
-    s = store.settings
     seen = _first_seen(trial.trial_id)
     done = trial.number - 1
     if trial.phase == "qualification":
@@ -217,15 +290,21 @@ def trial_page(store: StudyStore, token: str, state: ParticipantState) -> None:
     if trial.phase != "qualification" and state.qualification_total and main_number == 1:
         st.success("Warm-up complete: thank you! The main part starts now.")
 
-    left, right = st.columns([5, 4], gap="large")
-    with left:
-        png = display.display_png(store.image_path(trial.image_id), s.display_size, s.upscaler)
-        st.image(png, width="content", output_format="PNG")  # never JPEG: its artefacts would bias answers
-    with right:
-        st.subheader("Drawn by a person, or generated?")
-        st.caption("Answer **Real** if you think a person drew this face, **Fake** if a computer "
-                   "program generated it. Confidence and reasons are optional.")
-        with st.form(f"trial-{trial.trial_id}", clear_on_submit=True, border=False):
+    # Enter in the text box does not submit: only the Real and Fake buttons give an answer. The
+    # form is not cleared on submit (each trial has its own form), so a refused click keeps it.
+    with st.form(f"trial-{trial.trial_id}", enter_to_submit=False, border=False):
+        left, right = st.columns([5, 4], gap="large")
+        with left:
+            png = display.display_png(store.image_path(trial.image_id), s.display_size, s.upscaler)
+            st.image(png, width="content", output_format="PNG")  # never JPEG: its artefacts would bias answers
+            col_real, col_fake = st.columns(2)
+            real = col_real.form_submit_button("Real", width="stretch")
+            fake = col_fake.form_submit_button("Fake", width="stretch")
+            too_soon = st.empty()
+        with right:
+            st.markdown("**Drawn by a person, or generated?** Answer **Real** if you think a person drew this "
+                        "face, **Fake** if a computer program generated it. Confidence and reasons are optional; "
+                        "give them before you press Real or Fake.")
             confidence = st.radio(
                 "How sure are you? (optional)", options=list(range(CONFIDENCE_MIN, CONFIDENCE_MAX + 1)),
                 format_func=lambda c: CONFIDENCE_LABELS.get(c, str(c)), index=None, horizontal=True,
@@ -235,12 +314,10 @@ def trial_page(store: StudyStore, token: str, state: ParticipantState) -> None:
                       if st.checkbox(REASON_LABELS[code], key=f"reason-{code}-{trial.trial_id}")]
             other_text = st.text_input("Other reason", max_chars=300, placeholder="Describe it briefly",
                                        label_visibility="collapsed", key=f"other-{trial.trial_id}")
-            col_real, col_fake = st.columns(2)
-            real = col_real.form_submit_button("Real", width="stretch")
-            fake = col_fake.form_submit_button("Fake", width="stretch")
     if (real or fake) and time.monotonic() - seen < _debounce_s():
-        log.info("ignored a submission %.0f ms after trial %s appeared (double click)",
+        log.info("refused a submission %.0f ms after trial %s appeared (double click?)",
                  (time.monotonic() - seen) * 1000, trial.trial_id)
+        too_soon.warning("That was very quick: please look at the picture, then press Real or Fake again.")
     elif real or fake:
         try:
             _record(store, token, trial.trial_id, "real" if real else "fake", confidence, ticked, other_text)
@@ -249,21 +326,38 @@ def trial_page(store: StudyStore, token: str, state: ParticipantState) -> None:
         st.rerun()
 
 
+def external_id_from_link() -> str | None:
+    """The crowdsourcing platform's participant id from the entry link, if any."""
+    for param in EXTERNAL_ID_PARAMS:
+        value = st.query_params.get(param)
+        if value and value.strip():
+            return value.strip()[:MAX_EXTERNAL_ID]
+    return None
+
+
 def participant_view(store: StudyStore) -> None:
     token = st.query_params.get(TOKEN_PARAM) or None
+    external_id = external_id_from_link()
+    if token is None and external_id is not None:
+        # one person, one participant: a known platform id comes back to its own participant
+        token = store.participant_for(external_id)
+        if token is not None:
+            st.query_params[TOKEN_PARAM] = token
     state = store.state(token) if token else None
     if token and state is None:
         del st.query_params[TOKEN_PARAM]
         token = None
         st.info("This link is not known to the study; you can start afresh below.")
     if state is not None and state.status == "done":
-        thank_you_page()
+        thank_you_page(store.settings.completion_url)
     elif state is not None and state.status == "failed":
         failed_page()
     elif not store.is_open:
         closed_page(started=state is not None and state.status != "consent")
+    elif state is None and st.session_state.get("_full"):
+        full_page()
     elif state is None or state.status == "consent":
-        consent_page(store, token)
+        consent_page(store, token, external_id)
     else:
         trial_page(store, token, state)
 
@@ -284,32 +378,56 @@ def _admin_password() -> str | None:
 def admin_view(store: StudyStore) -> None:
     st.title(f"Admin · {store.settings.title}")
     password = _admin_password()
-    if password is None:
+    if password is None or len(password) < MIN_ADMIN_PASSWORD:
         st.warning(f"The admin page is disabled: set {ADMIN_PASSWORD_ENV} (or `admin_password` in "
-                   "Streamlit secrets) before starting the study.")
+                   f"Streamlit secrets), at least {MIN_ADMIN_PASSWORD} characters, before starting the study.")
         return
-    if not st.session_state.get("admin_ok"):
+    session = st.query_params.get(SESSION_PARAM)
+    if not store.admin_session_valid(session):
+        if session:
+            del st.query_params[SESSION_PARAM]
         with st.form("admin-login"):
             given = st.text_input("Password", type="password")
             submitted = st.form_submit_button("Log in", type="primary")
         if submitted:
-            if hmac.compare_digest(given.encode(), password.encode()):
-                st.session_state["admin_ok"] = True
+            outcome, session = store.admin_login(given, password)
+            if outcome == "ok":
+                # a random session token (only its hash is stored, it expires): a reload stays
+                # logged in, and the password never goes into the URL
+                st.query_params[SESSION_PARAM] = session
                 st.rerun()
             time.sleep(WRONG_PASSWORD_DELAY_S)  # slows down guessing
-            st.error("Wrong password.")
+            if outcome == "locked":
+                st.error("Too many failed logins: the admin login is locked for 10 minutes.")
+            else:
+                st.error("Wrong password.")
         return
 
+    top = st.columns([3, 1])
+    with top[1]:
+        if st.button("Log out"):
+            store.admin_logout(session)
+            del st.query_params[SESSION_PARAM]
+            st.rerun()
+    admin_live(store)
+
+
+@st.fragment(run_every=ADMIN_REFRESH_S)
+def admin_live(store: StudyStore) -> None:
+    """The admin's figures, re-read from the database every few seconds."""
     is_open = store.is_open
-    top = st.columns([1, 1, 1, 1, 2])
     participants = store.participants_progress()
     images = store.images_progress()
     frame = store.export_frame()
+    main = frame[frame["phase"] == "main"]
+    top = st.columns([1, 1, 1, 1, 1, 2])
     top[0].metric("Study", "open" if is_open else "closed")
     top[1].metric("Participants", len(participants))
     top[2].metric("Judgments", len(frame))
-    top[3].metric("Images", len(images))
-    with top[4]:
+    top[3].metric("Accuracy (main)", f"{main['correct'].mean():.1%}" if len(main) else "–")
+    # HYPE∞: the share of main-trial judgments that were wrong (people fooled)
+    top[4].metric("HYPE∞ so far", f"{1 - main['correct'].mean():.1%}" if len(main) else "–")
+    with top[5]:
         if is_open:
             if st.button("Close the study", type="primary"):
                 store.set_open(False)
@@ -318,10 +436,10 @@ def admin_view(store: StudyStore) -> None:
             if st.button("Reopen the study", type="primary"):
                 store.set_open(True)
                 st.rerun()
-        st.download_button("Download responses (CSV)", data=frame.to_csv(index=False).encode(),
+        st.download_button("Download responses (CSV)", data=csv_bytes(frame),
                            file_name="responses.csv", mime="text/csv")
     st.caption(f"Display: {display.upscaler_status(store.settings.upscaler)}, "
-               f"{store.settings.display_size} px")
+               f"{store.settings.display_size} px · {len(images)} images · updated {time.strftime('%H:%M:%S')}")
     st.subheader("Participants")
     st.dataframe(participants, hide_index=True, width="stretch")
     st.subheader("Images")
@@ -335,6 +453,7 @@ def main() -> None:
     title = store.settings.title if store is not None else "Study"
     st.set_page_config(page_title=title, layout="wide", initial_sidebar_state="collapsed")
     st.markdown(STYLE, unsafe_allow_html=True)
+    st.html(OFFLINE_SCRIPT, unsafe_allow_javascript=True)
     if store is None:
         st.error(problem)
         return

@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import functools
 import os
+import threading
 import datetime as dt
 from pathlib import Path
 from typing import Callable, Iterator
@@ -28,6 +29,7 @@ from sqlalchemy.exc import ArgumentError, DBAPIError
 from ganeval.errors import BadInput
 
 DB_FILE = "study.db"
+_WRITER_INIT = threading.Lock()
 SQLITE_BUSY_TIMEOUT_MS = 30_000
 
 metadata = MetaData()
@@ -66,6 +68,11 @@ participants = Table(
     Column("consent_at", String(40)),
     Column("qualified_at", String(40)),
     Column("finished_at", String(40)),
+    # added later (migrated in at open, see migrate): the crowdsourcing platform's participant id
+    # (Prolific PID, MTurk workerId): one person, one participant; and the last activity, after
+    # which an unfinished participant counts as abandoned and releases their images
+    Column("external_id", String(200), unique=True),
+    Column("active_at", String(40)),
 )
 
 trials = Table(
@@ -92,6 +99,22 @@ judgments = Table(
     Column("response_ms", Integer),
     Column("answered_at", String(40), nullable=False),
     UniqueConstraint("participant_id", "trial_id", name="uq_judgment_participant_trial"),
+)
+
+# every admin login attempt (all servers): the lockout counts failures here, not per session
+admin_attempts = Table(
+    "admin_attempts", metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("at", String(40), nullable=False),
+    Column("outcome", String(16), nullable=False),        # 'ok' | 'failed' | 'locked'
+)
+
+# admin sessions: the browser keeps a random token in its URL; the server keeps only its hash
+admin_sessions = Table(
+    "admin_sessions", metadata,
+    Column("token_hash", String(64), primary_key=True),
+    Column("created_at", String(40), nullable=False),
+    Column("expires_at", String(40), nullable=False),
 )
 
 Index("ix_trials_image", trials.c.image_id)
@@ -199,10 +222,28 @@ def _sqlite_writer_queue(engine: Engine) -> Iterator[None]:
         os.close(fd)  # releases the lock
 
 
+def _process_writer(engine: Engine) -> threading.Lock:
+    """One writer at a time per process and SQLite file: threads (a server's sessions) queue
+    here, cheaply, and only one of them queues for the file lock with other processes, so the
+    file lock is never held by a thread that waits for the GIL behind its siblings' writes."""
+    lock = getattr(engine, "ganeval_writer", None)
+    if lock is None:
+        with _WRITER_INIT:
+            lock = getattr(engine, "ganeval_writer", None)
+            if lock is None:
+                lock = engine.ganeval_writer = threading.Lock()  # type: ignore[attr-defined]
+    return lock
+
+
 @contextlib.contextmanager
 def write_tx(engine: Engine) -> Iterator[Connection]:
     """A transaction that will write: commits on success, rolls back on error."""
-    with engine.connect() as conn, _sqlite_writer_queue(engine):  # pool checkout outside the queue
+    if not is_sqlite(engine):
+        with engine.connect() as conn:
+            with conn.begin():
+                yield conn
+        return
+    with engine.connect() as conn, _process_writer(engine), _sqlite_writer_queue(engine):
         conn.execution_options(ganeval_write=True)
         with conn.begin():
             yield conn
@@ -246,11 +287,33 @@ def retry_on_disconnect(method: Callable) -> Callable:
     return wrapper
 
 
+# columns added to existing tables since the first release: (table, column, SQL type)
+ADDED_COLUMNS = (("participants", "external_id", "VARCHAR(200)"), ("participants", "active_at", "VARCHAR(40)"))
+
+
+def migrate(engine: Engine) -> None:
+    """Bring a study made by an earlier version up to date: add the missing columns (nullable,
+    so existing rows stay valid) and a unique index on external_id."""
+    from sqlalchemy import inspect
+
+    existing = {c["name"] for c in inspect(engine).get_columns("participants")}
+    missing = [(t, c, ty) for t, c, ty in ADDED_COLUMNS if c not in existing]
+    if not missing:
+        return
+    with write_tx(engine) as conn:
+        for table, column, sql_type in missing:
+            conn.exec_driver_sql(f"ALTER TABLE {table} ADD COLUMN {column} {sql_type}")
+        if "external_id" in {c for _, c, _ in missing}:
+            conn.exec_driver_sql("CREATE UNIQUE INDEX IF NOT EXISTS uq_participants_external_id "
+                                 "ON participants (external_id)")
+
+
 def create_schema(engine: Engine) -> None:
-    """Create the tables that are missing, and the study_state row."""
+    """Create the tables that are missing (and columns, see migrate), and the study_state row."""
     from sqlalchemy import insert, select
 
     metadata.create_all(engine)
+    migrate(engine)
     with write_tx(engine) as conn:
         if conn.execute(select(study_state.c.id)).first() is None:
             conn.execute(insert(study_state).values(id=1, is_open=True, updated_at=iso(utcnow())))

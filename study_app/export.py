@@ -13,20 +13,30 @@ from ganeval.atomic import atomic_path
 from ganeval.study_app import db
 from ganeval.study_app.db import images, judgments, participants, trials
 
+
+def pseudonym(participant_id: int) -> str:
+    """The participant as admins and exports see them: never the token, which is a bearer
+    credential (whoever has it answers as that participant)."""
+    return f"P{int(participant_id):05d}"
+
 EXPORT_COLUMNS = (
     "participant", "participant_kind", "image_id", "truth", "model_label", "phase", "trial_number",
     "answer", "correct", "confidence", "reasons", "reason_other", "response_ms", "shown_at", "answered_at",
+    "external_id",
 )
+# a spreadsheet runs a cell starting with one of these as a formula (CSV injection): such
+# cells get a leading apostrophe, which spreadsheets show as text and hide
+FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
 
 
 def export_frame(engine: Engine) -> pd.DataFrame:
     """One row per judgment, in participant creation order then trial order."""
     query = (
-        select(participants.c.token.label("participant"), participants.c.kind.label("participant_kind"),
+        select(participants.c.id.label("participant"), participants.c.kind.label("participant_kind"),
                images.c.id.label("image_id"), images.c.truth, images.c.model_label, trials.c.phase,
                (trials.c.position + 1).label("trial_number"), judgments.c.answer, judgments.c.correct,
                judgments.c.confidence, judgments.c.reasons, judgments.c.reason_other, judgments.c.response_ms,
-               trials.c.shown_at, judgments.c.answered_at)
+               trials.c.shown_at, judgments.c.answered_at, participants.c.external_id)
         .select_from(judgments.join(trials, trials.c.id == judgments.c.trial_id)
                      .join(participants, participants.c.id == judgments.c.participant_id)
                      .join(images, images.c.id == trials.c.image_id))
@@ -35,20 +45,36 @@ def export_frame(engine: Engine) -> pd.DataFrame:
     with db.read_tx(engine) as conn:
         rows = conn.execute(query).all()
     frame = pd.DataFrame([tuple(r) for r in rows], columns=list(EXPORT_COLUMNS))
+    frame["participant"] = frame["participant"].map(pseudonym).astype(object)
     frame["trial_number"] = frame["trial_number"].astype("int64")
     frame["correct"] = frame["correct"].astype(bool).astype("int64")
     for col in ("confidence", "response_ms"):
         frame[col] = pd.array(frame[col].tolist(), dtype="Int64")
-    for col in ("reasons", "reason_other", "shown_at"):
+    for col in ("reasons", "reason_other", "shown_at", "external_id"):
         frame[col] = frame[col].fillna("").astype(str)
     return frame
 
 
+def formula_safe(frame: pd.DataFrame) -> pd.DataFrame:
+    """A copy whose text cells cannot run as spreadsheet formulas: those starting with
+    = + - @ tab or CR get a leading apostrophe (numbers are left alone)."""
+    out = frame.copy()
+    for col in out.columns:
+        if pd.api.types.is_object_dtype(out[col]) or pd.api.types.is_string_dtype(out[col]):
+            out[col] = out[col].map(lambda v: "'" + v if isinstance(v, str) and v.startswith(FORMULA_START) else v)
+    return out
+
+
+def csv_bytes(frame: pd.DataFrame) -> bytes:
+    """The export as CSV (formula-safe), as the admin page offers it for download."""
+    return formula_safe(frame).to_csv(index=False).encode()
+
+
 def write_csv(frame: pd.DataFrame, out: str | os.PathLike) -> Path:
-    """Write atomically; empty cells for missing confidence/reasons/response time."""
+    """Write atomically (formula-safe); empty cells for missing confidence/reasons/response time."""
     out = Path(out).expanduser()
     with atomic_path(out, suffix=".csv") as tmp:
-        frame.to_csv(tmp, index=False)
+        Path(tmp).write_bytes(csv_bytes(frame))
     return out
 
 
@@ -65,7 +91,8 @@ def participants_progress(engine: Engine) -> pd.DataFrame:
             .join(trials, trials.c.id == judgments.c.trial_id).where(trials.c.phase == "main")
             .group_by(judgments.c.participant_id).subquery())
     query = (
-        select(participants.c.token.label("participant"), participants.c.kind, participants.c.status,
+        select(participants.c.id.label("participant"), participants.c.external_id, participants.c.kind,
+               participants.c.status,
                func.coalesce(answered.c.answered, 0).label("answered"), func.coalesce(assigned.c.total, 0).label("total"),
                func.coalesce(main.c.main_answered, 0).label("main_answered"),
                func.coalesce(main.c.main_correct, 0).label("main_correct"),
@@ -78,12 +105,13 @@ def participants_progress(engine: Engine) -> pd.DataFrame:
     )
     with db.read_tx(engine) as conn:
         rows = conn.execute(query).all()
-    cols = ["participant", "kind", "status", "answered", "total", "main_answered", "main_correct",
+    cols = ["participant", "external_id", "kind", "status", "answered", "total", "main_answered", "main_correct",
             "created_at", "consent_at", "last_answer_at", "finished_at"]
     frame = pd.DataFrame([tuple(r) for r in rows], columns=cols)
+    frame["participant"] = frame["participant"].map(pseudonym).astype(object)
     for col in ("answered", "total", "main_answered", "main_correct"):
         frame[col] = frame[col].astype("int64")
-    frame.insert(7, "main_accuracy",
+    frame.insert(8, "main_accuracy",
                  (frame["main_correct"] / frame["main_answered"].where(frame["main_answered"] > 0)).astype(float))
     return frame
 

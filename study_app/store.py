@@ -9,7 +9,11 @@ on PostgreSQL single statements run in autocommit; the unique key, not a lock, m
 click racing itself store once, so concurrent participants lose nothing."""
 from __future__ import annotations
 
+import datetime as dt
+import hashlib
+import hmac
 import json
+import logging
 import os
 import re
 import secrets
@@ -19,7 +23,7 @@ from typing import Sequence
 
 import numpy as np
 import pandas as pd
-from sqlalchemy import and_, func, insert, or_, select, update
+from sqlalchemy import and_, case, func, insert, or_, select, update
 from sqlalchemy.exc import IntegrityError
 
 from ganeval.atomic import write_text
@@ -27,20 +31,38 @@ from ganeval.errors import BadInput, GanevalError
 from ganeval.study_app import db
 from ganeval.study_app.assign import PoolImage, assign
 from ganeval.study_app.db import images, judgments, participants, study_state, trials
-from ganeval.study_app.export import EXPORT_COLUMNS  # noqa: F401 - re-exported
+from ganeval.study_app.export import EXPORT_COLUMNS, pseudonym  # noqa: F401 - re-exported
 from ganeval.study_app.protocol import (ANSWERS, CONFIDENCE_MAX, CONFIDENCE_MIN, PARTICIPANT_KINDS, REAL_LABEL, REASONS,
                                 qualification_passed)
 
 SETTINGS_FILE = "study.json"
 IMAGES_DIR = "images"
 DB_URL_ENV = "GANEVAL_STUDY_DB_URL"
+ADMIN_PASSWORD_ENV = "GANEVAL_STUDY_ADMIN_PASSWORD"
 MAX_OTHER_TEXT = 2000
+MAX_EXTERNAL_ID = 200
+DEFAULT_ABANDON_AFTER_S = 30 * 60
+ACTIVE_STATUSES = ("consent", "qualification", "trials")   # not finished
+ADMIN_MAX_FAILURES = 5
+ADMIN_WINDOW = dt.timedelta(minutes=10)
+ADMIN_LOCKOUT = dt.timedelta(minutes=10)
+ADMIN_SESSION_TTL = dt.timedelta(hours=12)
+
+log = logging.getLogger("ganeval.study_app")
 _IMAGE_ID = re.compile(r"^[0-9a-f]{16}$")
 
 
 
 class StudyClosed(GanevalError):
     """The study is closed: no new participants and no new judgments."""
+
+
+class _Retry(Exception):
+    """The participant's status moved on between deciding an answer and storing it."""
+
+
+class StudyFull(GanevalError):
+    """--max-participants have signed up: no new participants."""
 
 
 @dataclass
@@ -56,6 +78,8 @@ class StudySettings:
     upscaler: str | None = None       # None = Lanczos; "srgan:/path/ckpt" = a model
     db_url: str | None = None         # None = sqlite file STUDY_DIR/study.db
     labels: list[str] = field(default_factory=list)   # the fake sources' model labels
+    completion_url: str | None = None  # crowdsourcing: where participants go after the last trial
+    max_participants: int | None = None
     created_at: str | None = None
     version: int = 1
 
@@ -97,6 +121,41 @@ class Trial:
     total: int
 
 
+MIN_ADMIN_PASSWORD = 8
+
+
+def check_admin_password(password: str) -> str:
+    """The admin password must have at least MIN_ADMIN_PASSWORD characters (BadInput)."""
+    if len(password) < MIN_ADMIN_PASSWORD:
+        raise BadInput(f"the admin password (${ADMIN_PASSWORD_ENV}) must have at least {MIN_ADMIN_PASSWORD} "
+                       f"characters, it has {len(password)}")
+    return password
+
+
+def check_completion_url(url: str | None) -> str | None:
+    """A crowdsourcing completion URL must be an absolute http(s) address (BadInput otherwise)."""
+    if url is None:
+        return None
+    from urllib.parse import urlparse
+
+    parsed = urlparse(url)
+    if parsed.scheme not in ("http", "https") or not parsed.netloc or any(c in url for c in "\"'<> \n\r\t"):
+        raise BadInput(f"--completion-url must be an http:// or https:// address, got {url!r}")
+    return url
+
+
+def update_settings(study_dir: str | os.PathLike, **changes) -> StudySettings:
+    """Change fields of STUDY_DIR/study.json (atomically); unknown names are BadInput."""
+    path = Path(study_dir).expanduser() / SETTINGS_FILE
+    settings = StudySettings.load(path)
+    for name, value in changes.items():
+        if not hasattr(settings, name):
+            raise BadInput(f"unknown study setting {name!r}")
+        setattr(settings, name, value)
+    settings.save(path)
+    return settings
+
+
 def resolve_db_url(study_dir: Path, settings: StudySettings, db_url: str | None = None) -> str:
     """``db_url``, else $GANEVAL_STUDY_DB_URL, else study.json's, else STUDY_DIR/study.db."""
     return db_url or os.environ.get(DB_URL_ENV) or settings.db_url or db.sqlite_url(study_dir)
@@ -110,16 +169,56 @@ def _phases_for(status: str) -> tuple[str, ...]:
     return ()
 
 
-class StudyStore:
-    """Access to one study (its settings, images folder and database)."""
+def _judged():
+    """The trial (``trials`` row in the outer query) has a judgment."""
+    return select(judgments.c.id).where(judgments.c.trial_id == trials.c.id).exists()
 
-    def __init__(self, study_dir: Path, settings: StudySettings, engine) -> None:
+
+def _abandoned(cutoff: str):
+    """The participant has not finished and has done nothing since ``cutoff`` (ISO time)."""
+    return and_(participants.c.status.in_(ACTIVE_STATUSES),
+                func.coalesce(participants.c.active_at, participants.c.created_at) < cutoff)
+
+
+def _external(external_id: str) -> str:
+    text = str(external_id).strip()
+    if not text or len(text) > MAX_EXTERNAL_ID:
+        raise BadInput(f"external participant id must be 1..{MAX_EXTERNAL_ID} characters")
+    return text
+
+
+def locked_until(failures: Sequence[dt.datetime]) -> dt.datetime:
+    """When the admin lockout ends, given the failed attempts' times (sorted): ADMIN_LOCKOUT
+    after the latest failure that completed ADMIN_MAX_FAILURES within ADMIN_WINDOW."""
+    end = dt.datetime.min.replace(tzinfo=dt.timezone.utc)
+    for i in range(ADMIN_MAX_FAILURES - 1, len(failures)):
+        if failures[i] - failures[i - ADMIN_MAX_FAILURES + 1] <= ADMIN_WINDOW:
+            end = max(end, failures[i] + ADMIN_LOCKOUT)
+    return end
+
+
+def _hash(token: str) -> str:
+    return hashlib.sha256(str(token).encode()).hexdigest()
+
+
+class StudyStore:
+    """Access to one study (its settings, images folder and database).
+
+    ``max_participants`` (None: the study's setting) caps sign-ups; a participant who has not
+    finished and did nothing for ``abandon_after_s`` is abandoned: their unanswered images no
+    longer count as shown (so others get them) and their place is free again."""
+
+    def __init__(self, study_dir: Path, settings: StudySettings, engine, max_participants: int | None = None,
+                 abandon_after_s: float = DEFAULT_ABANDON_AFTER_S) -> None:
         self.study_dir = Path(study_dir)
         self.settings = settings
         self.engine = engine
+        self.max_participants = max_participants if max_participants is not None else settings.max_participants
+        self.abandon_after_s = float(abandon_after_s)
 
     @classmethod
-    def open(cls, study_dir: str | os.PathLike, db_url: str | None = None) -> "StudyStore":
+    def open(cls, study_dir: str | os.PathLike, db_url: str | None = None, max_participants: int | None = None,
+             abandon_after_s: float = DEFAULT_ABANDON_AFTER_S) -> "StudyStore":
         """Open an existing study; BadInput when STUDY_DIR holds no study.json.
         The database URL: ``db_url``, else $GANEVAL_STUDY_DB_URL, else study.json's, else
         the SQLite file STUDY_DIR/study.db. Missing tables are created."""
@@ -136,7 +235,7 @@ class StudyStore:
             engine.dispose()
             raise GanevalError(f"cannot open the study database {db.display_url(url)}: "
                                f"{type(err).__name__}: {str(err).splitlines()[0] if str(err) else ''}") from None
-        return cls(study_dir, settings, engine)
+        return cls(study_dir, settings, engine, max_participants=max_participants, abandon_after_s=abandon_after_s)
 
     # ---- study state -------------------------------------------------------------------
     @property
@@ -153,22 +252,45 @@ class StudyStore:
                          .values(is_open=bool(is_open), updated_at=db.iso(db.utcnow())))
 
     # ---- participants ------------------------------------------------------------------
+    def participant_for(self, external_id: str) -> str | None:
+        """The token of the participant a crowdsourcing id (Prolific PID, MTurk workerId)
+        belongs to, or None: the same person always comes back to their own participant."""
+        with db.one_statement(self.engine) as conn:
+            return conn.execute(select(participants.c.token)
+                                .where(participants.c.external_id == _external(external_id))).scalar()
+
     @db.retry_on_disconnect
-    def start_participant(self, kind: str = "human") -> str:
-        """A new participant token (secrets.token_urlsafe) with its balanced randomised trials.
-        Raises StudyClosed when the study is closed."""
+    def start_participant(self, kind: str = "human", external_id: str | None = None) -> str:
+        """A new participant token (secrets.token_urlsafe) with its balanced randomised trials;
+        with an ``external_id`` already known, that participant's token instead (one person,
+        one participant). Raises StudyClosed when the study is closed, StudyFull when
+        max_participants have signed up (abandoned ones not counted)."""
         if kind not in PARTICIPANT_KINDS:
             raise BadInput(f"participant kind must be one of {', '.join(PARTICIPANT_KINDS)}, got {kind!r}")
+        external = _external(external_id) if external_id is not None else None
         s = self.settings
         token = secrets.token_urlsafe(16)
+        now_t = db.utcnow()
         with db.write_tx(self.engine) as conn:
-            # the lock on the state row serialises participant creation (PostgreSQL; SQLite: BEGIN IMMEDIATE)
+            # the lock on the state row serialises participant creation across processes and
+            # servers (PostgreSQL: row lock; SQLite: BEGIN IMMEDIATE), so exposure counts are exact
             is_open = conn.execute(select(study_state.c.is_open).where(study_state.c.id == 1)
                                    .with_for_update()).scalar()
+            if external is not None:
+                known = conn.execute(select(participants.c.token)
+                                     .where(participants.c.external_id == external)).scalar()
+                if known is not None:
+                    return known
             if not is_open:
                 raise StudyClosed("the study is closed")
+            cutoff = db.iso(now_t - dt.timedelta(seconds=self.abandon_after_s))
+            if self.max_participants:
+                signed_up = conn.execute(select(func.count()).select_from(participants)
+                                         .where(~_abandoned(cutoff))).scalar()
+                if signed_up >= self.max_participants:
+                    raise StudyFull(f"the study is full ({self.max_participants} participants)")
             ordinal = int(conn.execute(select(func.count()).select_from(participants)).scalar() or 0) + 1
-            exposure = dict(conn.execute(select(trials.c.image_id, func.count()).group_by(trials.c.image_id)).all())
+            exposure = self._exposure(conn, cutoff)
             pools: dict[str, list[PoolImage]] = {}
             attention_pool: list[PoolImage] = []
             for image_id, truth, label, role in conn.execute(
@@ -188,13 +310,28 @@ class StudyStore:
                 plan = assign(pools, labels, attention_pool, s.trials, s.qualification, s.attention, rng)
             except ValueError as err:
                 raise GanevalError(f"{self.study_dir}: cannot assign trials: {err}") from None
-            now = db.iso(db.utcnow())
+            now = db.iso(now_t)
             pid = conn.execute(insert(participants).values(
-                token=token, kind=kind, status="consent", ordinal=ordinal, created_at=now)).inserted_primary_key[0]
+                token=token, kind=kind, status="consent", ordinal=ordinal, created_at=now, active_at=now,
+                external_id=external)).inserted_primary_key[0]
             conn.execute(insert(trials), [
                 {"participant_id": pid, "position": pos, "phase": phase, "image_id": image_id}
                 for pos, (phase, image_id) in enumerate(plan)])
         return token
+
+    def exposure(self) -> dict[str, int]:
+        """Per image id: how often it is assigned and still counts (judged, or assigned to a
+        participant who has not abandoned). Assignment balances this number."""
+        cutoff = db.iso(db.utcnow() - dt.timedelta(seconds=self.abandon_after_s))
+        with db.read_tx(self.engine) as conn:
+            return self._exposure(conn, cutoff)
+
+    @staticmethod
+    def _exposure(conn, cutoff: str) -> dict[str, int]:
+        return {k: int(v) for k, v in conn.execute(
+            select(trials.c.image_id, func.count())
+            .select_from(trials.join(participants, participants.c.id == trials.c.participant_id))
+            .where(or_(_judged(), ~_abandoned(cutoff))).group_by(trials.c.image_id)).all()}
 
     def _participant(self, conn, token: str, lock: bool = False):
         query = select(participants.c.id, participants.c.status, participants.c.kind).where(
@@ -228,16 +365,41 @@ class StudyStore:
                 raise BadInput("unknown participant token")
             if row.status != "consent":
                 return
+            now = db.iso(db.utcnow())
             has_qual = conn.execute(select(func.count()).select_from(trials).where(
                 and_(trials.c.participant_id == row.id, trials.c.phase == "qualification"))).scalar()
             conn.execute(update(participants).where(participants.c.id == row.id).values(
-                status="qualification" if has_qual else "trials", consent_at=db.iso(db.utcnow())))
+                status="qualification" if has_qual else "trials", consent_at=now, active_at=now))
 
     @db.retry_on_disconnect
     def current_trial(self, token: str) -> Trial | None:
         """First unanswered trial of the participant's current phase (None when there is none:
-        consent not given, failed, done or unknown token). Records shown_at the first time."""
-        answered = select(judgments.c.id).where(judgments.c.trial_id == trials.c.id).exists()
+        consent not given, failed, done or unknown token). Records shown_at the first time.
+        Derived from what is stored only, so any crash or retry resumes at the right trial; a
+        participant whose phase is complete but whose status did not move on (a database
+        written by an earlier version, which saved the two separately) is moved on here."""
+        trial = self._first_open_trial(token)
+        if trial is None:
+            state = self.state(token)
+            if state is None or state.status not in ("qualification", "trials"):
+                return None
+            with db.write_tx(self.engine) as conn:
+                row = self._participant(conn, token, lock=True)
+                if row is not None and row.status in ("qualification", "trials"):
+                    self._settle(conn, row.id, row.status, db.utcnow())
+            trial = self._first_open_trial(token)
+            if trial is None:
+                return None
+        if trial.shown_at is None:
+            now = db.iso(db.utcnow())
+            with db.write_tx(self.engine) as conn:
+                conn.execute(update(trials).where(trials.c.id == trial.id, trials.c.shown_at.is_(None))
+                             .values(shown_at=now))
+                conn.execute(update(participants).where(participants.c.token == str(token)).values(active_at=now))
+        return Trial(int(trial.id), int(trial.position), trial.phase, trial.image_id,
+                     int(trial.position) + 1, int(trial.total))
+
+    def _first_open_trial(self, token: str):
         others = trials.alias("others")
         total = (select(func.count()).select_from(others)
                  .where(others.c.participant_id == participants.c.id).scalar_subquery())
@@ -246,18 +408,10 @@ class StudyStore:
         query = (select(trials.c.id, trials.c.position, trials.c.phase, trials.c.image_id, trials.c.shown_at,
                         total.label("total"))
                  .join(participants, participants.c.id == trials.c.participant_id)
-                 .where(participants.c.token == str(token), in_phase, ~answered)
+                 .where(participants.c.token == str(token), in_phase, ~_judged())
                  .order_by(trials.c.position).limit(1))
         with db.one_statement(self.engine) as conn:
-            trial = conn.execute(query).first()
-        if trial is None:
-            return None
-        if trial.shown_at is None:
-            with db.one_statement(self.engine, write=True) as conn:
-                conn.execute(update(trials).where(trials.c.id == trial.id, trials.c.shown_at.is_(None))
-                             .values(shown_at=db.iso(db.utcnow())))
-        return Trial(int(trial.id), int(trial.position), trial.phase, trial.image_id,
-                     int(trial.position) + 1, int(trial.total))
+            return conn.execute(query).first()
 
     def image_path(self, image_id: str) -> Path:
         """STUDY_DIR/images/<id>.png; BadInput for an id that is not one of ours."""
@@ -305,71 +459,173 @@ class StudyStore:
 
     @db.retry_on_disconnect
     def _record(self, token: str, trial_id: int, values: dict, received) -> bool:
-        """Three short statements, no lock held while checking: read (participant, whether the
-        study is open, the trial if it is theirs, its truth, any judgment already given), insert
-        (the UNIQUE(participant, trial) key stores a racing double click once), then advance the
-        participant's status. On SQLite only the insert (and a rare status change) queues for
-        the write lock, which keeps the lock short under many writers."""
-        is_open = select(study_state.c.is_open).where(study_state.c.id == 1).scalar_subquery()
+        """ONE write transaction: the judgment, the participant's new phase or status with
+        their activity time, and the stamp of the next trial shown commit together or not at
+        all, so a crash at any point leaves either the trial unanswered (it is shown again)
+        or everything done. Everything that decides those values is read first, outside the
+        write lock (which on SQLite every writer queues for): the transaction itself is three
+        short writes. The UNIQUE(participant, trial) key stores a racing double click once,
+        and the participant update is guarded by the status it was decided from; should that
+        status have moved on meanwhile, the whole answer is rolled back and decided again."""
+        for _ in range(3):
+            plan = self._plan_answer(token, trial_id, values["answer"], received)
+            if plan is None:
+                return False  # already answered
+            try:
+                with db.write_tx(self.engine) as conn:
+                    conn.execute(insert(judgments).values(**plan["judgment"], **values))
+                    moved = conn.execute(update(participants).where(
+                        participants.c.id == plan["pid"], participants.c.status == plan["status"])
+                        .values(**plan["participant"])).rowcount
+                    if moved != 1:
+                        raise _Retry()
+                    if plan["next"] is not None:
+                        conn.execute(update(trials).where(trials.c.id == plan["next"], trials.c.shown_at.is_(None))
+                                     .values(shown_at=db.iso(db.utcnow())))
+                return True
+            except _Retry:
+                continue
+        raise GanevalError(f"could not save the answer to trial {trial_id}: the participant kept changing")
+
+    def _plan_answer(self, token: str, trial_id: int, answer: str, received) -> dict | None:
+        """Read what the answer changes: None when the trial is already answered; BadInput or
+        StudyClosed when it cannot be answered. One statement in the usual case; the rows of
+        the participant's trials only when this answer may end a phase."""
+        others = trials.alias("others")
+        group = case((trials.c.phase == "qualification", "q"), else_="m")
+        other_group = case((others.c.phase == "qualification", "q"), else_="m")
+        unanswered = ~select(judgments.c.id).where(judgments.c.trial_id == others.c.id).exists()
+        same_phase = and_(others.c.participant_id == participants.c.id, other_group == group,
+                          others.c.id != trials.c.id, unanswered)
+        left = select(func.count()).select_from(others).where(same_phase).scalar_subquery()
+        nxt = (select(others.c.id).where(same_phase, others.c.shown_at.is_(None))
+               .order_by(others.c.position).limit(1).scalar_subquery())
         with db.one_statement(self.engine) as conn:
             row = conn.execute(
-                select(participants.c.id, participants.c.status, is_open.label("is_open"), trials.c.id.label("trial"),
-                       trials.c.phase, trials.c.shown_at, images.c.truth, judgments.c.id.label("judgment"))
-                .select_from(participants
+                select(participants.c.id.label("pid"), participants.c.status, study_state.c.is_open,
+                       trials.c.id.label("trial"), trials.c.phase, trials.c.shown_at, images.c.truth,
+                       judgments.c.id.label("judgment"), left.label("left"), nxt.label("next"))
+                .select_from(participants.join(study_state, study_state.c.id == 1)
                              .outerjoin(trials, and_(trials.c.participant_id == participants.c.id,
                                                      trials.c.id == trial_id))
                              .outerjoin(images, images.c.id == trials.c.image_id)
                              .outerjoin(judgments, judgments.c.trial_id == trials.c.id))
                 .where(participants.c.token == token)).first()
-        if row is not None and not row.is_open:
-            raise StudyClosed("the study is closed")
         if row is None:
             raise BadInput("unknown participant token")
+        if not row.is_open:
+            raise StudyClosed("the study is closed")
         if row.trial is None:
             raise BadInput(f"trial {trial_id} is not this participant's")
         if row.judgment is not None:
-            return False
+            return None
         if row.phase not in _phases_for(row.status):
             raise BadInput(f"trial {trial_id} cannot be answered now (participant status {row.status})")
+        correct = answer == row.truth
         response_ms = None
         if row.shown_at is not None:
             response_ms = max(0, round((received - db.parse_iso(row.shown_at)).total_seconds() * 1000))
-        with db.one_statement(self.engine, write=True) as conn:
-            conn.execute(insert(judgments).values(
-                participant_id=row.id, trial_id=trial_id, correct=values["answer"] == row.truth,
-                response_ms=response_ms, answered_at=db.iso(received), **values))
-        self._advance(row.id, row.status, row.phase, received)
-        return True
-
-    def _advance(self, pid: int, status: str, phase: str, now) -> None:
-        """After a judgment (committed): decide qualification when its last trial is answered;
-        mark done after the last trial. Runs after every commit, so whichever of two racing
-        answers commits last sees the phase complete; the status changes once (guarded)."""
-        answered = select(judgments.c.id).where(judgments.c.trial_id == trials.c.id).exists()
-        if phase == "qualification":
+        plan = {"pid": row.pid, "status": row.status, "participant": {"active_at": db.iso(received)},
+                "next": row.next,
+                "judgment": {"participant_id": row.pid, "trial_id": trial_id, "correct": correct,
+                             "response_ms": response_ms, "answered_at": db.iso(received)}}
+        if row.left == 0:  # this answer ends a phase: decide the new status from all the trials
             with db.one_statement(self.engine) as conn:
                 rows = conn.execute(
-                    select(images.c.truth, judgments.c.correct)
+                    select(trials.c.id, trials.c.position, trials.c.phase, trials.c.shown_at, images.c.truth,
+                           judgments.c.id.label("judgment"), judgments.c.correct)
                     .select_from(trials.join(images, images.c.id == trials.c.image_id)
                                  .outerjoin(judgments, judgments.c.trial_id == trials.c.id))
-                    .where(trials.c.participant_id == pid, trials.c.phase == "qualification")).all()
-            if any(correct is None for _, correct in rows):
-                return
-            real = [bool(c) for t, c in rows if t == "real"]
-            fake = [bool(c) for t, c in rows if t == "fake"]
-            passed = qualification_passed(sum(real), len(real), sum(fake), len(fake))
-            values = {"status": "trials", "qualified_at": db.iso(now)} if passed else {
-                "status": "failed", "finished_at": db.iso(now)}
-        else:
-            with db.one_statement(self.engine) as conn:
-                left = conn.execute(select(func.count()).select_from(trials).where(
-                    trials.c.participant_id == pid, trials.c.phase.in_(("main", "attention")), ~answered)).scalar()
-            if left:
-                return
-            values = {"status": "done", "finished_at": db.iso(now)}
+                    .where(trials.c.participant_id == row.pid).order_by(trials.c.position)).all()
+            answered = {r.id: (bool(r.correct) if r.id != trial_id else correct) for r in rows
+                        if r.judgment is not None or r.id == trial_id}
+            status, plan["participant"] = self._next_status(row.status, rows, answered, received)
+            phases = _phases_for(status)
+            following = next((r for r in rows if r.phase in phases and r.id not in answered), None)
+            plan["next"] = following.id if following is not None and following.shown_at is None else None
+        return plan
+
+    @staticmethod
+    def _next_status(status: str, rows, answered: dict, now) -> tuple[str, dict]:
+        """The participant's status after the answers in ``answered`` (trial id -> correct):
+        qualification decided when its last trial is answered; done after the last trial."""
+        changes: dict = {"active_at": db.iso(now)}
+        if status == "qualification":
+            qual = [r for r in rows if r.phase == "qualification"]
+            if all(r.id in answered for r in qual):
+                real = [answered[r.id] for r in qual if r.truth == "real"]
+                fake = [answered[r.id] for r in qual if r.truth == "fake"]
+                if qualification_passed(sum(real), len(real), sum(fake), len(fake)):
+                    status = "trials"
+                    changes.update(status=status, qualified_at=db.iso(now))
+                else:
+                    return "failed", {**changes, "status": "failed", "finished_at": db.iso(now)}
+        if status == "trials" and all(r.id in answered for r in rows if r.phase in ("main", "attention")):
+            return "done", {**changes, "status": "done", "finished_at": db.iso(now)}
+        return status, changes
+
+    def _settle(self, conn, pid: int, status: str, now) -> None:
+        """Move a participant on from what is stored (used to repair one whose phase is
+        complete but whose status is not: databases written by earlier versions)."""
+        rows = conn.execute(
+            select(trials.c.id, trials.c.phase, images.c.truth, judgments.c.id.label("judgment"), judgments.c.correct)
+            .select_from(trials.join(images, images.c.id == trials.c.image_id)
+                         .outerjoin(judgments, judgments.c.trial_id == trials.c.id))
+            .where(trials.c.participant_id == pid)).all()
+        answered = {r.id: bool(r.correct) for r in rows if r.judgment is not None}
+        _, changes = self._next_status(status, rows, answered, now)
+        conn.execute(update(participants).where(participants.c.id == pid, participants.c.status == status)
+                     .values(**changes))
+
+    # ---- admin access ------------------------------------------------------------------
+    def admin_login(self, given: str, password: str) -> tuple[str, str | None]:
+        """Check an admin password against the lockout kept in the database (shared by every
+        session and server): after ADMIN_MAX_FAILURES failures within ADMIN_WINDOW the login is
+        locked for ADMIN_LOCKOUT, the right password included. Every attempt is stored.
+        Returns (outcome, session token): 'ok' with a new session token, 'failed' or 'locked'."""
+        now = db.utcnow()
+        with db.write_tx(self.engine) as conn:
+            # serialise attempts (PostgreSQL: the state row lock), so parallel guesses count exactly
+            conn.execute(select(study_state.c.id).where(study_state.c.id == 1).with_for_update())
+            since = db.iso(now - ADMIN_WINDOW - ADMIN_LOCKOUT)
+            failures = [db.parse_iso(t) for t in conn.execute(
+                select(db.admin_attempts.c.at).where(db.admin_attempts.c.outcome == "failed",
+                                                     db.admin_attempts.c.at >= since)
+                .order_by(db.admin_attempts.c.at)).scalars()]
+            if locked_until(failures) > now:
+                outcome = "locked"
+            elif hmac.compare_digest(str(given).encode(), str(password).encode()):
+                outcome = "ok"
+            else:
+                outcome = "failed"
+            conn.execute(insert(db.admin_attempts).values(at=db.iso(now), outcome=outcome))
+            session = None
+            if outcome == "ok":
+                session = secrets.token_urlsafe(24)
+                conn.execute(insert(db.admin_sessions).values(
+                    token_hash=_hash(session), created_at=db.iso(now), expires_at=db.iso(now + ADMIN_SESSION_TTL)))
+        log.warning("admin login %s at %s", outcome, db.iso(now))
+        return outcome, session
+
+    def admin_session_valid(self, session: str | None) -> bool:
+        """True for an admin session token given at login that has not expired or been ended."""
+        if not session:
+            return False
+        with db.one_statement(self.engine) as conn:
+            expires = conn.execute(select(db.admin_sessions.c.expires_at)
+                                   .where(db.admin_sessions.c.token_hash == _hash(session))).scalar()
+        return expires is not None and db.parse_iso(expires) > db.utcnow()
+
+    def admin_logout(self, session: str) -> None:
         with db.one_statement(self.engine, write=True) as conn:
-            conn.execute(update(participants).where(participants.c.id == pid, participants.c.status == status)
-                         .values(**values))
+            conn.execute(db.admin_sessions.delete().where(db.admin_sessions.c.token_hash == _hash(session)))
+
+    def admin_attempts(self) -> pd.DataFrame:
+        """Every admin login attempt: time and outcome."""
+        with db.read_tx(self.engine) as conn:
+            rows = conn.execute(select(db.admin_attempts.c.at, db.admin_attempts.c.outcome)
+                                .order_by(db.admin_attempts.c.id)).all()
+        return pd.DataFrame([tuple(r) for r in rows], columns=["at", "outcome"])
 
     # ---- reading -----------------------------------------------------------------------
     def export_frame(self) -> pd.DataFrame:

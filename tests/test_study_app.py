@@ -208,7 +208,7 @@ def test_consent_all_trials_then_thank_you(tmp_path, study_env):
 
     frame = judgments(study)
     assert len(frame) == 5
-    assert list(frame["participant"].unique()) == [token]
+    assert list(frame["participant"].unique()) == ["P00001"]  # pseudonymous: the token never leaves
     assert list(frame["trial_number"]) == [1, 2, 3, 4, 5]
     assert sorted(frame["phase"]) == ["attention", "main", "main", "main", "main"]
     for row, (ans, conf, reasons, other) in zip(frame.itertuples(), given):
@@ -308,8 +308,11 @@ def test_double_click_on_the_next_picture_is_ignored(tmp_path, study_env, monkey
     answer(at, "fake")           # a considered answer
     tid = shown_trial_id(at)
     monkeypatch.setenv("GANEVAL_STUDY_DEBOUNCE_MS", "60000")
-    answer(at, "fake")           # within the window: the double click's second half
+    answer(at, "fake", confidence=3, reasons=["artefacts"])  # within the window: refused
     assert shown_trial_id(at) == tid and len(judgments(study)) == 1
+    assert "very quick" in at.warning[0].value  # said so, not dropped silently
+    # the form is kept as the participant filled it in
+    assert at.radio(key=f"confidence-{tid}").value == 3 and at.checkbox(key=f"reason-artefacts-{tid}").value
     monkeypatch.setenv("GANEVAL_STUDY_DEBOUNCE_MS", "0")
     answer(at, "real")           # a considered answer is taken
     frame = judgments(study)
@@ -404,12 +407,89 @@ def test_admin_refuses_wrong_password_then_manages_the_study(tmp_path, study_env
     assert titles(resumed) == ["Thank you!"]
 
 
+def test_admin_session_survives_a_reload_and_lockout_counts_in_the_database(tmp_path, study_env):
+    study = make_study(tmp_path, trials=2)
+    study_env(study)
+    participant = open_app()
+    token = consent(participant)
+    admin = admin_login(no_exception(open_app(admin="1")), PASSWORD)
+    session = admin.query_params["session"]
+    assert session and PASSWORD not in str(dict(admin.query_params))
+    people = admin.dataframe[0].value
+    assert token not in people.to_csv() and list(people["participant"]) == ["P00001"]
+    # a reload (a new browser session with the same address) stays logged in
+    reloaded = no_exception(open_app(admin="1", session=session))
+    assert len(reloaded.dataframe) == 2 and not reloaded.text_input
+    forged = no_exception(open_app(admin="1", session="not-a-session"))
+    assert not forged.dataframe and forged.text_input
+    # failures count across sessions (each attempt from a fresh page): the 6th is locked, right password too
+    for _ in range(5):
+        assert [e.value for e in admin_login(no_exception(open_app(admin="1")), "wrong-guess").error] == [
+            "Wrong password."]
+    locked = admin_login(no_exception(open_app(admin="1")), PASSWORD)
+    assert "locked" in locked.error[0].value and not locked.dataframe
+    with StudyStore.open(study) as store:
+        assert list(store.admin_attempts()["outcome"]) == ["ok"] + ["failed"] * 5 + ["locked"]
+    # the live view re-reads the database: a new judgment shows up on the next refresh
+    with StudyStore.open(study) as store:
+        trial = store.current_trial(token)
+        store.record(token, trial.trial_id, "real")
+    no_exception(reloaded.run())
+    assert {m.label: m.value for m in reloaded.metric}["Judgments"] == "1"
+    [b for b in reloaded.button if b.label == "Log out"][0].click()
+    no_exception(reloaded.run())
+    assert "session" not in reloaded.query_params
+    assert not no_exception(open_app(admin="1", session=session)).dataframe
+
+
+def test_crowdsourcing_link_is_one_person_one_participant(tmp_path, study_env, monkeypatch):
+    study = make_study(tmp_path, trials=2, qualification=2)
+    url = "https://app.prolific.com/submissions/complete?cc=C0DE"
+    assert cli(["study", "init", str(tmp_path / "crowd"), "--real", str(tmp_path / "study-real"),
+                "--fake", str(tmp_path / "study-fake"), "--trials", "2", "--completion-url", url]) == 0
+    study_env(tmp_path / "crowd")
+    link = {"PROLIFIC_PID": "60f1c0ffee", "STUDY_ID": "s1", "SESSION_ID": "x1"}
+    at = open_app(**link)
+    token = consent(at)
+    answer(at, "real")
+    # the same platform id with a fresh link (no token) comes back to the same participant
+    again = no_exception(open_app(**link))
+    assert again.query_params["p"] == token
+    answer(again, "fake")
+    assert titles(again) == ["Thank you!"]
+    buttons = again.get("link_button")
+    assert buttons and buttons[0].proto.url == url
+    frame = judgments(tmp_path / "crowd")
+    assert set(frame["external_id"]) == {"60f1c0ffee"} and set(frame["participant"]) == {"P00001"}
+    # MTurk ids work the same way; a failed warm-up cannot be restarted with a fresh link
+    study_env(study)
+    truth = truths(study)
+    at = open_app(workerId="A1TURK", assignmentId="3X")
+    token = consent(at)
+    for _ in range(2):
+        with StudyStore.open(study) as store:
+            image_id = store.current_trial(token).image_id
+        answer(at, "fake" if truth[image_id] == "real" else "real")
+    assert titles(at) == ["Thank you for taking part"]
+    assert titles(no_exception(open_app(workerId="A1TURK", assignmentId="4Y"))) == ["Thank you for taking part"]
+    # --max-participants: the next new person is told the study is full
+    monkeypatch.setenv("GANEVAL_STUDY_MAX_PARTICIPANTS", "1")
+    full = open_app(workerId="B2")
+    full.checkbox[0].check()
+    [b for b in full.button if b.label == "Start"][0].click()
+    no_exception(full.run())
+    assert titles(full) == ["This study is full"] and "p" not in full.query_params
+
+
 def test_admin_disabled_without_a_password(tmp_path, study_env):
     study = make_study(tmp_path, trials=2)
     study_env(study, password=None)
     admin = no_exception(open_app(admin="1"))
     assert "disabled" in admin.warning[0].value
     assert not admin.text_input and not admin.dataframe
+    study_env(study, password="short")  # e.g. from Streamlit secrets, which `study run` cannot check
+    admin = no_exception(open_app(admin="1"))
+    assert "at least 8 characters" in admin.warning[0].value and not admin.text_input
 
 
 def test_admin_password_from_streamlit_secrets(tmp_path, study_env):

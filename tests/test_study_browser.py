@@ -6,6 +6,7 @@ image; the admin page's CSV download must be the export. Screenshots go to tmp_p
 tests/artifacts/ when GANEVAL_KEEP_SCREENSHOTS is set)."""
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import os
 import shutil
@@ -24,6 +25,7 @@ from ganeval.cli.main import main as cli
 from ganeval.images import decode_image
 from ganeval.synth import write_faces
 from ganeval.study_app.display import display_png
+from ganeval.study_app.export import csv_bytes
 from ganeval.study_app.protocol import REASON_LABELS
 from ganeval.study_app.store import EXPORT_COLUMNS, StudyStore
 
@@ -70,14 +72,15 @@ def study(tmp_path) -> Path:
     return out
 
 
-@pytest.fixture
-def server(study, tmp_path):
-    """``ganeval study run`` in its own process group, killed whole at the end."""
-    port = free_port()
+@contextlib.contextmanager
+def running(study: Path, tmp_path: Path, port: int | None = None, **env_extra: str):
+    """``ganeval study run`` in its own process group, killed whole at the end; yields (url, process)."""
+    port = port or free_port()
     env = dict(os.environ)
     env.pop("GANEVAL_STUDY_DB_URL", None)
     env.pop("GANEVAL_STUDY_DEBOUNCE_MS", None)
     env["GANEVAL_STUDY_ADMIN_PASSWORD"] = "browser-test"
+    env.update(env_extra)
     log = open(tmp_path / "server.log", "wb")
     proc = subprocess.Popen([sys.executable, "-m", "ganeval", "study", "run", str(study),
                              "--host", "127.0.0.1", "--port", str(port)],
@@ -89,7 +92,7 @@ def server(study, tmp_path):
         except RuntimeError as err:
             log.flush()
             raise RuntimeError(f"{err}\n{(tmp_path / 'server.log').read_text(errors='replace')[-3000:]}") from None
-        yield url
+        yield url, proc
     finally:
         for sig, wait in ((signal.SIGTERM, 3), (signal.SIGKILL, 5)):
             try:
@@ -102,6 +105,12 @@ def server(study, tmp_path):
             except subprocess.TimeoutExpired:
                 continue
         log.close()
+
+
+@pytest.fixture
+def server(study, tmp_path):
+    with running(study, tmp_path) as (url, _proc):
+        yield url
 
 
 def keep(path: Path) -> None:
@@ -186,6 +195,9 @@ def test_browser_completes_a_six_trial_study(study, server, tmp_path):
             admin.locator("input[type=password]").fill("browser-test")
             admin.get_by_role("button", name="Log in").click()
             admin.get_by_role("heading", name="Participants").wait_for()
+            assert "browser-test" not in admin.url and "session=" in admin.url
+            admin.reload()  # a reload keeps the admin logged in (server-side session)
+            admin.get_by_role("heading", name="Participants").wait_for()
             admin.get_by_role("button", name="Download responses (CSV)").wait_for()
             admin.wait_for_timeout(500)
             admin.screenshot(path=tmp_path / "study_admin.png", full_page=True)
@@ -199,9 +211,10 @@ def test_browser_completes_a_six_trial_study(study, server, tmp_path):
 
     with StudyStore.open(study) as store:
         frame = store.export_frame()
-        state = store.state(frame["participant"].iloc[0])
+        state = store.state(token)
     assert len(frame) == TRIALS and frame["participant"].nunique() == 1
-    assert downloaded == frame.to_csv(index=False)  # the admin's CSV is the export
+    assert downloaded == csv_bytes(frame).decode()  # the admin's CSV is the export
+    assert token not in downloaded  # the token is a credential: the admin sees a pseudonym
     assert downloaded.splitlines()[0].split(",") == list(EXPORT_COLUMNS)
     assert state.status == "done" and state.answered == TRIALS
     assert list(frame["trial_number"]) == list(range(1, TRIALS + 1))
@@ -222,3 +235,119 @@ def pd_na():
     import pandas as pd
 
     return pd.NA
+
+
+PHONE = {"width": 390, "height": 844}
+GUARD_MS = 8000  # the quick-click guard for this test: long, so a slow machine cannot make it flaky
+
+
+def loaded_picture(page, previous_src=None) -> str:
+    return page.wait_for_function(
+        "prev => { const i = document.querySelector('[data-testid=\"stImage\"] img');"
+        " return i && i.src !== prev && i.complete && i.naturalWidth > 0 ? i.src : false; }",
+        arg=previous_src).json_value()
+
+
+def in_view(page, locator) -> bool:
+    box = locator.bounding_box()
+    return box is not None and box["y"] >= -1 and box["y"] + box["height"] <= PHONE["height"] + 1
+
+
+def test_phone_enter_quick_click_reconnect(study, tmp_path):
+    """On a 390x844 phone: picture and Real/Fake buttons fit on screen at once; Enter in the
+    "Other reason" box saves nothing and keeps the text; a click within the guard window is
+    refused with a message and the form kept; the next picture is scrolled into view; after a
+    SIGKILL of `ganeval study run` the page says it is reconnecting and no server survives."""
+    with running(study, tmp_path, GANEVAL_STUDY_DEBOUNCE_MS=str(GUARD_MS)) as (url, proc), \
+            sync_api.sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        try:
+            page = browser.new_page(viewport=PHONE, is_mobile=True, has_touch=True, device_scale_factor=2)
+            page.set_default_timeout(30_000)
+            page.goto(url + "/")
+            page.get_by_text("I have read the above and agree to take part.").click()
+            page.get_by_role("button", name="Start").click()
+            page.get_by_text(f"Picture 1 of {TRIALS}").wait_for()
+            src = loaded_picture(page)
+            picture = page.locator('[data-testid="stImage"] img')
+            real = page.get_by_role("button", name="Real", exact=True)
+            fake = page.get_by_role("button", name="Fake", exact=True)
+            page.screenshot(path=tmp_path / "study_phone.png")
+            keep(tmp_path / "study_phone.png")
+            assert in_view(page, picture) and in_view(page, real) and in_view(page, fake)
+            assert picture.bounding_box()["y"] < real.bounding_box()["y"]  # picture first
+
+            other = page.get_by_placeholder("Describe it briefly")
+            other.fill("odd ears")
+            page.get_by_text(REASON_LABELS["artefacts"]).click()
+            fake.click()  # well within the guard window of the picture appearing
+            page.get_by_text("That was very quick").wait_for()
+            assert other.input_value() == "odd ears" and page.get_by_text(f"Picture 1 of {TRIALS}").is_visible()
+            assert page.get_by_role("checkbox", name=REASON_LABELS["artefacts"]).is_checked()
+            other.press("Enter")
+            page.wait_for_timeout(1500)
+            with StudyStore.open(study) as store:
+                assert len(store.export_frame()) == 0  # neither the quick click nor Enter answered
+            assert other.input_value() == "odd ears"
+            page.wait_for_timeout(GUARD_MS)
+            page.mouse.wheel(0, 2000)  # scrolled down, as after filling in the reasons
+            fake.click()
+            page.get_by_text(f"Picture 2 of {TRIALS}").wait_for()
+            loaded_picture(page, src)
+            page.wait_for_timeout(500)
+            assert in_view(page, picture) and in_view(page, real)  # the next picture is on screen
+            with StudyStore.open(study) as store:
+                row = store.export_frame().iloc[0]
+            assert (row.answer, row.reasons, row.reason_other) == ("fake", "artefacts;other", "odd ears")
+
+            banner = page.locator("#ganeval-offline")
+            assert not banner.is_visible()
+            os.kill(proc.pid, signal.SIGKILL)  # the `study run` process is the server (exec)
+            proc.wait(timeout=10)
+            banner.wait_for(state="visible", timeout=20_000)
+            assert "Reconnecting" in banner.inner_text()
+            page.screenshot(path=tmp_path / "study_offline.png")
+            keep(tmp_path / "study_offline.png")
+            with pytest.raises(ProcessLookupError):
+                os.killpg(proc.pid, 0)  # nothing of the server is left running
+        finally:
+            browser.close()
+
+
+def test_prolific_link_returns_and_completes(tmp_path):
+    """A Prolific entry link: the same PROLIFIC_PID opened afresh resumes the same participant,
+    and after the last trial the browser is taken to the completion URL."""
+    port = free_port()
+    completion = f"http://127.0.0.1:{port}/_stcore/health?cc=DONE42"
+    real = write_faces(tmp_path / "real", 4, size=32, seed=0)
+    fake = write_faces(tmp_path / "fake", 4, size=32, seed=1)
+    study = tmp_path / "study"
+    assert cli(["study", "init", str(study), "--real", str(real), "--fake", str(fake), "--trials", "2",
+                "--completion-url", completion]) == 0
+    with running(study, tmp_path, port=port, GANEVAL_STUDY_DEBOUNCE_MS="0") as (url, _proc), \
+            sync_api.sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        try:
+            link = url + "/?PROLIFIC_PID=5f00c0ffee&STUDY_ID=st1&SESSION_ID=se1"
+            page = browser.new_page(viewport={"width": 1280, "height": 900})
+            page.set_default_timeout(30_000)
+            page.goto(link)
+            page.get_by_text("I have read the above and agree to take part.").click()
+            page.get_by_role("button", name="Start").click()
+            page.get_by_text("Picture 1 of 2").wait_for()
+            loaded_picture(page)
+            page.get_by_role("button", name="Real", exact=True).click()
+            page.get_by_text("Picture 2 of 2").wait_for()
+            page.close()
+            again = browser.new_page(viewport={"width": 1280, "height": 900})  # a fresh tab, same platform id
+            again.set_default_timeout(30_000)
+            again.goto(link)
+            again.get_by_text("Picture 2 of 2").wait_for()
+            loaded_picture(again)
+            again.get_by_role("button", name="Fake", exact=True).click()
+            again.wait_for_url("**/_stcore/health?cc=DONE42", timeout=30_000)
+        finally:
+            browser.close()
+    with StudyStore.open(study) as store:
+        frame = store.export_frame()
+    assert len(frame) == 2 and set(frame["external_id"]) == {"5f00c0ffee"} and set(frame["participant"]) == {"P00001"}

@@ -406,33 +406,47 @@ def test_cli_labels_and_usage(tmp_path, sources, capsys):
     assert main(["study", "run", str(tmp_path / "nope")]) == 2
 
 
-def test_cli_run_starts_streamlit_headless(tmp_path, sources, capsys, monkeypatch):
-    """`study run` starts `streamlit run study_app/app.py` with the study folder in the env."""
+def test_cli_run_execs_streamlit_headless(tmp_path, sources, capsys, monkeypatch):
+    """`study run` becomes `streamlit run study_app/app.py` (exec: one process, so any signal,
+    SIGKILL included, stops the server), with the study folder and limits in the env."""
     import ganeval.cli.study as cli
 
     make_study(tmp_path, sources, trials=4).dispose()
     seen = {}
 
-    class FakePopen:
-        def __init__(self, cmd, env):
-            seen["cmd"], seen["env"] = cmd, env
+    def fake_execve(path, cmd, env):
+        seen["path"], seen["cmd"], seen["env"] = path, cmd, env
+        return None
 
-        def wait(self):
-            return 0
-
-    monkeypatch.setattr(cli.subprocess, "Popen", FakePopen)
-    monkeypatch.setenv("GANEVAL_STUDY_ADMIN_PASSWORD", "pw")
+    monkeypatch.setattr(cli.os, "execve", fake_execve)
+    monkeypatch.setenv("GANEVAL_STUDY_ADMIN_PASSWORD", "password")
     db_url = f"sqlite:///{tmp_path / 'x.db'}"
-    assert main(["study", "run", str(tmp_path / "study"), "--port", "8599", "--db-url", db_url]) == 0
+    main(["study", "run", str(tmp_path / "study"), "--port", "8599", "--db-url", db_url,
+          "--max-participants", "40", "--abandon-after", "5"])
     cmd = seen["cmd"]
+    assert seen["path"] == cmd[0]
     assert cmd[1:4] == ["-m", "streamlit", "run"] and cmd[4].endswith("study_app/app.py")
     flags = dict(zip(cmd[5::2], cmd[6::2]))
     assert flags == {"--server.headless": "true", "--server.address": "127.0.0.1", "--server.port": "8599",
-                     "--browser.gatherUsageStats": "false", "--server.fileWatcherType": "none"}
+                     "--browser.gatherUsageStats": "false", "--server.fileWatcherType": "none",
+                     "--client.showErrorDetails": "false"}
     assert seen["env"]["GANEVAL_STUDY_DIR"] == str((tmp_path / "study").resolve())
     assert seen["env"]["GANEVAL_STUDY_DB_URL"] == db_url
+    assert seen["env"]["GANEVAL_STUDY_MAX_PARTICIPANTS"] == "40"
+    assert seen["env"]["GANEVAL_STUDY_ABANDON_AFTER_S"] == "300"
     out = capsys.readouterr().out
     assert "http://127.0.0.1:8599/" in out and "http://127.0.0.1:8599/?admin=1" in out
+
+
+def test_cli_run_refuses_a_short_admin_password(tmp_path, sources, capsys, monkeypatch):
+    import ganeval.cli.study as cli
+
+    make_study(tmp_path, sources, trials=4).dispose()
+    monkeypatch.setattr(cli.os, "execve", lambda *a: pytest.fail("started with a short password"))
+    monkeypatch.setenv("GANEVAL_STUDY_ADMIN_PASSWORD", "short")
+    assert main(["study", "run", str(tmp_path / "study")]) == 2
+    err = capsys.readouterr().err
+    assert "at least 8 characters" in err and err.count("\n") == 1 and "short" not in err.replace("it has", "")
 
 
 def test_pg_helper_reports_a_missing_server(monkeypatch):
@@ -458,3 +472,321 @@ def test_images_are_brought_to_one_size(tmp_path, sources, capsys):
     assert main(["study", "init", str(tmp_path / "t"), "--real", str(big), "--fake", sources["dcgan"],
                  "--trials", "8", "--image-size", "48"]) == 0
     assert {Image.open(p).size for p in (tmp_path / "t" / "images").glob("*.png")} == {(48, 48)}
+
+
+# ---------------------------------------------------------------- one transaction per judgment
+
+
+@pytest.mark.parametrize("qualification", [0, 2])
+def test_crash_between_answer_and_next_trial_resumes(tmp_path, sources, db_url, monkeypatch, qualification):
+    """A failure after the judgment is written but before the participant moves on rolls the
+    whole answer back: the same trial is shown again and answering it then moves on."""
+    store = make_study(tmp_path, sources, trials=4, qualification=qualification, db_url=db_url)
+    token = store.start_participant()
+    store.give_consent(token)
+    for _ in range(max(0, qualification - 1)):  # up to the last warm-up picture, if any
+        trial = store.current_trial(token)
+        assert store.record(token, trial.trial_id, truth_of(store, trial.image_id)[0])
+    trial = store.current_trial(token)
+    from ganeval.study_app import store as store_module
+
+    def crash(*args, **kwargs):  # the judgment's INSERT has run; moving the participant on fails
+        raise RuntimeError("server killed")
+
+    with monkeypatch.context() as patch:
+        patch.setattr(store_module, "update", crash)
+        with pytest.raises(RuntimeError):
+            store.record(token, trial.trial_id, truth_of(store, trial.image_id)[0])
+    reopened = StudyStore.open(tmp_path / "study", db_url=db_url)  # "reload": a fresh server process
+    assert reopened.current_trial(token).trial_id == trial.trial_id
+    assert reopened.state(token).answered == max(0, qualification - 1)
+    assert reopened.record(token, trial.trial_id, truth_of(store, trial.image_id)[0])
+    state = reopened.state(token)
+    assert state.status == "trials" and state.answered == max(1, qualification)
+    nxt = reopened.current_trial(token)
+    assert nxt.trial_id != trial.trial_id and nxt.phase == "main"
+    answer_all(reopened, token)
+    assert reopened.state(token).status == "done"
+    reopened.dispose()
+    store.dispose()
+
+
+def test_a_participant_stuck_by_an_earlier_version_moves_on(tmp_path, sources):
+    """Databases written when answer and status were separate writes can hold a complete
+    warm-up with the status still 'qualification': the next read moves the participant on."""
+    store = make_study(tmp_path, sources, trials=4, qualification=2)
+    token = store.start_participant()
+    store.give_consent(token)
+    with db.write_tx(store.engine) as conn:
+        pid = conn.execute(select(db.participants.c.id).where(db.participants.c.token == token)).scalar()
+        for tid, image_id in conn.execute(select(db.trials.c.id, db.trials.c.image_id).where(
+                db.trials.c.participant_id == pid, db.trials.c.phase == "qualification")).all():
+            conn.execute(db.judgments.insert().values(
+                participant_id=pid, trial_id=tid, answer=truth_of(store, image_id)[0], correct=True, reasons="",
+                answered_at=db.iso(db.utcnow())))
+    assert store.state(token).status == "qualification"
+    trial = store.current_trial(token)
+    assert trial is not None and trial.phase == "main" and store.state(token).status == "trials"
+    store.dispose()
+
+
+def test_next_trial_is_stamped_in_the_answer_transaction(tmp_path, sources):
+    store = make_study(tmp_path, sources, trials=4)
+    token = store.start_participant()
+    store.give_consent(token)
+    first = store.current_trial(token)
+    store.record(token, first.trial_id, "real")
+    with store.engine.connect() as conn:
+        shown = dict(conn.execute(select(db.trials.c.position, db.trials.c.shown_at)).all())
+    assert shown[0] is not None and shown[1] is not None and shown[2] is None
+
+
+# ---------------------------------------------------------------- crowdsourcing and limits
+
+
+def test_external_id_is_one_person_one_participant(tmp_path, sources):
+    store = make_study(tmp_path, sources, trials=4, qualification=2)
+    token = store.start_participant(external_id="5f1a-PROLIFIC")
+    assert store.start_participant(external_id="5f1a-PROLIFIC") == token
+    assert store.participant_for("5f1a-PROLIFIC") == token and store.participant_for("other") is None
+    store.give_consent(token)
+    answer_all(store, token, correct=False)
+    assert store.state(token).status == "failed"
+    # a fresh link with the same platform id comes back to the failed participant, not a new one
+    assert store.start_participant(external_id="5f1a-PROLIFIC") == token
+    assert len(store.participants_progress()) == 1
+    store.set_open(False)
+    assert store.start_participant(external_id="5f1a-PROLIFIC") == token  # known people still see their end page
+    with pytest.raises(BadInput):
+        store.start_participant(external_id=" ")
+    store.dispose()
+
+
+def test_max_participants_and_abandoned_participants(tmp_path, sources):
+    from ganeval.study_app.store import StudyFull
+
+    build_study(tmp_path / "study", sources["real"], [sources["dcgan"]], trials=4, seed=0)
+    store = StudyStore.open(tmp_path / "study", max_participants=2, abandon_after_s=60)
+    a, b = store.start_participant(), store.start_participant()
+    with pytest.raises(StudyFull):
+        store.start_participant()
+    store.give_consent(a)
+    trial = store.current_trial(a)
+    store.record(a, trial.trial_id, "real")
+    exposure = store.exposure()
+    assert sum(exposure.values()) == 8  # two participants, four trials each
+    # b goes quiet for longer than abandon_after: their place and unanswered images are released
+    old = db.iso(db.utcnow() - pd.Timedelta(minutes=5))
+    with db.write_tx(store.engine) as conn:
+        conn.execute(db.participants.update().where(db.participants.c.token == b).values(active_at=old))
+    assert sum(store.exposure().values()) == 4
+    c = store.start_participant()
+    assert sum(store.exposure().values()) == 8
+    with pytest.raises(StudyFull):
+        store.start_participant()
+    # a's answered image still counts even once a is abandoned too
+    with db.write_tx(store.engine) as conn:
+        conn.execute(db.participants.update().where(db.participants.c.token == a).values(active_at=old))
+    assert store.exposure().get(trial.image_id) == 1 and sum(store.exposure().values()) == 5
+    assert c != a
+    store.dispose()
+
+
+def test_old_study_database_is_migrated(tmp_path, sources):
+    """A study made before external_id/active_at existed opens and gains the columns."""
+    import sqlite3
+
+    make_study(tmp_path, sources, trials=4).dispose()
+    con = sqlite3.connect(tmp_path / "study" / "study.db")
+    con.executescript("""
+        PRAGMA foreign_keys=OFF;
+        DROP TABLE participants;
+        CREATE TABLE participants (id INTEGER PRIMARY KEY AUTOINCREMENT, token VARCHAR(64) NOT NULL UNIQUE,
+            kind VARCHAR(16) NOT NULL, status VARCHAR(16) NOT NULL, ordinal INTEGER NOT NULL,
+            created_at VARCHAR(40) NOT NULL, consent_at VARCHAR(40), qualified_at VARCHAR(40),
+            finished_at VARCHAR(40));
+        INSERT INTO participants (token, kind, status, ordinal, created_at)
+            VALUES ('old-token', 'human', 'consent', 1, '2026-01-01T00:00:00.000000+00:00');
+    """)
+    con.close()
+    store = StudyStore.open(tmp_path / "study")
+    token = store.start_participant(external_id="w1")
+    assert store.start_participant(external_id="w1") == token
+    assert store.state("old-token").status == "consent"
+    store.dispose()
+
+
+# ---------------------------------------------------------------- admin access
+
+
+def test_admin_lockout_is_shared_and_logged(tmp_path, sources, db_url, monkeypatch):
+    from ganeval.study_app import store as store_module
+
+    store = make_study(tmp_path, sources, trials=4, db_url=db_url)
+    other = StudyStore.open(tmp_path / "study", db_url=db_url)  # another server on the same database
+    now = [db.utcnow()]
+    monkeypatch.setattr(store_module.db, "utcnow", lambda: now[0])
+    outcome, session = store.admin_login("right-password", "right-password")
+    assert outcome == "ok" and store.admin_session_valid(session) and other.admin_session_valid(session)
+    assert not store.admin_session_valid("forged") and not store.admin_session_valid(None)
+    for i in range(5):
+        who = store if i % 2 else other
+        assert who.admin_login("guess", "right-password") == ("failed", None)
+        now[0] += pd.Timedelta(seconds=30)
+    assert store.admin_login("right-password", "right-password") == ("locked", None)  # right one refused too
+    assert other.admin_login("right-password", "right-password")[0] == "locked"
+    now[0] += pd.Timedelta(minutes=9)
+    assert store.admin_login("right-password", "right-password")[0] == "locked"
+    now[0] += pd.Timedelta(minutes=1, seconds=1)
+    outcome, session2 = store.admin_login("right-password", "right-password")
+    assert outcome == "ok"
+    attempts = other.admin_attempts()
+    assert list(attempts["outcome"]) == ["ok"] + ["failed"] * 5 + ["locked"] * 3 + ["ok"]
+    assert pd.to_datetime(attempts["at"], utc=True).is_monotonic_increasing
+    store.admin_logout(session2)
+    assert not other.admin_session_valid(session2)
+    now[0] += pd.Timedelta(hours=13)
+    assert not store.admin_session_valid(session)  # expired
+    other.dispose()
+    store.dispose()
+
+
+def test_spread_out_failures_do_not_lock():
+    from ganeval.study_app.store import locked_until
+
+    t0 = db.utcnow()
+    spread = [t0 + pd.Timedelta(minutes=3 * i) for i in range(6)]
+    assert locked_until(spread) < t0
+    burst = [t0 + pd.Timedelta(minutes=2 * i) for i in range(5)]
+    assert locked_until(burst) == burst[-1] + pd.Timedelta(minutes=10)
+
+
+# ---------------------------------------------------------------- export safety
+
+
+def test_export_is_pseudonymous_and_formula_safe(tmp_path, sources, capsys):
+    store = make_study(tmp_path, sources, trials=2)
+    token = store.start_participant(external_id="=HYPERLINK(\"http://evil\")")
+    store.give_consent(token)
+    for text in ("=1+1", "@SUM(A1)"):
+        trial = store.current_trial(token)
+        store.record(token, trial.trial_id, "fake", reasons=["other"], other_text=text)
+    out = tmp_path / "responses.csv"
+    assert main(["study", "export", str(tmp_path / "study"), "-o", str(out)]) == 0
+    text = out.read_text()
+    assert token not in text
+    csv = pd.read_csv(out, keep_default_na=False, dtype=str)
+    assert set(csv["participant"]) == {"P00001"}
+    assert list(csv["reason_other"]) == ["'=1+1", "'@SUM(A1)"]
+    assert set(csv["external_id"]) == {"'=HYPERLINK(\"http://evil\")"}
+    assert not any(cell.startswith(("=", "+", "-", "@", "\t", "\r")) for cell in csv.to_numpy().ravel())
+    progress = store.participants_progress()
+    assert token not in progress.to_csv() and list(progress["participant"]) == ["P00001"]
+    store.dispose()
+
+
+def test_export_refuses_bad_outputs_before_writing(tmp_path, sources, capsys):
+    store = make_study(tmp_path, sources, trials=2)
+    store.dispose()
+    study = str(tmp_path / "study")
+    (tmp_path / "folder").mkdir()
+    assert main(["study", "export", study, "-o", str(tmp_path / "folder")]) == 2
+    assert "is a folder" in capsys.readouterr().err
+    existing = tmp_path / "old.csv"
+    existing.write_text("keep me")
+    assert main(["study", "export", study, "-o", str(existing)]) == 2
+    assert "--overwrite" in capsys.readouterr().err and existing.read_text() == "keep me"
+    assert main(["study", "export", study, "-o", str(existing), "--overwrite"]) == 0
+    assert main(["study", "export", study, "-o", str(existing / "x.csv")]) == 2  # parent is a file
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "is a file" in err
+    assert main(["study", "export", study, "-o", str(tmp_path / "study" / "r.csv")]) == 2  # inside the input
+    capsys.readouterr()
+    locked = tmp_path / "locked"
+    locked.mkdir()
+    locked.chmod(0o500)
+    try:
+        import os
+
+        if os.access(locked, os.W_OK):
+            pytest.skip("running as root: permissions do not stop writes")
+        assert main(["study", "export", study, "-o", str(locked / "x.csv")]) == 2
+        err = capsys.readouterr().err
+        assert err.count("\n") == 1 and ".tmp" not in err and "x.csv" in err
+    finally:
+        locked.chmod(0o700)
+
+
+def test_cli_init_crowdsourcing_settings(tmp_path, sources, capsys):
+    base = ["study", "init", str(tmp_path / "s"), "--real", sources["real"], "--fake", sources["dcgan"],
+            "--trials", "4"]
+    assert main(base + ["--completion-url", "javascript:alert(1)"]) == 2
+    assert "--completion-url" in capsys.readouterr().err and not (tmp_path / "s").exists()
+    url = "https://app.prolific.com/submissions/complete?cc=ABC123"
+    assert main(base + ["--completion-url", url, "--max-participants", "50"]) == 0
+    store = StudyStore.open(tmp_path / "s")
+    assert store.settings.completion_url == url and store.max_participants == 50
+    store.dispose()
+
+
+# ---------------------------------------------------------------- several servers, one database
+
+
+def _server_process(study_dir: str, db_url: str | None, n: int, seed: int) -> list[str]:
+    """One app server: its own store (connection pool) with n participants as threads, as a
+    Streamlit server runs sessions; every answer is also sent a second time at once (a double
+    click), which must be stored once."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    store = StudyStore.open(study_dir, db_url=db_url)
+    errors: list[str] = []
+
+    def participant(i: int) -> None:
+        rng = np.random.default_rng(seed + i)
+        try:
+            token = store.start_participant(kind="simulated")
+            store.give_consent(token)
+            while (trial := store.current_trial(token)) is not None:
+                answer = "real" if rng.random() < 0.5 else "fake"
+                with ThreadPoolExecutor(2) as pool:
+                    saved = list(pool.map(lambda _: store.record(token, trial.trial_id, answer), range(2)))
+                if sorted(saved) != [False, True]:
+                    errors.append(f"double submission saved {saved}")
+        except Exception as err:  # noqa: BLE001 - reported to the test
+            errors.append(f"{type(err).__name__}: {err}")
+
+    try:
+        with ThreadPoolExecutor(n) as pool:
+            list(pool.map(participant, range(n)))
+    finally:
+        store.dispose()
+    return errors
+
+
+@pytest.mark.slow
+def test_two_servers_one_database_30_participants(tmp_path, sources, db_url):
+    """Two server processes share one database (PostgreSQL, and the SQLite file): 30 simulated
+    participants split between them, each double-submitting every answer. Every judgment is
+    stored once, and images are shown equally often (within ±1 per class)."""
+    import multiprocessing as mp
+
+    trials = 6
+    store = make_study(tmp_path, sources, trials=trials, db_url=db_url)
+    ctx = mp.get_context("spawn")
+    with ctx.Pool(2) as pool:
+        jobs = [pool.apply_async(_server_process, (str(tmp_path / "study"), db_url, 15, 100 * k)) for k in range(2)]
+        errors = [e for job in jobs for e in job.get(timeout=300)]
+    assert errors == []
+    frame = store.export_frame()
+    assert len(frame) == 30 * trials
+    assert not frame.duplicated(["participant", "trial_number"]).any()
+    assert frame["participant"].nunique() == 30
+    exposure = store.exposure()
+    images = store.images_progress()
+    for label, group in images[images["role"] == "pool"].groupby("model_label"):
+        counts = [exposure.get(i, 0) for i in group["image_id"]]
+        assert max(counts) - min(counts) <= 1, (label, counts)
+    assert sum(exposure.values()) == 30 * trials
+    states = store.participants_progress()
+    assert set(states["status"]) == {"done"} and (states["answered"] == trials).all()
+    store.dispose()

@@ -7,8 +7,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import signal
-import subprocess
 import sys
 from pathlib import Path
 
@@ -18,14 +16,24 @@ from ganeval.errors import GanevalError
 STUDY_DIR_ENV = "GANEVAL_STUDY_DIR"
 ADMIN_PASSWORD_ENV = "GANEVAL_STUDY_ADMIN_PASSWORD"
 DB_URL_ENV = "GANEVAL_STUDY_DB_URL"
+MAX_PARTICIPANTS_ENV = "GANEVAL_STUDY_MAX_PARTICIPANTS"
+ABANDON_AFTER_ENV = "GANEVAL_STUDY_ABANDON_AFTER_S"
 
 EXAMPLES = """examples:
   ganeval study init my-study --real real/ --fake dcgan.npz --trials 24 --qualification 6 --attention 2
   ganeval study init my-study --real real.zip --fake a/ --label dcgan --fake b/ --label wgan-gp --trials 100
-  GANEVAL_STUDY_ADMIN_PASSWORD=secret ganeval study run my-study --port 8501
+  GANEVAL_STUDY_ADMIN_PASSWORD=a-long-secret ganeval study run my-study --port 8501
   ganeval study status my-study
   ganeval study close my-study            # no new participants or answers; `open` reopens
-  ganeval study export my-study -o responses.csv
+  ganeval study export my-study -o responses.csv [--overwrite]
+
+crowdsourcing (Prolific, MTurk):
+  ganeval study init my-study --real real/ --fake gan.npz --trials 40 --qualification 6 \\
+      --completion-url "https://app.prolific.com/submissions/complete?cc=CODE" --max-participants 100
+  study link: https://HOST/?PROLIFIC_PID={{%PROLIFIC_PID%}}&STUDY_ID={{%STUDY_ID%}}&SESSION_ID={{%SESSION_ID%}}
+          or: https://HOST/?workerId=...&assignmentId=...   (the same id always returns to its participant)
+  ganeval study run my-study --db-url postgresql+psycopg://study@db/study --port 8501   # several servers,
+  ganeval study run my-study --db-url postgresql+psycopg://study@db/study --port 8502   # one database
 
 database:
   The default is the SQLite file STUDY_DIR/study.db (WAL mode). --db-url takes any SQLAlchemy
@@ -34,11 +42,14 @@ database:
 """
 
 RUN_HELP = f"""Starts the Streamlit app (headless) and prints the participant and admin URLs.
+This command becomes the server (exec): one signal, SIGKILL included, stops it all.
 Participants open the participant URL; their token in the URL lets a reload or a lost
-connection resume at the same trial. The admin page (progress, close/reopen, CSV download)
-asks for the password in ${ADMIN_PASSWORD_ENV}, or `admin_password` in Streamlit secrets
-(.streamlit/secrets.toml); without either it stays locked. The admin view is the
-same app at http://HOST:PORT/?admin=1."""
+connection resume at the same trial. The admin page (live progress, accuracy and HYPE,
+close/reopen, CSV download) asks for the password in ${ADMIN_PASSWORD_ENV}, or
+`admin_password` in Streamlit secrets (.streamlit/secrets.toml), at least 8 characters;
+without one it stays locked. After 5 failed logins within 10 minutes (counted in the
+database, across servers) the login is locked for 10 minutes. The admin view is the
+same app at http://HOST:PORT/?admin=1; a login lasts 12 hours, reloads included."""
 
 
 class _FakeAction(argparse.Action):
@@ -94,6 +105,11 @@ def register(sub: argparse._SubParsersAction) -> None:
                            "images, so that resolution cannot give the truth away)")
     init.add_argument("--db-url", default=None, help="SQLAlchemy database URL (default: STUDY_DIR/study.db)")
     init.add_argument("--title", default=None, help="title shown to participants")
+    init.add_argument("--completion-url", default=None, metavar="URL",
+                      help="crowdsourcing: where participants go after the last trial (e.g. Prolific's completion "
+                           "link); shown as a button and followed automatically")
+    init.add_argument("--max-participants", type=positive_int, default=None, metavar="N",
+                      help="accept at most N participants (abandoned ones free their place); `run` can override")
     init.add_argument("--json", action="store_true", help="print a summary as JSON")
     init.set_defaults(func=_init)
 
@@ -103,6 +119,11 @@ def register(sub: argparse._SubParsersAction) -> None:
     run.add_argument("--port", type=positive_int, default=8501, help="port to listen on")
     run.add_argument("--host", default="127.0.0.1", help="address to listen on (0.0.0.0: every interface)")
     run.add_argument("--db-url", default=None, help="database URL (overrides study.json and $GANEVAL_STUDY_DB_URL)")
+    run.add_argument("--max-participants", type=positive_int, default=None, metavar="N",
+                     help="accept at most N participants (default: init's --max-participants, else no cap)")
+    run.add_argument("--abandon-after", type=positive_int, default=30, metavar="MINUTES",
+                     help="an unfinished participant idle this long is abandoned: their unanswered images go to "
+                          "others and their place is free")
     run.set_defaults(func=_run)
 
     export = actions.add_parser("export", help="write every judgment to a CSV file",
@@ -112,6 +133,7 @@ def register(sub: argparse._SubParsersAction) -> None:
                                 epilog=EXAMPLES, formatter_class=HelpFormatter)
     export.add_argument("study_dir", metavar="STUDY_DIR")
     export.add_argument("-o", "--output", required=True, help="CSV file to write")
+    export.add_argument("--overwrite", action="store_true", help="replace an existing output file")
     export.add_argument("--db-url", default=None)
     export.set_defaults(func=_export)
 
@@ -139,6 +161,9 @@ def _open(args):
 
 def _init(args: argparse.Namespace) -> int:
     from ganeval.study_app.build import build_study
+    from ganeval.study_app.store import check_completion_url, update_settings
+
+    check_completion_url(args.completion_url)  # before any work
 
     fakes = [src for src, _ in args.fakes]
     labels = [label for _, label in args.fakes]
@@ -146,6 +171,9 @@ def _init(args: argparse.Namespace) -> int:
                          qualification=args.qualification, attention=args.attention, seed=args.seed,
                          display_size=args.display_size, upscaler=args.upscaler, db_url=args.db_url,
                          title=args.title, pool=args.pool, image_size=args.image_size, warn=warn)
+    if args.completion_url or args.max_participants:
+        result.settings = update_settings(result.study_dir, completion_url=args.completion_url,
+                                          max_participants=args.max_participants)
     s = result.settings
     if args.json:
         emit_json({"study_dir": str(result.study_dir), "images": result.images, "corrupt": result.corrupt,
@@ -165,6 +193,11 @@ def _run(args: argparse.Namespace) -> int:
     from ganeval.extras import require
 
     require("streamlit")  # the app runs in a subprocess: say which extra is missing here, in one line
+    from ganeval.study_app.store import check_admin_password
+
+    password = os.environ.get(ADMIN_PASSWORD_ENV)
+    if password:
+        check_admin_password(password)
     store = _open(args)  # fails early, with one line, when this is not a study or the database is unreachable
     store.dispose()
     app = Path(study_app.__file__).resolve().parent / "app.py"
@@ -174,33 +207,24 @@ def _run(args: argparse.Namespace) -> int:
     env[STUDY_DIR_ENV] = str(Path(args.study_dir).expanduser().resolve())
     if args.db_url:
         env[DB_URL_ENV] = args.db_url
+    if args.max_participants:
+        env[MAX_PARTICIPANTS_ENV] = str(args.max_participants)
+    env[ABANDON_AFTER_ENV] = str(args.abandon_after * 60)
     cmd = [sys.executable, "-m", "streamlit", "run", str(app),
            "--server.headless", "true", "--server.address", args.host, "--server.port", str(args.port),
-           "--browser.gatherUsageStats", "false", "--server.fileWatcherType", "none"]
+           "--browser.gatherUsageStats", "false", "--server.fileWatcherType", "none",
+           "--client.showErrorDetails", "false"]
     shown = "localhost" if args.host in ("0.0.0.0", "::") else args.host
     base = f"http://{shown}:{args.port}"
     print(f"participants: {base}/", flush=True)
     print(f"admin:        {base}/?admin=1  (password from ${ADMIN_PASSWORD_ENV} or Streamlit secrets)", flush=True)
-    if not (os.environ.get(ADMIN_PASSWORD_ENV) or _has_secrets()):
+    if not (password or _has_secrets()):
         warn(f"no admin password set (${ADMIN_PASSWORD_ENV}); the admin page stays locked")
-    proc = subprocess.Popen(cmd, env=env)
-
-    def _forward(signum, _frame) -> None:  # a terminated `study run` takes the app with it
-        proc.send_signal(signum)
-
-    previous = {sig: signal.signal(sig, _forward) for sig in (signal.SIGTERM, signal.SIGHUP)}
-    try:
-        return proc.wait()
-    except KeyboardInterrupt:
-        proc.terminate()
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-        raise
-    finally:
-        for sig, handler in previous.items():
-            signal.signal(sig, handler)
+    sys.stdout.flush()
+    sys.stderr.flush()
+    # the server replaces this process: one process, so any signal (SIGKILL included) stops it all
+    os.execve(sys.executable, cmd, env)
+    return 1  # not reached
 
 
 def _has_secrets() -> bool:
@@ -209,8 +233,10 @@ def _has_secrets() -> bool:
 
 
 def _export(args: argparse.Namespace) -> int:
+    from ganeval.outputs import check_output_file
     from ganeval.study_app.export import write_csv
 
+    check_output_file(args.output, inputs=[args.study_dir], overwrite=args.overwrite)
     with _open(args) as store:
         frame = store.export_frame()
     out = write_csv(frame, args.output)
