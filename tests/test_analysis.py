@@ -63,8 +63,9 @@ def test_participant_statistics_match_references(original_layout):
         ref = cohens_kappa(confusion, return_results=True)
         assert row["kappa"] == pytest.approx(ref.kappa, abs=1e-12)
         assert row["kappa_se"] == pytest.approx(ref.std_kappa, abs=1e-12)
-        assert row["kappa_low"] == pytest.approx(ref.kappa_low, abs=1e-12)
-        assert row["kappa_high"] == pytest.approx(ref.kappa_upp, abs=1e-12)
+        # statsmodels' interval, clipped to kappa's range [-1, 1]
+        assert row["kappa_low"] == pytest.approx(max(ref.kappa_low, -1.0), abs=1e-12)
+        assert row["kappa_high"] == pytest.approx(min(ref.kappa_upp, 1.0), abs=1e-12)
 
 
 def test_fleiss_and_pairwise_match_references(original_layout):
@@ -272,3 +273,18 @@ def test_only_qualification_judgments_is_an_error():
     df = judgments(np.array([[0, 1]]), np.array([0, 1])).assign(phase="qualification")
     with pytest.raises(BadInput, match="no judgments in the main phase"):
         main_trials(df)
+
+
+# ---------------------------------------------------------------- intervals stay in range
+
+def test_kappa_interval_is_clipped_to_its_range():
+    """A near-perfect rater on few images: the normal interval reached 1.14 before clipping."""
+    kappa, se, low, high, _ = agreement.kappa_vs_truth(np.array([[5, 0], [1, 4]]))
+    assert kappa == pytest.approx(0.8) and se > 0
+    assert high == 1.0 and -1.0 <= low < kappa
+    truth = np.array([0, 1] * 5)
+    answers = np.array([truth, np.where(np.arange(10) == 1, 0, truth)])
+    table = agreement.participant_table(judgments(answers, truth))
+    assert (table["kappa_high"] <= 1.0).all() and (table["kappa_low"] >= -1.0).all()
+    assert (table["accuracy_high"] <= 1.0).all() and (table["accuracy_low"] >= 0.0).all()
+    assert table.loc[1, "kappa_high"] == 1.0
