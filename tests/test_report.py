@@ -184,6 +184,7 @@ def _responses_csv(path, people: int = 4, bots: int = 0, failed_attention: tuple
     return path
 
 
+@pytest.mark.slow
 def test_report_excludes_failed_attention_and_says_so(tmp_path, capsys):
     csv = _responses_csv(tmp_path / "r.csv", people=4, bots=2, failed_attention=("p1",))
     out = tmp_path / "report"
