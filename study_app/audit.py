@@ -116,6 +116,8 @@ def high_freq_energy(y: np.ndarray) -> float:
 
 def image_cues(path: str | os.PathLike) -> dict[str, float]:
     """Every pipeline and generator cue of one image file; CorruptImage when it cannot be read."""
+    from ganeval.study_app.build import is_grayscale
+
     path = Path(path)
     arr = decode_image(path)  # the one decoder: what a participant's browser would show
     try:
@@ -130,7 +132,7 @@ def image_cues(path: str | os.PathLike) -> dict[str, float]:
     chroma = rgb.max(axis=2) - rgb.min(axis=2)
     return {
         "blockiness": blockiness(y), "file_bytes": float(path.stat().st_size), "metadata_chunks": float(metadata),
-        "width": float(arr.shape[1]), "height": float(arr.shape[0]), "grayscale": float(chroma.max() <= 2),
+        "width": float(arr.shape[1]), "height": float(arr.shape[0]), "grayscale": float(is_grayscale(arr)),
         "mode_channels": float(len(mode)),
         "laplacian_var": laplacian_var(y), "high_freq_energy": high_freq_energy(y),
         "mean_r": float(rgb[..., 0].mean()), "mean_g": float(rgb[..., 1].mean()), "mean_b": float(rgb[..., 2].mean()),

@@ -193,10 +193,12 @@ def _count_decodable(source: Source) -> tuple[int, list[str]]:
     return readable, skipped
 
 
-def is_grayscale(arr: np.ndarray, tolerance: int = 2) -> bool:
-    """True when the three channels agree everywhere (within ``tolerance`` levels)."""
+def is_grayscale(arr: np.ndarray, tolerance: int = 8, share: float = 0.01) -> bool:
+    """True when (almost) no pixel has colour: fewer than ``share`` of the pixels have channels
+    more than ``tolerance`` levels apart (JPEG's chroma rounding in a gray image stays below)."""
     a = arr.astype(np.int16)
-    return int(np.abs(a[..., 0] - a[..., 1]).max()) <= tolerance and int(np.abs(a[..., 1] - a[..., 2]).max()) <= tolerance
+    chroma = a.max(axis=2) - a.min(axis=2)
+    return float((chroma > tolerance).mean()) < share
 
 
 def colour_mode_warning(taken: list[SourceImages]) -> str | None:
