@@ -18,6 +18,7 @@ from sklearn.metrics import cohen_kappa_score
 from statsmodels.stats.inter_rater import aggregate_raters, cohens_kappa, fleiss_kappa
 from statsmodels.stats.proportion import proportion_confint
 
+from ganeval.analysis.intervals import KAPPA_RANGE, PROPORTION_RANGE, clip_interval
 from ganeval.analysis.responses import LABELS
 from ganeval.errors import BadInput
 
@@ -56,7 +57,7 @@ def kappa_vs_truth(table: np.ndarray, alpha: float = ALPHA) -> tuple[float, floa
         note = "only " + LABELS[int(np.argmax(table.sum(1)))] + " images judged"
     se = float(res.std_kappa) if np.isfinite(res.std_kappa) else np.nan
     half = float(norm.isf(alpha / 2)) * se  # statsmodels' own kappa_low/kappa_upp at alpha=0.05
-    low, high = float(res.kappa) - half, float(res.kappa) + half
+    low, high = clip_interval(float(res.kappa) - half, float(res.kappa) + half, KAPPA_RANGE)
     return (float(res.kappa), se, low, high, note)
 
 
@@ -67,7 +68,7 @@ def participant_table(df: pd.DataFrame, alpha: float = ALPHA) -> pd.DataFrame:
     for token, part in df.groupby("participant", sort=False):
         table = confusion(part)
         n, k = int(table.sum()), int(np.trace(table))
-        low, high = proportion_confint(k, n, alpha=alpha, method="wilson")
+        low, high = clip_interval(*proportion_confint(k, n, alpha=alpha, method="wilson"), PROPORTION_RANGE)
         kappa, se, k_low, k_high, note = kappa_vs_truth(table, alpha)
         rows.append({
             "participant": token, "label": f"P{len(rows) + 1}", "kind": part["participant_kind"].iloc[0], "n": n, "correct": k,
@@ -163,7 +164,7 @@ def fleiss(df: pd.DataFrame, resamples: int = 10_000, seed: int = 0, alpha: floa
         boots = bootstrap_fleiss(table, resamples, seed)
         boots = boots[np.isfinite(boots)]
         if len(boots):
-            low, high = (float(x) for x in np.percentile(boots, [100 * alpha / 2, 100 * (1 - alpha / 2)]))
+            low, high = clip_interval(*np.percentile(boots, [100 * alpha / 2, 100 * (1 - alpha / 2)]), KAPPA_RANGE)
     return FleissResult(kappa, low, high, int(df["participant"].nunique()), len(table),
                         int(df["image_id"].nunique()), m, subset, resamples, seed)
 

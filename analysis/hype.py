@@ -11,6 +11,8 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from ganeval.analysis.intervals import PROPORTION_RANGE, clip_interval
+
 ALPHA = 0.05
 
 
@@ -55,7 +57,8 @@ def hype_table(df: pd.DataFrame, resamples: int = 10_000, seed: int = 0, alpha: 
         for g in range(len(groups)):
             col = boots[:, g][np.isfinite(boots[:, g])]
             if len(col):
-                low[g], high[g] = np.percentile(col, [100 * alpha / 2, 100 * (1 - alpha / 2)])
+                low[g], high[g] = clip_interval(*np.percentile(col, [100 * alpha / 2, 100 * (1 - alpha / 2)]),
+                                                PROPORTION_RANGE)
     rows = []
     for g, key in enumerate(groups):
         scope, metric = key.split("|")

@@ -54,24 +54,67 @@ def nearest_rank_table(nearest: NearestOutput) -> pd.DataFrame:
                          "q75": g.quantile(0.75), "max": g.max()}).reset_index()
 
 
+# every metric `ganeval fid --json` may hold, in table order; ``*_std`` are the spreads of ``*_mean``
+METRIC_KEYS = ("fid", "kid_mean", "kid_std", "is_mean", "is_std", "precision", "recall", "density", "coverage")
+PLOTTED_METRICS = {"fid": None, "kid_mean": "kid_std", "is_mean": "is_std", "precision": None, "recall": None,
+                   "density": None, "coverage": None}  # metric -> its error-bar column
+# feature dimensions of the extractors `ganeval fid --features` knows (when the JSON does not say)
+FEATURE_DIMS = {"inception": 2048, "illust2vec": 4096, "dinov2": 1024, "clip": 768}
+
+
+def _is_result(obj) -> bool:
+    return isinstance(obj, dict) and any(k in obj for k in METRIC_KEYS)
+
+
 def load_fid(paths: list[str | os.PathLike]) -> pd.DataFrame:
-    """One row per FID result. A file is either one ``ganeval fid --json`` object or a mapping
-    of names to such objects (as the demo writes); the row name is the key or the file stem."""
+    """One row per result. A file is either one ``ganeval fid --json`` object or a mapping of
+    names to such objects (as the demo writes); the row name is the key or the file stem.
+    Every known metric key present is kept (a missing one is NaN), with ``standard_weights``
+    (None when the file does not say) and the sample counts, for the caveats."""
     rows = []
     for path in map(Path, paths):
         data = _read_json(path)
-        items = [(path.stem, data)] if isinstance(data, dict) and "fid" in data else (
-            list(data.items()) if isinstance(data, dict) else [])
-        items = [(name, obj) for name, obj in items if isinstance(obj, dict) and "fid" in obj]
+        items = [(path.stem, data)] if _is_result(data) else (list(data.items()) if isinstance(data, dict) else [])
+        items = [(name, obj) for name, obj in items if _is_result(obj)]
         if not items:
             raise BadInput(f"{path}: no FID result in it (expected the output of `ganeval fid --json`)")
         for name, obj in items:
-            rows.append({"file": path.name, "name": name, "fid": _num(obj.get("fid")),
-                         "kid_mean": _num(obj.get("kid_mean")), "kid_std": _num(obj.get("kid_std")),
-                         "features": obj.get("features"), "a": (obj.get("a") or {}).get("path"),
-                         "b": (obj.get("b") or {}).get("path"), "n_a": (obj.get("a") or {}).get("n"),
-                         "n_b": (obj.get("b") or {}).get("n")})
+            a, b = obj.get("a") or {}, obj.get("b") or {}
+            standard = obj.get("standard_weights")
+            row = {"file": path.name, "name": name}
+            row.update({key: _num(obj.get(key)) for key in METRIC_KEYS})
+            row.update({"features": obj.get("features"), "standard_weights": None if standard is None else bool(standard),
+                        "feature_dim": obj.get("dim") or obj.get("feature_dim") or FEATURE_DIMS.get(str(obj.get("features"))),
+                        "a": a.get("path"), "b": b.get("path"), "n_a": a.get("n"), "n_b": b.get("n")})
+            rows.append(row)
     return pd.DataFrame(rows)
+
+
+def present_metrics(table: pd.DataFrame) -> list[str]:
+    """The plotted metrics that have at least one value in ``table``."""
+    return [m for m in PLOTTED_METRICS if m in table.columns and table[m].notna().any()]
+
+
+def nonstandard(flag) -> bool:
+    """True only for an explicit ``standard_weights: false`` (unknown is not a caveat)."""
+    return flag is not None and not (isinstance(flag, float) and flag != flag) and not bool(flag)
+
+
+def fid_caveats(table: pd.DataFrame) -> list[str]:
+    """What a reader must know before comparing these numbers: weights that are not the
+    published ones, and fewer samples than feature dimensions (FID biased upwards)."""
+    out = []
+    for _, row in table.iterrows():
+        if nonstandard(row.get("standard_weights")):
+            out.append(f"{row['name']}: computed with non-standard {row['features'] or 'feature'} weights; not "
+                       "comparable with published numbers")
+        dim = row.get("feature_dim")
+        for side in ("n_a", "n_b"):
+            n = row.get(side)
+            if dim and n is not None and not pd.isna(n) and int(n) < int(dim):
+                out.append(f"{row['name']}: {int(n)} samples ({side[-1].upper()}) < {int(dim)} feature dimensions; "
+                           "FID is biased upwards and comparable only at equal sample counts")
+    return out
 
 
 def load_runs(runs: list[str | os.PathLike]) -> pd.DataFrame:

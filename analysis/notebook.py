@@ -31,18 +31,23 @@ def _code(text: str):
     return new_code_cell(text.strip())
 
 
-def build_notebook(inp, overview: dict | None = None) -> nbformat.NotebookNode:
+def build_notebook(inp, overview: dict | None = None, caveats: list[str] | None = None,
+                   screening: str | None = None) -> nbformat.NotebookNode:
     """Cells for the given ``analysis.report.ReportInputs``; ``overview`` (from
-    ``study_overview``) only words the introduction, e.g. to flag simulated participants."""
-    cells = [_md(_intro(inp, overview))]
+    ``study_overview``), ``caveats`` and ``screening`` (who was analysed, in one sentence) only
+    word the introduction, e.g. to flag simulated participants or non-standard weights."""
+    cells = [_md(_intro(inp, overview, caveats, screening))]
     setup = ["%matplotlib inline", "from pathlib import Path", "", "import pandas as pd", "",
-             "from ganeval.analysis import agreement, hype, inputs, per_image, plots, report",
-             "from ganeval.analysis.responses import load_responses, main_trials, study_overview", "",
+             "from ganeval.analysis import agreement, hype, inputs, mixed, per_image, plots, report",
+             "from ganeval.analysis.responses import load_responses, main_trials, study_overview",
+             "from ganeval.analysis.screening import screen", "",
              'pd.set_option("display.precision", 3)', 'pd.set_option("display.max_columns", 30)',
              f"SEED = {inp.seed}  # bootstrap seed: the same seed gives the same intervals",
              f"RESAMPLES = {inp.bootstrap}  # bootstrap resamples"]
     if inp.study_source:
         setup.append(f"STUDY = Path({str(Path(inp.study_source).resolve())!r})  # a study folder or a responses CSV")
+        setup.append(f"INCLUDE_ALL = {bool(inp.include_all)!r}  # True: keep those who failed qualification or an "
+                     "attention check")
     if inp.nearest:
         setup.append(f"NEAREST = Path({str(Path(inp.nearest).resolve())!r})  # `ganeval nearest` output folder")
     if inp.fid:
@@ -64,7 +69,7 @@ def build_notebook(inp, overview: dict | None = None) -> nbformat.NotebookNode:
     return nb
 
 
-def _intro(inp, overview: dict | None) -> str:
+def _intro(inp, overview: dict | None, caveats: list[str] | None = None, screening: str | None = None) -> str:
     lines = ["# ganeval report", "",
              "Re-run any cell to recompute: each one loads its inputs and calls `analysis` functions. "
              "Sections whose inputs were not given to `ganeval report` are left out.", ""]
@@ -77,15 +82,24 @@ def _intro(inp, overview: dict | None) -> str:
                   "participants are simulated (answers drawn by a program through the study's save path, not "
                   "given by people). They are marked *simulated* in the tables and drawn in grey; their numbers "
                   "show how the analysis works, not what people can tell."]
+    if screening:
+        lines += ["", f"**Who is analysed:** {screening}."]
+    if caveats:
+        lines += ["", "> **Caveats**"] + [f"> - {c}" for c in caveats]
     return "\n".join(lines)
 
 
 def _study_cells(has_images: bool, simulated: bool) -> list:
     cells = [
         _md("## The human study\nOnly the **main** trials enter the statistics; qualification trials "
-            "screen participants and attention checks are reported separately."),
-        _code("responses = load_responses(STUDY)\nmain = main_trials(responses)\n"
+            "screen participants and attention checks are reported separately. By default the statistics "
+            "use the participants who passed qualification (>= 65% on real and on fake) and every attention "
+            "check, and never pool simulated participants with people (`ganeval report --include-all` keeps "
+            "those who failed a check; simulated ones are still kept apart)."),
+        _code("responses = load_responses(STUDY)\nscreening = screen(responses, include_all=INCLUDE_ALL)\n"
+              "main = main_trials(screening.kept)\nprint(screening.sentence())\n"
               "pd.Series(study_overview(responses), name=\"overview\").to_frame()"),
+        _code("screening.excluded  # who was left out, and why"),
         _md("### Each participant\nThe confusion matrix (truth × answer), accuracy with a 95% Wilson "
             "interval, the exact two-sided binomial test against guessing (p = 0.5), and Cohen's kappa "
             "against the truth with its asymptotic 95% interval. `kind` says whether a participant is "
@@ -104,6 +118,15 @@ def _study_cells(has_images: bool, simulated: bool) -> list:
             "tell); `fake_error` is the share of fakes judged real, per model label too. Intervals: 95% "
             "percentile bootstrap over evaluators."),
         _code("hype_scores = hype.hype_table(main, RESAMPLES, SEED)\nplots.hype_bars(hype_scores)\nhype_scores"),
+        _md("### P(judged real) by model label: a mixed-effects logistic model\n"
+            "`logit P(real) = beta[label] + u[participant] + v[image]` with random effects for participants "
+            "and images (statsmodels `BinomialBayesMixedGLM`, variational Bayes). `posterior_mean`/`posterior_sd` "
+            "are on the log-odds scale; `p_judged_real` is the implied probability that a typical participant "
+            "calls a typical image of that label real (95% interval from mean ± 1.96 SD). Unlike HYPE∞ it "
+            "separates the label's effect from lenient people and easy images."),
+        _code("mixed_model = mixed.judged_real_model(main)\nprint(mixed_model.note or '')\n"
+              "if len(mixed_model.effects):\n    plots.mixed_model_bars(mixed_model.effects)\n"
+              "display(mixed_model.random_sd)\nmixed_model.effects"),
         _md("### Per image\nThe fool rate is the share of judgments that got an image wrong."),
         _code("images = per_image.image_table(main)\nper_image.most_convincing_fakes(images)"),
         _code("per_image.most_fake_looking_reals(images)"),
@@ -137,8 +160,13 @@ def _nearest_cells() -> list:
 
 def _fid_cells() -> list:
     return [
-        _md("## FID\nFréchet distances from `ganeval fid --json` (lower is closer to the reference set)."),
-        _code("fid = inputs.load_fid(FID_FILES)\nplots.fid_bars(fid)\nfid"),
+        _md("## FID and the other metrics\nEvery metric in the `ganeval fid --json` files: FID and KID (lower is "
+            "closer to the reference set), Inception Score, precision/recall and density/coverage (fidelity and "
+            "diversity). A bar chart per metric when there are several results; hatched bars used "
+            "non-standard weights."),
+        _code("fid = inputs.load_fid(FID_FILES)\nfor caveat in inputs.fid_caveats(fid):\n    print('caveat:', caveat)\n"
+              "if len(fid) >= 2:\n    for metric in inputs.present_metrics(fid):\n        plots.metric_bars(fid, metric)\n"
+              "fid"),
     ]
 
 

@@ -244,14 +244,54 @@ def nearest_curve(neighbours: pd.DataFrame, mean_ssim: pd.DataFrame | None = Non
     return fig
 
 
-def fid_bars(fid: pd.DataFrame):
-    """FID of each comparison in the given ``ganeval fid --json`` files."""
+METRIC_TITLES = {"fid": "FID (lower is closer)", "kid_mean": "KID (lower is closer; ± std)",
+                 "is_mean": "Inception Score of B (± std over splits)", "precision": "precision (fidelity)",
+                 "recall": "recall (diversity)", "density": "density (fidelity)", "coverage": "coverage (diversity)"}
+
+
+def metric_bars(table: pd.DataFrame, metric: str = "fid"):
+    """One metric of each result in the given ``ganeval fid --json`` files (error bars from its
+    ``*_std`` column when there is one); results with non-standard weights are hatched."""
+    from ganeval.analysis.inputs import PLOTTED_METRICS, nonstandard
+
     plt = _plt()
-    fig, ax = plt.subplots(figsize=(max(5, 0.9 * len(fid) + 2), 3))
-    labels = [f"{n}\n({f})" if f else n for n, f in zip(fid["name"], fid["features"].fillna(""))]
-    ax.bar(np.arange(len(fid)), fid["fid"].to_numpy(dtype=float), color="#4c72b0")
-    ax.set_xticks(np.arange(len(fid)), labels, fontsize=7)
-    ax.set_ylabel("FID (lower is closer)")
+    fig, ax = plt.subplots(figsize=(max(5, 0.9 * len(table) + 2), 3))
+    labels = [f"{n}\n({f})" if f else n for n, f in zip(table["name"], table["features"].fillna(""))]
+    spread = PLOTTED_METRICS.get(metric)
+    err = table[spread].to_numpy(dtype=float) if spread and spread in table.columns else None
+    bars = ax.bar(np.arange(len(table)), table[metric].to_numpy(dtype=float),
+                  yerr=None if err is None else np.nan_to_num(err), capsize=4, color="#4c72b0")
+    for bar, standard in zip(bars, table.get("standard_weights", pd.Series([None] * len(table)))):
+        if nonstandard(standard):
+            bar.set_hatch("//")
+            bar.set_label("non-standard weights")
+    ax.set_xticks(np.arange(len(table)), labels, fontsize=7)
+    ax.set_ylabel(METRIC_TITLES.get(metric, metric), fontsize=8)
+    if any(b.get_label() == "non-standard weights" for b in bars):
+        handles = [b for b in bars if b.get_label() == "non-standard weights"][:1]
+        ax.legend(handles=handles, fontsize=7)
+    fig.tight_layout()
+    return fig
+
+
+def fid_bars(fid: pd.DataFrame):
+    """FID of each comparison (``metric_bars`` for ``fid``)."""
+    return metric_bars(fid, "fid")
+
+
+def mixed_model_bars(effects: pd.DataFrame):
+    """Implied P(judged real) per model label from the mixed model, with 95% intervals."""
+    plt = _plt()
+    fig, ax = plt.subplots(figsize=(max(4, 0.9 * len(effects) + 2), 3))
+    p = effects["p_judged_real"].to_numpy(dtype=float)
+    err = np.vstack([p - effects["p_low"].to_numpy(dtype=float), effects["p_high"].to_numpy(dtype=float) - p])
+    ax.bar(np.arange(len(p)), p, yerr=np.nan_to_num(err), capsize=4,
+           color=["#55a868" if lab == "real" else "#c44e52" for lab in effects["model_label"]])
+    ax.axhline(0.5, color="grey", linestyle="--", linewidth=1)
+    ax.set_xticks(np.arange(len(p)), list(effects["model_label"]), fontsize=8)
+    ax.set_ylim(0, 1)
+    ax.set_ylabel("P(judged real)", fontsize=8)
+    ax.set_title("mixed model: a typical participant and image", fontsize=10)
     fig.tight_layout()
     return fig
 

@@ -14,12 +14,14 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from ganeval.analysis import agreement, hype, inputs, per_image, plots
+from ganeval.analysis import agreement, hype, inputs, mixed, per_image, plots
 from ganeval.analysis.responses import load_responses, main_trials, study_overview
+from ganeval.analysis.screening import screen
 from ganeval.atomic import write_text
 from ganeval.errors import BadInput
 
 GALLERY_SIZE = 8
+HYPE_EVALUATORS = 30  # Zhou et al. 2019 ask for about 30 evaluators
 
 
 @dataclass
@@ -31,6 +33,7 @@ class ReportInputs:
     runs: list[Path] = field(default_factory=list)  # training run folders (metrics.csv)
     seed: int = 0
     bootstrap: int = 10_000
+    include_all: bool = False          # keep participants who failed qualification or an attention check
 
     @property
     def study_source(self) -> Path | None:
@@ -51,28 +54,53 @@ class ReportInputs:
             raise BadInput("--bootstrap must be 0 or more")
 
 
-def study_results(df: pd.DataFrame, seed: int, resamples: int) -> dict:
-    """Every study statistic, from validated responses (all phases)."""
-    main = main_trials(df)
-    out = {"overview": study_overview(df), "participants": agreement.participant_table(main),
-           "hype": hype.hype_table(main, resamples, seed)}
+def study_results(df: pd.DataFrame, seed: int, resamples: int, include_all: bool = False) -> dict:
+    """Every study statistic, from validated responses (all phases), on the participants that
+    ``screening.screen`` keeps."""
+    screening = screen(df, include_all=include_all)
+    main = main_trials(screening.kept)
+    out = {"overview": study_overview(df), "screening": screening, "main": main,
+           "participants": agreement.participant_table(main), "hype": hype.hype_table(main, resamples, seed)}
     # agreement between people is the point of the study: one participant is an error, not a skip
     out["fleiss"] = agreement.fleiss(main, resamples, seed)
     out["pairwise"], out["shared"] = agreement.pairwise_kappa(main)
+    out["mixed"] = mixed.judged_real_model(main)
     images = per_image.image_table(main)
     out.update(images=images, reasons=per_image.reason_counts(main), response_times=per_image.response_times(main),
                other_reasons=per_image.other_reasons(main))
+    out["caveats"] = study_caveats(out)
+    return out
+
+
+def study_caveats(res: dict) -> list[str]:
+    """What a reader must know before quoting the study's numbers."""
+    out = []
+    screening, evaluators = res["screening"], int(res["main"]["participant"].nunique())
+    if screening.analysed_kind == "simulated":
+        out.append(f"the {evaluators} participants analysed are simulated (answers drawn by a program): the numbers "
+                   "show how the analysis works, not what people can tell")
+    if evaluators < HYPE_EVALUATORS:
+        out.append(f"HYPE∞ from {evaluators} evaluator(s), fewer than the ~{HYPE_EVALUATORS} the protocol asks for: "
+                   "the intervals are wide")
+    if screening.include_all and screening.flagged_kept:
+        out.append(f"--include-all: {screening.flagged_kept} participant(s) who failed qualification or an attention "
+                   "check are included")
+    if res["mixed"].note:
+        out.append(f"mixed-effects model {res['mixed'].note}")
     return out
 
 
 def write_study(outdir: Path, df: pd.DataFrame, res: dict, images_dir: Path | None) -> list[str]:
     """Tables (CSV), the figures (PNG) of the study section; returns the files written."""
     tables, figures = outdir / "tables", outdir / "figures"
-    main = main_trials(df)
+    main = res["main"]
     written = []
     for name in ("participants", "hype", "images", "reasons", "response_times"):
         _write_csv(tables / f"{name}.csv", res[name])
         written.append(f"tables/{name}.csv")
+    _write_csv(tables / "excluded.csv", res["screening"].excluded)
+    _write_csv(tables / "mixed_model.csv", res["mixed"].effects)
+    written += ["tables/excluded.csv", "tables/mixed_model.csv"]
     _write_csv(tables / "pairwise_kappa.csv", res["pairwise"], index=True)
     written.append("tables/pairwise_kappa.csv")
     ptable = res["participants"]
@@ -80,6 +108,8 @@ def write_study(outdir: Path, df: pd.DataFrame, res: dict, images_dir: Path | No
             "accuracy_kappa": lambda: plots.accuracy_kappa_bars(ptable, res["fleiss"].kappa),
             "hype": lambda: plots.hype_bars(res["hype"]),
             "pairwise_kappa": lambda: plots.pairwise_heatmap(res["pairwise"], ptable)}
+    if len(res["mixed"].effects):
+        figs["mixed_model"] = lambda: plots.mixed_model_bars(res["mixed"].effects)
     if len(res["reasons"]):
         figs["reasons"] = lambda: plots.reasons_bars(res["reasons"])
     if main["response_ms"].notna().any():
@@ -103,14 +133,18 @@ def build(inp: ReportInputs, outdir: Path) -> dict:
     """Compute and write tables, figures and stats.json; returns the summary (stats.json)."""
     inp.check()
     outdir.mkdir(parents=True, exist_ok=True)
-    summary: dict = {"inputs": _describe_inputs(inp), "files": []}
+    summary: dict = {"inputs": _describe_inputs(inp), "files": [], "caveats": []}
     if inp.study_source:
         df = load_responses(inp.study_source)
-        res = study_results(df, inp.seed, inp.bootstrap)
+        res = study_results(df, inp.seed, inp.bootstrap, inp.include_all)
+        summary["caveats"] += res["caveats"]
         images_dir = Path(inp.study) / "images" if inp.study else None
         summary["files"] += write_study(outdir, df, res, images_dir)
         summary["study"] = {
             "overview": res["overview"],
+            "screening": res["screening"].summary() | {"sentence": res["screening"].sentence()},
+            "excluded": _records(res["screening"].excluded),
+            "mixed_model": res["mixed"].to_dict(),
             "participants": _records(res["participants"]),
             "hype": _records(res["hype"]),
             "fleiss": res["fleiss"].to_dict(),
@@ -129,9 +163,13 @@ def build(inp: ReportInputs, outdir: Path) -> dict:
     if inp.fid:
         fid = inputs.load_fid(inp.fid)
         _write_csv(outdir / "tables" / "fid.csv", fid)
-        plots.save(plots.fid_bars(fid), outdir / "figures" / "fid.png")
-        summary["files"] += ["tables/fid.csv", "figures/fid.png"]
+        summary["files"].append("tables/fid.csv")
+        if len(fid) >= 2:  # one bar per result: worth a figure when there is something to compare
+            for metric in inputs.present_metrics(fid):
+                plots.save(plots.metric_bars(fid, metric), outdir / "figures" / f"{metric}.png")
+                summary["files"].append(f"figures/{metric}.png")
         summary["fid"] = _records(fid)
+        summary["caveats"] += inputs.fid_caveats(fid)
     if inp.runs:
         runs = inputs.load_runs(inp.runs)
         plots.save(plots.training_curves(runs), outdir / "figures" / "training.png")
@@ -148,7 +186,7 @@ def _describe_inputs(inp: ReportInputs) -> dict:
         return str(Path(x).resolve()) if x else None
     return {"study": p(inp.study), "responses": p(inp.responses), "nearest": p(inp.nearest),
             "fid": [p(f) for f in inp.fid], "runs": [p(r) for r in inp.runs], "seed": inp.seed,
-            "bootstrap_resamples": inp.bootstrap}
+            "bootstrap_resamples": inp.bootstrap, "include_all": inp.include_all}
 
 
 def _write_csv(path: Path, frame: pd.DataFrame, index: bool = False) -> None:

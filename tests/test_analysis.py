@@ -63,8 +63,9 @@ def test_participant_statistics_match_references(original_layout):
         ref = cohens_kappa(confusion, return_results=True)
         assert row["kappa"] == pytest.approx(ref.kappa, abs=1e-12)
         assert row["kappa_se"] == pytest.approx(ref.std_kappa, abs=1e-12)
-        assert row["kappa_low"] == pytest.approx(ref.kappa_low, abs=1e-12)
-        assert row["kappa_high"] == pytest.approx(ref.kappa_upp, abs=1e-12)
+        # statsmodels' interval, clipped to kappa's range [-1, 1]
+        assert row["kappa_low"] == pytest.approx(max(ref.kappa_low, -1.0), abs=1e-12)
+        assert row["kappa_high"] == pytest.approx(min(ref.kappa_upp, 1.0), abs=1e-12)
 
 
 def test_fleiss_and_pairwise_match_references(original_layout):
@@ -272,3 +273,125 @@ def test_only_qualification_judgments_is_an_error():
     df = judgments(np.array([[0, 1]]), np.array([0, 1])).assign(phase="qualification")
     with pytest.raises(BadInput, match="no judgments in the main phase"):
         main_trials(df)
+
+
+# ---------------------------------------------------------------- intervals stay in range
+
+def test_kappa_interval_is_clipped_to_its_range():
+    """A near-perfect rater on few images: the normal interval reached 1.14 before clipping."""
+    kappa, se, low, high, _ = agreement.kappa_vs_truth(np.array([[5, 0], [1, 4]]))
+    assert kappa == pytest.approx(0.8) and se > 0
+    assert high == 1.0 and -1.0 <= low < kappa
+    truth = np.array([0, 1] * 5)
+    answers = np.array([truth, np.where(np.arange(10) == 1, 0, truth)])
+    table = agreement.participant_table(judgments(answers, truth))
+    assert (table["kappa_high"] <= 1.0).all() and (table["kappa_low"] >= -1.0).all()
+    assert (table["accuracy_high"] <= 1.0).all() and (table["accuracy_low"] >= 0.0).all()
+    assert table.loc[1, "kappa_high"] == 1.0
+
+
+# ---------------------------------------------------------------- who is analysed
+
+def _with_checks(df: pd.DataFrame, person: str, qual_right: tuple[int, int] | None = None,
+                 attention_right: list[bool] | None = None) -> pd.DataFrame:
+    """Add qualification judgments (right answers out of 4 real, 4 fake) and attention checks."""
+    rows = []
+    if qual_right:
+        for truth, right in zip(("real", "fake"), qual_right):
+            for i in range(4):
+                answer = truth if i < right else ("fake" if truth == "real" else "real")
+                rows.append({"participant": person, "image_id": f"q-{truth}{i}", "truth": truth, "answer": answer,
+                             "model_label": "real" if truth == "real" else "dcgan", "phase": "qualification"})
+    for i, ok in enumerate(attention_right or []):
+        rows.append({"participant": person, "image_id": f"att{i}", "truth": "fake", "answer": "fake" if ok else "real",
+                     "model_label": "attention", "phase": "attention"})
+    extra = pd.DataFrame(rows).assign(participant_kind=df.loc[df["participant"] == person, "participant_kind"].iloc[0])
+    return load_responses(pd.concat([df, extra], ignore_index=True))
+
+
+def test_screening_excludes_failed_qualification_and_attention_by_default(original_layout):
+    from ganeval.analysis.screening import screen
+
+    _, _, df = original_layout
+    df = _with_checks(df, "tok-0", qual_right=(4, 2))            # 50% on fakes: failed
+    df = _with_checks(df, "tok-1", qual_right=(3, 3), attention_right=[True, False])
+    df = _with_checks(df, "tok-2", qual_right=(4, 3), attention_right=[True, True])
+    s = screen(df)
+    assert sorted(s.excluded["participant"]) == ["tok-0", "tok-1"]
+    assert dict(zip(s.excluded["participant"], s.excluded["reason"])) == {
+        "tok-0": "failed qualification", "tok-1": "missed an attention check"}
+    assert sorted(s.kept["participant"].unique()) == ["tok-2", "tok-3", "tok-4"]
+    summary = s.summary()
+    assert summary["participants_analysed"] == 3 and summary["participants_excluded"] == 2
+    assert summary["excluded_by_reason"] == {"failed qualification": 1, "missed an attention check": 1}
+    assert "2 excluded (1 failed qualification, 1 missed an attention check)" in s.sentence()
+    everyone = screen(df, include_all=True)
+    assert everyone.kept["participant"].nunique() == 5 and everyone.excluded.empty
+    assert everyone.flagged_kept == 2 and "--include-all kept 2" in everyone.sentence()
+
+
+def test_everyone_excluded_is_a_clear_error(original_layout):
+    from ganeval.analysis.screening import screen
+
+    _, _, df = original_layout
+    for p in range(5):
+        df = _with_checks(df, f"tok-{p}", attention_right=[False])
+    with pytest.raises(BadInput, match="no participant is left.*--include-all"):
+        screen(df)
+
+
+def test_simulated_participants_are_never_mixed_with_people(original_layout):
+    from ganeval.analysis.screening import screen
+
+    answers, truth, people = original_layout
+    bots = judgments(answers[:2], truth, kind="simulated").assign(participant=lambda d: "bot-" + d["participant"])
+    mixed = load_responses(pd.concat([people, bots], ignore_index=True))
+    for include_all in (False, True):
+        s = screen(mixed, include_all=include_all)
+        assert s.analysed_kind == "human" and set(s.kept["participant_kind"]) == {"human"}
+        assert list(s.excluded["reason"]) == ["simulated (not mixed with human participants)"] * 2
+    only_bots = screen(bots)
+    assert only_bots.analysed_kind == "simulated" and only_bots.excluded.empty
+
+
+# ---------------------------------------------------------------- mixed-effects model
+
+@pytest.mark.slow
+def test_mixed_model_recovers_known_label_effects():
+    """Judgments simulated from logit P(real) = beta[label] + u[person] + v[image]: the posterior
+    means recover beta (the log-odds for a typical person and image) and the random-effect SDs."""
+    from scipy.special import expit
+
+    from ganeval.analysis.mixed import judged_real_model
+
+    rng = np.random.default_rng(2)
+    beta = {"real": 1.0, "dcgan": -1.0, "stylegan2": 0.0}
+    images = [(f"{label}{k}", label) for label in beta for k in range(30)]
+    v = rng.normal(0, 0.5, len(images))
+    rows = []
+    for p in range(24):
+        u = rng.normal(0, 0.8)
+        for i in rng.choice(len(images), 45, replace=False):
+            image, label = images[i]
+            answer = "real" if rng.random() < expit(beta[label] + u + v[i]) else "fake"
+            rows.append({"participant": f"p{p}", "image_id": image, "model_label": label, "answer": answer,
+                         "truth": "real" if label == "real" else "fake"})
+    res = judged_real_model(load_responses(pd.DataFrame(rows)))
+    effects = res.effects.set_index("model_label")
+    assert list(effects.index) == ["real", "dcgan", "stylegan2"]
+    for label, value in beta.items():
+        assert effects.loc[label, "posterior_mean"] == pytest.approx(value, abs=0.3), label
+        assert effects.loc[label, "posterior_sd"] > 0
+        assert effects.loc[label, "p_low"] < effects.loc[label, "p_judged_real"] < effects.loc[label, "p_high"]
+    assert effects.loc["dcgan", "p_judged_real"] == pytest.approx(expit(effects.loc["dcgan", "posterior_mean"]))
+    sd = res.random_sd.set_index("effect")["sd"]
+    assert sd["participant"] == pytest.approx(0.8, abs=0.3) and sd["image"] == pytest.approx(0.5, abs=0.25)
+    assert res.participants == 24 and res.judgments == 24 * 45 and res.note == ""
+
+
+def test_mixed_model_with_one_participant_still_reports():
+    from ganeval.analysis.mixed import judged_real_model
+
+    truth = np.array([0, 1] * 6)
+    res = judged_real_model(judgments(truth[None, :], truth))
+    assert "without a random effect for participants" in res.note and len(res.effects) == 2

@@ -163,3 +163,107 @@ def test_malformed_csv_is_a_clear_error(tmp_path, capsys):
     bad.write_text("who,what\n1,2\n")
     _one_line_error(capsys, main(["report", "--responses", str(bad), "-o", str(tmp_path / "r")]), "missing column(s)")
     assert not (tmp_path / "r" / "report.ipynb").exists()
+
+
+# ---------------------------------------------------------------- caveats, every metric, who is analysed
+
+def _responses_csv(path, people: int = 4, bots: int = 0, failed_attention: tuple[str, ...] = ()):
+    rng = np.random.default_rng(1)
+    rows = []
+    for kind, names in (("human", [f"p{i}" for i in range(people)]), ("simulated", [f"bot{i}" for i in range(bots)])):
+        for p in names:
+            for i in range(12):
+                truth = "real" if i % 2 else "fake"
+                answer = truth if rng.random() < 0.7 else ("fake" if truth == "real" else "real")
+                rows.append({"participant": p, "participant_kind": kind, "image_id": f"i{i}", "truth": truth,
+                             "model_label": "real" if truth == "real" else "dcgan", "phase": "main",
+                             "answer": answer})
+            rows.append({"participant": p, "participant_kind": kind, "image_id": "att", "truth": "fake",
+                         "model_label": "attention", "phase": "attention",
+                         "answer": "real" if p in failed_attention else "fake"})
+    pd.DataFrame(rows).to_csv(path, index=False)
+    return path
+
+
+@pytest.mark.slow
+def test_report_excludes_failed_attention_and_says_so(tmp_path, capsys):
+    csv = _responses_csv(tmp_path / "r.csv", people=4, bots=2, failed_attention=("p1",))
+    out = tmp_path / "report"
+    assert main(["report", "--responses", str(csv), "-o", str(out), "--no-execute", "--bootstrap", "50"]) == 0
+    err = capsys.readouterr().err
+    assert "3 human participant(s) analysed; 3 excluded (2 simulated (not mixed with human participants), " \
+           "1 missed an attention check)" in err
+    stats = json.loads((out / "stats.json").read_text())
+    assert stats["study"]["screening"]["participants_analysed"] == 3
+    assert {r["participant"]: r["reason"] for r in stats["study"]["excluded"]} == {
+        "bot0": "simulated (not mixed with human participants)", "bot1": "simulated (not mixed with human participants)",
+        "p1": "missed an attention check"}
+    participants = pd.read_csv(out / "tables" / "participants.csv")
+    assert sorted(participants["participant"]) == ["p0", "p2", "p3"] and (participants["kind"] == "human").all()
+    assert len(pd.read_csv(out / "tables" / "excluded.csv")) == 3
+    assert any("fewer than the ~30" in c for c in stats["caveats"])
+    mixed = pd.read_csv(out / "tables" / "mixed_model.csv")
+    assert list(mixed["model_label"]) == ["real", "dcgan"] and mixed["p_judged_real"].between(0, 1).all()
+    nb = nbformat.read(out / "report.ipynb", as_version=4)
+    text = "\n".join(c.source for c in nb.cells)
+    assert "Who is analysed:** 3 human participant(s)" in text and "INCLUDE_ALL = False" in text
+    assert "mixed.judged_real_model(main)" in text and "Caveats" in text
+
+    everyone = tmp_path / "everyone"
+    assert main(["report", "--responses", str(csv), "-o", str(everyone), "--no-execute", "--bootstrap", "50",
+                 "--include-all"]) == 0
+    stats = json.loads((everyone / "stats.json").read_text())
+    assert stats["study"]["screening"]["participants_analysed"] == 4  # p1 back in; the bots still apart
+    assert any("--include-all: 1 participant(s)" in c for c in stats["caveats"])
+
+
+def test_only_simulated_participants_are_analysed_with_a_caveat(tmp_path, capsys):
+    csv = _responses_csv(tmp_path / "r.csv", people=0, bots=3)
+    out = tmp_path / "report"
+    assert main(["report", "--responses", str(csv), "-o", str(out), "--no-execute", "--bootstrap", "0"]) == 0
+    stats = json.loads((out / "stats.json").read_text())
+    assert stats["study"]["screening"]["analysed_kind"] == "simulated"
+    assert any("are simulated" in c for c in stats["caveats"])
+    assert "caveat: the 3 participants analysed are simulated" in capsys.readouterr().err
+
+
+def test_fid_caveats_and_every_metric_are_reported(tmp_path, capsys):
+    results = {
+        "dcgan": {"fid": 80.0, "kid_mean": 0.08, "kid_std": 0.01, "is_mean": 2.1, "is_std": 0.1, "precision": 0.5,
+                  "recall": 0.2, "density": 0.4, "coverage": 0.3, "features": "inception", "standard_weights": False,
+                  "a": {"path": "real", "n": 5000}, "b": {"path": "dcgan", "n": 500}},
+        "stylegan2": {"fid": 20.0, "kid_mean": 0.02, "kid_std": 0.005, "is_mean": 2.5, "is_std": 0.2,
+                      "precision": 0.7, "recall": 0.5, "density": 0.9, "coverage": 0.7, "features": "inception",
+                      "standard_weights": True, "a": {"path": "real", "n": 5000}, "b": {"path": "sg2", "n": 5000}},
+    }
+    fid_file = tmp_path / "fid.json"
+    fid_file.write_text(json.dumps(results))
+    out = tmp_path / "report"
+    assert main(["report", "--fid", str(fid_file), "-o", str(out), "--no-execute", "--json"]) == 0
+    captured = capsys.readouterr()
+    printed = json.loads(captured.out)
+    assert "caveat: dcgan: computed with non-standard inception weights" in captured.err
+    caveats = printed["caveats"]
+    assert any("non-standard inception weights" in c for c in caveats)
+    assert any("dcgan: 500 samples (B) < 2048 feature dimensions" in c for c in caveats)
+    assert not any(c.startswith("stylegan2") for c in caveats)
+    table = pd.read_csv(out / "tables" / "fid.csv")
+    for key in ("fid", "kid_mean", "kid_std", "is_mean", "is_std", "precision", "recall", "density", "coverage"):
+        assert list(table[key]) == [results["dcgan"][key], results["stylegan2"][key]], key
+    assert list(table["standard_weights"]) == [False, True]
+    for metric in ("fid", "kid_mean", "is_mean", "precision", "recall", "density", "coverage"):
+        assert (out / "figures" / f"{metric}.png").stat().st_size > 1000, metric
+    nb = nbformat.read(out / "report.ipynb", as_version=4)
+    assert "non-standard inception weights" in nb.cells[0].source
+
+
+def test_a_result_without_fid_but_other_metrics_is_read(tmp_path):
+    from ganeval.analysis.inputs import fid_caveats, load_fid, present_metrics
+
+    (tmp_path / "p.json").write_text(json.dumps({"precision": 0.6, "recall": 0.4, "features": "illust2vec",
+                                                 "a": {"n": 100}, "b": {"n": 8000}}))
+    table = load_fid([tmp_path / "p.json"])
+    assert present_metrics(table) == ["precision", "recall"] and np.isnan(table.loc[0, "fid"])
+    assert table.loc[0, "standard_weights"] is None
+    assert fid_caveats(table) == ["p: 100 samples (A) < 4096 feature dimensions; FID is biased upwards and "
+                                  "comparable only at equal sample counts"]

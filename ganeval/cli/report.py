@@ -7,7 +7,7 @@ import argparse
 import time
 from pathlib import Path
 
-from ganeval.cli.common import HelpFormatter, add_output_args, emit_json, nonneg_int, note
+from ganeval.cli.common import HelpFormatter, add_output_args, emit_json, nonneg_int, note, warn
 
 EXAMPLES = """examples:
   ganeval report --study study/ -o report/                       the human study only
@@ -15,6 +15,18 @@ EXAMPLES = """examples:
   ganeval report --study study/ --nearest nn-out --fid fid.json --runs run1 run2 -o report/
   ganeval report --study study/ -o report/ --no-execute          notebook, tables and figures; no HTML
   ganeval report --study study/ -o report/ --overwrite           replace an earlier report in report/
+  ganeval report --study study/ -o report/ --include-all         keep those who failed a check
+
+who is analysed:
+  By default the statistics use the participants who passed qualification (>= 65% correct on
+  real and on fake) and every attention check; the report says how many were excluded and why
+  (tables/excluded.csv). --include-all keeps them. Simulated participants are never pooled with
+  people: when both answered, the people are analysed and the simulated ones listed as excluded.
+
+caveats:
+  The report (its first cell, stats.json "caveats", and stderr) carries what a reader must know:
+  simulated participants, fewer than ~30 evaluators for HYPE, FID from non-standard weights or
+  from fewer samples than feature dimensions.
 
 outputs in REPORT_DIR:
   report.ipynb, report.html        the executed notebook and its HTML (figures embedded)
@@ -36,6 +48,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("-o", "--out", type=Path, required=True, metavar="REPORT_DIR", help="output folder")
     add_output_args(p)
     p.add_argument("--seed", type=int, default=0, help="bootstrap seed")
+    p.add_argument("--include-all", action="store_true",
+                   help="keep participants who failed qualification or an attention check (never mixes simulated "
+                        "participants with people)")
     p.add_argument("--bootstrap", type=nonneg_int, default=10_000, help="bootstrap resamples (0: no intervals)")
     p.add_argument("--no-execute", action="store_true", help="write the notebook without running it (no HTML)")
     p.add_argument("--timeout", type=int, default=600, help="seconds allowed per notebook cell")
@@ -48,7 +63,7 @@ def run(args) -> int:
     from ganeval.analysis.report import ReportInputs, build
 
     inp = ReportInputs(study=args.study, responses=args.responses, nearest=args.nearest, fid=list(args.fid),
-                       runs=list(args.runs), seed=args.seed, bootstrap=args.bootstrap)
+                       runs=list(args.runs), seed=args.seed, bootstrap=args.bootstrap, include_all=args.include_all)
     from ganeval.outputs import prepare_output_dir
 
     out: Path = args.out
@@ -58,7 +73,13 @@ def run(args) -> int:
     t0 = time.perf_counter()
     folder.open()
     summary = build(inp, out)
-    nb = notebook.build_notebook(inp, (summary.get("study") or {}).get("overview"))
+    study = summary.get("study") or {}
+    nb = notebook.build_notebook(inp, study.get("overview"), summary["caveats"],
+                                 (study.get("screening") or {}).get("sentence"))
+    if study.get("screening"):
+        note(study["screening"]["sentence"])
+    for caveat in summary["caveats"]:
+        warn(f"caveat: {caveat}")
     t1 = time.perf_counter()
     if args.no_execute:
         notebook.write_notebook(nb, out / "report.ipynb")
@@ -71,7 +92,7 @@ def run(args) -> int:
     t2 = time.perf_counter()
     summary["seconds"] = {"statistics_and_figures": round(t1 - t0, 2), "notebook": round(t2 - t1, 2)}
     if args.json:
-        emit_json({k: v for k, v in summary.items() if k in ("inputs", "files", "seconds")}
+        emit_json({k: v for k, v in summary.items() if k in ("inputs", "files", "seconds", "caveats")}
                   | {"report_html": None if args.no_execute else str((out / "report.html").resolve()),
                      "report_ipynb": str((out / "report.ipynb").resolve())})
     elif not args.no_execute:

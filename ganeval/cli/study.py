@@ -26,6 +26,8 @@ EXAMPLES = """examples:
   ganeval study status my-study
   ganeval study close my-study            # no new participants or answers; `open` reopens
   ganeval study export my-study -o responses.csv [--overwrite]
+  ganeval study init my-study --real real-jpegs/ --fake samples/ --equalize jpeg:90   # same JPEG for all
+  ganeval study audit my-study --json     # can the image files alone tell real from fake?
 
 crowdsourcing (Prolific, MTurk):
   ganeval study init my-study --real real/ --fake gan.npz --trials 40 --qualification 6 \\
@@ -50,6 +52,17 @@ close/reopen, CSV download) asks for the password in ${ADMIN_PASSWORD_ENV}, or
 without one it stays locked. After 5 failed logins within 10 minutes (counted in the
 database, across servers) the login is locked for 10 minutes. The admin view is the
 same app at http://HOST:PORT/?admin=1; a login lasts 12 hours, reloads included."""
+
+
+AUDIT_HELP = """Trains a cross-validated classifier (logistic regression, stratified 5-fold) on
+statistics of the image files as served (STUDY_DIR/images) to predict real vs fake, and reports
+its AUC with a 95% bootstrap interval, in two groups:
+  pipeline cues   JPEG 8x8-grid blockiness, file bytes, metadata chunks, width, height, colour
+                  mode: they say nothing about the generator; above AUC 0.6 a warning names the
+                  strongest one (try `study init --equalize jpeg:90`)
+  generator cues  sharpness (Laplacian variance), high-frequency energy, colour statistics:
+                  for information, people are meant to judge these
+Attention-check images are left out. `study init` runs it at the end (--no-audit skips it)."""
 
 
 class _FakeAction(argparse.Action):
@@ -103,6 +116,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     init.add_argument("--image-size", type=positive_int, default=None,
                       help="bring every image to this square size in px (default: the smallest side among the "
                            "images, so that resolution cannot give the truth away)")
+    init.add_argument("--equalize", default=None, metavar="jpeg:Q",
+                      help="pass every image, real and fake, through the same resampling and JPEG encoding at "
+                           "quality Q (1-95), so the reals' JPEG 8x8 grid no longer tells them apart (see `study audit`)")
+    init.add_argument("--no-audit", action="store_true", help="skip the leak audit at the end of init")
     init.add_argument("--db-url", default=None, help="SQLAlchemy database URL (default: STUDY_DIR/study.db)")
     init.add_argument("--title", default=None, help="title shown to participants")
     init.add_argument("--completion-url", default=None, metavar="URL",
@@ -112,6 +129,15 @@ def register(sub: argparse._SubParsersAction) -> None:
                       help="accept at most N participants (abandoned ones free their place); `run` can override")
     init.add_argument("--json", action="store_true", help="print a summary as JSON")
     init.set_defaults(func=_init)
+
+    audit = actions.add_parser("audit", help="leak audit: can the image files alone tell real from fake?",
+                               description=AUDIT_HELP, epilog=EXAMPLES, formatter_class=HelpFormatter)
+    audit.add_argument("study_dir", metavar="STUDY_DIR", help="a folder made by `ganeval study init`")
+    audit.add_argument("--db-url", default=None, help="database URL (overrides study.json and $GANEVAL_STUDY_DB_URL)")
+    audit.add_argument("--seed", type=int, default=0, help="seed of the CV folds and the bootstrap")
+    audit.add_argument("--resamples", type=nonneg_int, default=1000, help="bootstrap resamples of the AUC interval")
+    audit.add_argument("--json", action="store_true", help="print the full result as JSON")
+    audit.set_defaults(func=_audit)
 
     run = actions.add_parser("run", help="start the Streamlit app", description=RUN_HELP,
                              epilog=EXAMPLES, formatter_class=HelpFormatter)
@@ -170,21 +196,60 @@ def _init(args: argparse.Namespace) -> int:
     result = build_study(args.study_dir, args.real, fakes, labels=labels, trials=args.trials,
                          qualification=args.qualification, attention=args.attention, seed=args.seed,
                          display_size=args.display_size, upscaler=args.upscaler, db_url=args.db_url,
-                         title=args.title, pool=args.pool, image_size=args.image_size, warn=warn)
+                         title=args.title, pool=args.pool, image_size=args.image_size, equalize=args.equalize,
+                         warn=warn)
     if args.completion_url or args.max_participants:
         result.settings = update_settings(result.study_dir, completion_url=args.completion_url,
                                           max_participants=args.max_participants)
     s = result.settings
+    leak = None if args.no_audit else _init_audit(result.study_dir, args.db_url, args.seed)
     if args.json:
         emit_json({"study_dir": str(result.study_dir), "images": result.images, "corrupt": result.corrupt,
                    "warnings": result.warnings, "database": result.db, "trials": s.trials,
-                   "qualification": s.qualification, "attention": s.attention, "labels": s.labels})
+                   "qualification": s.qualification, "attention": s.attention, "labels": s.labels,
+                   "equalize": result.equalize, "audit": leak.to_dict() if leak else None})
     else:
         images = ", ".join(f"{n} {label}" for label, n in result.images.items())
         print(f"study created in {result.study_dir}: {images} images; each participant answers "
               f"{s.qualification} qualification + {s.trials} main + {s.attention} attention trials")
         print(f"database: {result.db}")
+        if leak:
+            print(leak.summary())
         print(f"next: ganeval study run {result.study_dir}")
+    return 0
+
+
+def _init_audit(study_dir, db_url, seed):
+    """The leak audit at the end of init; its warning goes to stderr. A study too small to
+    audit (fewer than 2 images of a class) is said in one line, not an error: the study exists."""
+    from ganeval.errors import BadInput
+    from ganeval.study_app.audit import audit_study
+
+    try:
+        leak = audit_study(study_dir, db_url=db_url, seed=seed, resamples=200)
+    except BadInput as err:
+        warn(f"leak audit skipped: {err}")
+        return None
+    if leak.warning:
+        warn(leak.warning)
+    return leak
+
+
+def _audit(args: argparse.Namespace) -> int:
+    from ganeval.study_app.audit import audit_study
+
+    leak = audit_study(args.study_dir, db_url=args.db_url, seed=args.seed, resamples=args.resamples)
+    if leak.warning:
+        warn(leak.warning)
+    if leak.skipped:
+        warn(f"skipped {len(leak.skipped)} unreadable image file(s), e.g. {leak.skipped[0]}")
+    if args.json:
+        emit_json(leak.to_dict())
+    else:
+        print(leak.summary())
+        for name, group in (("pipeline", leak.pipeline), ("generator", leak.generator)):
+            print(f"  {name} cues: " + ", ".join(f"{cue} {auc:.2f}" for cue, auc in
+                                                 sorted(group.cues.items(), key=lambda kv: -kv[1])))
     return 0
 
 
