@@ -19,7 +19,6 @@ from ganeval.nearest.index import (RESIZE_FILTER, SCREEN_STRIDE, IndexSettings, 
                                    native_channels, open_index)
 from ganeval.nearest.search import Neighbours, Searcher, default_candidates, recall_at
 from ganeval.outputs import OutputDir
-from ganeval.outputs import OutputDir
 from ganeval.sources import Source, open_source
 
 # Distinct faces' top-1 SSIM stayed below 0.79 on 20k synthetic and 9k real anime faces,
@@ -56,12 +55,6 @@ class NearestOptions:
     seed: int = 0
     plots: bool = True
     notes: list[str] = field(default_factory=list)
-    output: OutputDir | None = None  # outdir checked by ganeval.outputs (the CLI); opened just before writing
-
-
-# what _write_outputs may write: a file of someone else's with such a name is refused up front
-OUTPUT_NAMES = ("neighbours.csv", "summary.json", "ssim_hist.png", "contact_sheets/*", "mean_ssim.csv",
-                "mean_ssim.png")
     output: OutputDir | None = None  # outdir checked by ganeval.outputs (the CLI); opened just before writing
 
 
