@@ -23,8 +23,8 @@ ROOT = Path(__file__).resolve().parents[1]
 def features(n: int, dim: int, seed: int):
     import numpy as np
 
+    basis = np.random.default_rng(1234).normal(size=(64, dim)).astype(np.float32) / 8  # one manifold for both sides
     rng = np.random.default_rng(seed)
-    basis = rng.normal(size=(64, dim)).astype(np.float32) / 8
     return np.abs(rng.normal(size=(n, 64)).astype(np.float32) @ basis + rng.normal(size=(n, dim)).astype(np.float32) * 0.1)
 
 
@@ -59,6 +59,7 @@ def main() -> None:
     parser.add_argument("--dim", type=int, default=2048)
     parser.add_argument("-k", type=int, default=5, help="k for all four metrics (the prdc package has one k)")
     parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--only", choices=("ganeval", "prdc"), help="run one implementation (for sizes where the other is too slow)")
     parser.add_argument("--child", choices=("ganeval", "prdc"), help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
@@ -67,7 +68,7 @@ def main() -> None:
     base = [sys.executable, __file__, "-n", str(args.n), "--dim", str(args.dim), "-k", str(args.k),
             "--threads", str(args.threads)]
     rows = {}
-    for impl in ("ganeval", "prdc"):
+    for impl in (args.only,) if args.only else ("ganeval", "prdc"):
         done = subprocess.run([*base, "--child", impl], capture_output=True, text=True, check=True)
         rows[impl] = json.loads(done.stdout.strip().splitlines()[-1])
     print(f"{args.n:,} × {args.n:,} features, {args.dim}-d, k={args.k}, {args.threads} threads\n")
