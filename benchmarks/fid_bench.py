@@ -11,6 +11,7 @@ torch-fidelity has no statistics-only command, so a 6-line script calls its extr
   python benchmarks/fid_bench.py -n 300 --faces real --repeats 3
   python benchmarks/fid_bench.py -n 300 --faces synthetic --skip-process
   python benchmarks/fid_bench.py --fast-fid 1000        # FID exact vs --fast on real faces
+  python benchmarks/fid_bench.py --imports               # what `ganeval fid --help` loads
 """
 from __future__ import annotations
 
@@ -221,6 +222,25 @@ def frechet_rows(dim: int = 2048, n: int = 4000) -> None:
         print(f"| {label} | {t_ours:.2f} | {t_ref:.2f} | {t_ref / t_ours:.1f}× | {abs(value - ref) / abs(ref):.1e} |")
 
 
+IMPORT_PROBE = """
+import sys, time
+start = time.process_time()
+from ganeval.cli.main import build_parser
+build_parser(sys.argv[1:])
+heavy = [m for m in ("torch", "scipy.stats", "faiss", "sklearn", "pandas", "streamlit", "matplotlib") if m in sys.modules]
+print(f"{len(sys.modules)} modules, {time.process_time() - start:.2f} CPU s, heavy: {', '.join(heavy) or 'none'}")
+"""
+
+
+def import_rows(repeats: int) -> None:
+    """Modules and CPU seconds to build the parser (CPU time survives a loaded machine)."""
+    print("\n| `ganeval …` | modules, CPU s to import + build the parser (each run) |\n|---|---|")
+    for argv in (["fid", "--help"], ["--help"]):
+        runs = [subprocess.run([sys.executable, "-c", IMPORT_PROBE, *argv], capture_output=True, text=True,
+                               cwd=ROOT).stdout.strip() for _ in range(repeats)]
+        print(f"| `{' '.join(argv)}` | {' / '.join(runs)} |")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("-n", type=int, default=300, help="images")
@@ -232,6 +252,7 @@ def main() -> None:
     parser.add_argument("--skip-inprocess", action="store_true")
     parser.add_argument("--skip-process", action="store_true")
     parser.add_argument("--frechet", action="store_true", help="also time the Fréchet step against sqrtm")
+    parser.add_argument("--imports", action="store_true", help="only: modules and CPU time of the CLI start-up")
     parser.add_argument("--fast-fid", type=int, metavar="N", default=0,
                         help="only: FID between two halves of N faces, exact vs --fast")
     args = parser.parse_args()
@@ -239,6 +260,9 @@ def main() -> None:
     load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
     print(f"device: {device}, torch threads: {torch.get_num_threads()}, cores: {os.cpu_count()}, "
           f"torch {torch.__version__}, load average at start {load:.1f}")
+    if args.imports:
+        import_rows(args.repeats)
+        return
     ensure_torchvision_importable()
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)

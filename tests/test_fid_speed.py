@@ -21,7 +21,8 @@ def _pytorch_fid_features(state: dict, images: torch.Tensor) -> torch.Tensor:
     finally:
         pfid_inception.load_state_dict_from_url = original
     with torch.no_grad():
-        return reference(images.permute(0, 3, 1, 2).float() / 255.0)[0].flatten(1)
+        # as pytorch-fid's loader hands them: contiguous N×3×H×W floats in [0, 1]
+        return reference(images.permute(0, 3, 1, 2).contiguous().float() / 255.0)[0].flatten(1)
 
 
 def test_exact_mode_bit_identical_to_pytorch_fid(tmp_path, faces32, inception_state, inception_weights):
@@ -31,8 +32,8 @@ def test_exact_mode_bit_identical_to_pytorch_fid(tmp_path, faces32, inception_st
     extractor = build_inception(inception_weights, "cpu")
     ours = source_features(open_source(tmp_path / "faces.npz"), extractor, torch.device("cpu"), batch_size=3,
                            use_cache=False).features
-    reference = torch.cat([_pytorch_fid_features(inception_state, torch.from_numpy(faces32[i:i + 3]))
-                           for i in (0, 3)]).numpy()
+    reference = torch.cat([_pytorch_fid_features(inception_state, torch.from_numpy(faces32[i:j]))
+                           for i, j in ((0, 3), (3, 5))]).numpy()
     assert ours.dtype == np.float32 and ours.shape == (5, 2048)
     assert np.array_equal(ours, reference)
     assert ours.std(axis=0).mean() > 1e-2  # the features carry signal, so equality means something

@@ -215,7 +215,9 @@ class InceptionExtractor(FeatureExtractor):
         if self.resize == "clean":
             x = (clean_resize(images) - 128.0) / 128.0
             return self.net(x.contiguous(memory_format=self.memory_format))
-        x = images.float() / 255.0
+        # lay out the uint8 batch first (1 byte per value, not 4): NCHW as pytorch-fid's ToTensor
+        # gives in exact mode, so resizing runs its kernel too; channels-last in fast mode
+        x = images.contiguous(memory_format=self.memory_format).float() / 255.0
         if x.shape[-2:] != (299, 299):
             x = F.interpolate(x, size=(299, 299), mode="bilinear", align_corners=False)
         return self.net((2.0 * x - 1.0).contiguous(memory_format=self.memory_format))
