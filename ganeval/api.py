@@ -22,6 +22,7 @@ from ganeval import atomic
 from ganeval.device import resolve_device
 from ganeval.errors import BadInput
 from ganeval.features.base import FeatureExtractor
+from ganeval.images import signed_to_uint8
 from ganeval.features.registry import build_extractor
 from ganeval.metrics.fid import frechet_distance
 from ganeval.metrics.inception_score import inception_score
@@ -104,7 +105,7 @@ def generator_batches(generator: Callable[[torch.Tensor], torch.Tensor], z_dim: 
             raise BadInput(f"the generator must return an N×3×H×W tensor, got {type(out).__name__}"
                            f"{tuple(out.shape) if torch.is_tensor(out) else ''}")
         if out.dtype != torch.uint8:
-            out = out.float().add(1).mul(127.5).round().clamp(0, 255).to(torch.uint8)
+            out = signed_to_uint8(out)
         if out.shape[1] in (1, 3) and out.shape[-1] not in (1, 3):
             out = out.permute(0, 2, 3, 1)
         if out.shape[-1] == 1:

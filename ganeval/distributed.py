@@ -22,6 +22,7 @@ class World:
     rank: int = 0
     local_rank: int = 0
     size: int = 1
+    owns_group: bool = False  # True when we started the group (a user's training script may hold its own)
 
     @property
     def distributed(self) -> bool:
@@ -40,7 +41,8 @@ def setup(device_spec: str) -> tuple[World, torch.device]:
     """Join the torchrun process group (NCCL on CUDA, gloo on CPU) or stay single-process."""
     if not launched_by_torchrun():
         return World(), resolve_device(device_spec)
-    world = World(int(os.environ["RANK"]), int(os.environ.get("LOCAL_RANK", 0)), int(os.environ["WORLD_SIZE"]))
+    world = World(int(os.environ["RANK"]), int(os.environ.get("LOCAL_RANK", 0)), int(os.environ["WORLD_SIZE"]),
+                  owns_group=not dist.is_initialized())
     device = resolve_device(device_spec)
     if device.type == "cuda":
         if torch.cuda.device_count() < 1:

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import os
+import tempfile
 
 import numpy as np
 import pytest
@@ -9,6 +10,8 @@ import torch
 
 os.environ.setdefault("GANEVAL_OFFLINE", "1")
 os.environ.setdefault("GANEVAL_QUIET", "1")
+# hypothesis keeps its working files in ./.hypothesis by default: tests write only under tmp paths
+os.environ.setdefault("HYPOTHESIS_STORAGE_DIRECTORY", tempfile.mkdtemp(prefix="ganeval-hypothesis-"))
 
 # the throwaway PostgreSQL cluster: one per session, shared by every module that asks for it
 pytest_plugins = ["tests.pg_cluster"]

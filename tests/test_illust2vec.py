@@ -265,7 +265,7 @@ def test_cli_list_shows_presence(small_model, capsys):
     capsys.readouterr()
     assert main(["weights", "list"]) == 0
     line = next(l for l in capsys.readouterr().out.splitlines() if "illust2vec_ver200.pt" in l)
-    assert "present" in line
+    assert "loads" in line  # read from its bytes: a converted file has no published checksum
 
 
 def test_offline_with_empty_cache_names_the_file():

@@ -106,7 +106,7 @@ def test_skipped_training_images_strict_and_k(train, tmp_path, capsys):
     err = capsys.readouterr().err
     assert "skipped 1 unreadable training image(s), e.g. f9_broken.png" in err
     # the cached index remembers the skip: --strict refuses it without rebuilding
-    assert main(base + ["-k", "1", "--strict"]) == 1
+    assert main(base + ["-k", "1", "--strict"]) == 2
     err = capsys.readouterr().err
     assert "unreadable" in err and "--strict" in err and err.count("\n") == 1
     # 7 files, 6 readable: -k 7 names the readable count

@@ -45,7 +45,7 @@ def test_inception_space_finds_feature_neighbours(inception_weights, tmp_path, c
     assert rows[2][2] == "000003" and float(rows[2][3]) == pytest.approx(1.0, abs=1e-5)
 
     # second run: the training features come from the cache
-    assert main(argv[:-4] + ["--json", "--num-workers", "0", "--device", "cpu"]) == 0
+    assert main(argv[:-4] + ["--json", "--num-workers", "0", "--device", "cpu", "--overwrite"]) == 0
     assert json.loads(capsys.readouterr().out)["train"]["index"]["cached"] is True
 
 

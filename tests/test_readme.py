@@ -86,7 +86,7 @@ def _documented_defaults() -> list[tuple[list[str], str, str]]:
     """(subcommand path, flag, value) for README sentences "`--flag` … (default V)" under a
     "### `ganeval CMD …`" heading."""
     found, command = [], None
-    pattern = re.compile(r"`(--[a-z0-9-]+)`[^`.;]{0,40}?[(,]\s*default:?\s+`?([^`),;\s]+)`?")
+    pattern = re.compile(r"`(--[a-z0-9-]+)`[^`.;]{0,40}?[(,]\s*default:?\s+`?(\d[\d,_]*\d|[^`),;\s]+)`?")
     for line in README.read_text().splitlines():
         heading = re.match(r"#+ `ganeval ([a-z-]+)(?: ([a-z-]+))?", line)
         if heading:
@@ -97,7 +97,7 @@ def _documented_defaults() -> list[tuple[list[str], str, str]]:
         if command is None:
             continue
         for flag, value in pattern.findall(line):
-            found.append((command, flag, value))
+            found.append((command, flag, value.replace(",", "").replace("_", "") if value[0].isdigit() else value))
     return found
 
 
@@ -111,7 +111,9 @@ def test_documented_defaults_are_found():
 @pytest.mark.parametrize("command,flag,value", DEFAULTS, ids=[f"{c[0]} {f}" for c, f, _ in DEFAULTS])
 def test_documented_default_is_the_parsers(command, flag, value):
     parser = _subparser(build_parser(), command)
-    action = next((a for a in parser._actions if flag in a.option_strings), None)
+    parsers = [parser] + [p for a in parser._actions if isinstance(a, argparse._SubParsersAction)
+                          for p in a.choices.values()]  # `ganeval study run --abandon-after` …
+    action = next((a for p in parsers for a in p._actions if flag in a.option_strings), None)
     assert action is not None, f"README documents {flag} for ganeval {' '.join(command)}, which has no such flag"
     default = action.default
     assert str(default) == value or (isinstance(default, float) and float(value) == default), (

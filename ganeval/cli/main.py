@@ -20,7 +20,7 @@ from ganeval.extras import missing_module_message
 # the others appear as one-line stubs, so `ganeval fid` never loads faiss, scipy.stats, pandas or
 # streamlit. tests/test_imports.py checks this table against what the modules register.
 COMMANDS: tuple[tuple[str, tuple[tuple[str, str], ...]], ...] = (
-    ("ganeval.cli.fid", (("fid", "FID and KID between two image sets or statistics files"),)),
+    ("ganeval.cli.fid", (("fid", "FID, KID, IS, precision/recall/density/coverage between two image sets"),)),
     ("ganeval.cli.synth", (("synth-faces", "write synthetic anime-style faces (the built-in dataset)"),)),
     ("ganeval.cli.weights", (("weights", "convert and list pretrained weights"),)),
     ("ganeval.cli.nearest", (("nearest", "nearest training images of each generated image by exact SSIM"),)),

@@ -13,6 +13,7 @@ from typing import Any, Callable, Union
 import numpy as np
 import torch
 
+from ganeval.images import signed_to_uint8
 from ganeval.errors import BadInput
 from ganeval.nearest.pipeline import NearestOptions, run_nearest_full
 from ganeval.sources import ArraySource, Source
@@ -53,7 +54,7 @@ def to_uint8_images(images: np.ndarray | torch.Tensor, what: str = "images") -> 
     if len(x) and (x.min() < -1.01 or x.max() > 1.01):
         raise BadInput(f"{what}: float images must lie in [-1, 1] (tanh output); "
                        f"got [{float(x.min()):.3g}, {float(x.max()):.3g}]; pass uint8 0–255 instead")
-    return np.ascontiguousarray(x.add(1).mul(127.5).round().clamp(0, 255).to(torch.uint8).numpy())
+    return np.ascontiguousarray(signed_to_uint8(x).numpy())
 
 
 def sample_generator(G: Callable[[torch.Tensor], torch.Tensor], n: int, latent_size: int, batch_size: int = 64,

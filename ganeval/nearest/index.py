@@ -34,7 +34,7 @@ import numpy as np
 
 from ganeval.atomic import write_text
 from ganeval.cache import cache_dir, settings_key
-from ganeval.errors import BadInput, GanevalError
+from ganeval.errors import BadInput
 from ganeval.resample import resize_rgb
 from ganeval.nearest.embed import Embedder, EmbedSpec
 from ganeval.nearest.parallel import cpu_workers, run_parallel
@@ -299,7 +299,7 @@ def open_index(source: Source, settings: IndexSettings, batch_size: int = 64, nu
                 on_note(f"cached index {entry} unreadable ({err}); rebuilding")
         else:
             if strict and cached.skipped:
-                raise GanevalError(f"{source.path}: {cached.skipped} training image(s) are unreadable, e.g. "
+                raise BadInput(f"{source.path}: {cached.skipped} training image(s) are unreadable, e.g. "
                                f"{cached.skipped_first or '?'} (recorded in the cached index; --strict refuses them)")
             return cached
     start = time.perf_counter()
