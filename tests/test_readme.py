@@ -118,3 +118,19 @@ def test_documented_default_is_the_parsers(command, flag, value):
     default = action.default
     assert str(default) == value or (isinstance(default, float) and float(value) == default), (
         f"README says {flag} defaults to {value}; the parser says {default!r}")
+
+
+def test_every_argument_has_help():
+    """`--help` explains every flag and positional of every command (issue 12: study
+    status/export/close/open listed STUDY_DIR, --db-url and --json without a word)."""
+    def walk(parser, path):
+        for action in parser._actions:
+            if isinstance(action, argparse._SubParsersAction):
+                for name, sub in action.choices.items():
+                    yield from walk(sub, path + [name])
+            elif not isinstance(action, argparse._HelpAction) and action.help != argparse.SUPPRESS:
+                yield path, action
+
+    missing = [f"ganeval {' '.join(path)} {'/'.join(a.option_strings) or a.dest}"
+               for path, a in walk(build_parser(), []) if not (a.help or "").strip()]
+    assert not missing, missing

@@ -157,25 +157,25 @@ def register(sub: argparse._SubParsersAction) -> None:
                                             "model_label, phase, trial_number, answer, correct, confidence, reasons, "
                                             "reason_other, response_ms, shown_at, answered_at.",
                                 epilog=EXAMPLES, formatter_class=HelpFormatter)
-    export.add_argument("study_dir", metavar="STUDY_DIR")
+    export.add_argument("study_dir", metavar="STUDY_DIR", help="a folder made by `ganeval study init`")
     export.add_argument("-o", "--output", required=True, help="CSV file to write")
     export.add_argument("--overwrite", action="store_true", help="replace an existing output file")
-    export.add_argument("--db-url", default=None)
+    export.add_argument("--db-url", default=None, help="database URL (overrides study.json and $GANEVAL_STUDY_DB_URL)")
     export.set_defaults(func=_export)
 
     status = actions.add_parser("status", help="counts of participants and judgments",
                                 epilog=EXAMPLES, formatter_class=HelpFormatter)
-    status.add_argument("study_dir", metavar="STUDY_DIR")
-    status.add_argument("--db-url", default=None)
-    status.add_argument("--json", action="store_true")
+    status.add_argument("study_dir", metavar="STUDY_DIR", help="a folder made by `ganeval study init`")
+    status.add_argument("--db-url", default=None, help="database URL (overrides study.json and $GANEVAL_STUDY_DB_URL)")
+    status.add_argument("--json", action="store_true", help="print progress as JSON")
     status.set_defaults(func=_status)
 
     for name, is_open in (("close", False), ("open", True)):
         q = actions.add_parser(name, help=("stop accepting participants and answers" if not is_open else
                                            "accept participants and answers again"),
                                epilog=EXAMPLES, formatter_class=HelpFormatter)
-        q.add_argument("study_dir", metavar="STUDY_DIR")
-        q.add_argument("--db-url", default=None)
+        q.add_argument("study_dir", metavar="STUDY_DIR", help="a folder made by `ganeval study init`")
+        q.add_argument("--db-url", default=None, help="database URL (overrides study.json and $GANEVAL_STUDY_DB_URL)")
         q.set_defaults(func=_set_open, is_open=is_open)
 
 
