@@ -1,6 +1,8 @@
 """FID during training: every ``--fid-every`` steps, samples of the EMA generator against a
-reference set, appended to ``RUN/fid.csv`` (step, kimg, fid, n, features) — the curve the
-report plots. The reference features are computed once (and cached, like ``ganeval fid``)."""
+reference set, appended to ``RUN/fid.csv`` (step, kimg, fid, n, features, and the other
+``--fid-metrics``: kid_mean, is_mean, precision, …) — the curve the report plots. The reference
+features are computed once (and cached, like ``ganeval fid``); the numbers come from the same
+``ganeval.api.metrics_from_features`` that ``ganeval fid`` uses."""
 from __future__ import annotations
 
 import csv
@@ -13,12 +15,14 @@ import torch
 from ganeval.atomic import write_text
 from ganeval.errors import BadInput
 from ganeval.features.registry import build_extractor
-from ganeval.metrics.fid import frechet_distance
+from ganeval.api import metrics_from_features, parse_metrics
 from ganeval.stats import FeatureSet, generator_features, path_features
 from ganeval.models.sampling import generate_uint8_batches
 
 FID_LOG = "fid.csv"
 COLUMNS = ("step", "kimg", "fid", "n", "features")
+EXTRA_COLUMNS = {"kid": ("kid_mean", "kid_std"), "is": ("is_mean", "is_std"),
+                 "prdc": ("precision", "recall", "density", "coverage")}
 
 
 class FIDMonitor:
@@ -26,14 +30,21 @@ class FIDMonitor:
     before any training time is spent."""
 
     def __init__(self, run_dir: str | Path, reference: str, n: int, features: str, weights: str | None,
-                 device: torch.device, batch_size: int = 50, seed: int = 0):
+                 device: torch.device, batch_size: int = 50, seed: int = 0, metrics: str = "fid"):
         if n < 2:
             raise BadInput(f"--fid-n must be at least 2, got {n}")
+        self.metrics = tuple(dict.fromkeys(("fid",) + parse_metrics(metrics)))  # FID always: the curve
+        self.columns = COLUMNS + tuple(c for m in self.metrics for c in EXTRA_COLUMNS.get(m, ()))
         self.path = Path(run_dir) / FID_LOG
         self.n, self.batch_size, self.seed, self.device = n, batch_size, seed, device
         self.extractor = build_extractor(features, weights, device)
         self.reference: FeatureSet = path_features(reference, self.extractor, device, batch_size)
         self.features = features
+        if self.reference.features is None and set(self.metrics) & {"kid", "prdc"}:
+            raise BadInput(f"--fid-metrics {','.join(self.metrics)}: kid and prdc need reference images, "
+                           f"not a statistics file ({reference})")
+        if "is" in self.metrics:
+            self.extractor.logits(torch.zeros(1, self.extractor.info.dim))  # no classifier: fail before training
 
     def rows(self) -> list[dict[str, str]]:
         if not self.path.is_file():
@@ -46,12 +57,17 @@ class FIDMonitor:
         (from a run resumed at an earlier checkpoint) are dropped, then the file is rewritten."""
         batches = generate_uint8_batches(checkpoint, self.n, self.batch_size, self.seed, self.device)
         fake = generator_features(batches, self.extractor, self.device, self.n, f"step {checkpoint.get('step')}")
-        ref = self.reference
-        fid = frechet_distance(ref.mu, ref.sigma, fake.mu, fake.sigma)
+        values = metrics_from_features(self.reference, fake, self.metrics, self.extractor, seed=self.seed,
+                                       device=self.device, on_warning=lambda msg: None)
+        fid = float(values["fid"])
         rows = [r for r in self.rows() if int(r["step"]) < step]
-        rows.append({"step": step, "kimg": f"{kimg:.3f}", "fid": f"{fid:.6f}", "n": self.n, "features": self.features})
+        row = {"step": step, "kimg": f"{kimg:.3f}", "fid": f"{fid:.6f}", "n": self.n, "features": self.features}
+        for column in self.columns[len(COLUMNS):]:
+            value = values.get(column)
+            row[column] = "" if value is None else f"{float(value):.6f}"
+        rows.append(row)
         buf = io.StringIO()
-        writer = csv.DictWriter(buf, fieldnames=COLUMNS, lineterminator="\n")
+        writer = csv.DictWriter(buf, fieldnames=self.columns, lineterminator="\n", extrasaction="ignore", restval="")
         writer.writeheader()
         writer.writerows(rows)
         write_text(self.path, buf.getvalue())

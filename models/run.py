@@ -27,7 +27,8 @@ from ganeval.models.trainer import CHECKPOINT_NAME, METRICS_NAME, Trainer, Train
 
 ARCHITECTURE = ("resolution", "channels", "z_dim", "width", "cycle_lambda")  # ModelConfig fields a request may set
 EXACT_RESUME = ("batch_size", "seed", "ema_decay")  # TrainConfig fields a resume must keep
-CHANGEABLE = ("ckpt_every", "sample_every", "log_every", "fid_every", "fid_ref", "fid_n", "fid_features", "fid_weights")
+CHANGEABLE = ("ckpt_every", "sample_every", "log_every", "fid_every", "fid_ref", "fid_n", "fid_features", "fid_weights",
+              "fid_metrics")
 
 
 @dataclass
@@ -58,6 +59,7 @@ class TrainRequest:
     fid_n: int | None = None
     fid_features: str | None = None
     fid_weights: str | None = None
+    fid_metrics: str | None = None
     amp: bool = True
 
 

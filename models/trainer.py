@@ -63,6 +63,7 @@ class TrainConfig:
     fid_n: int = 5000  # generated samples per measurement
     fid_features: str = "inception"
     fid_weights: str | None = None
+    fid_metrics: str = "fid"  # what --fid-every logs: any of fid,kid,is,prdc (ganeval fid --metrics)
     data_hash: str | None = None  # content hash of --data (ganeval.sources); --resume refuses other images
 
     def to_dict(self) -> dict[str, Any]:
@@ -223,7 +224,7 @@ class Trainer:
         from ganeval.models.fid_monitor import FIDMonitor
 
         return FIDMonitor(self.out, self.cfg.fid_ref, self.cfg.fid_n, self.cfg.fid_features, self.cfg.fid_weights,
-                          self.device, batch_size=min(50, self.cfg.fid_n))
+                          self.device, batch_size=min(50, self.cfg.fid_n), metrics=self.cfg.fid_metrics)
 
     def _sampling_payload(self) -> dict[str, Any]:
         """Just what sampling needs (no optimiser or RNG state, no collective)."""

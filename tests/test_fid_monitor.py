@@ -51,3 +51,25 @@ def test_fid_every_needs_a_reference_and_weights(tmp_path, faces32, inception_we
     last = capsys.readouterr().err.strip().splitlines()[-1]
     assert last.startswith("ganeval train: error:") and "does not exist" in last
     assert not (tmp_path / "b" / "checkpoint.pt").exists()  # stopped before any training
+
+
+def test_fid_every_logs_the_other_metrics_too(tmp_path, faces32, inception_weights, capsys):
+    """--fid-metrics: the same numbers `ganeval fid --generator --metrics` gives for that checkpoint."""
+    assert _train(tmp_path, faces32, inception_weights, "--steps", "2", "--fid-every", "2",
+                  "--fid-metrics", "fid,kid,prdc") == 0
+    with open(tmp_path / "run" / "fid.csv", newline="") as fh:
+        rows = list(csv.DictReader(fh))
+    assert list(rows[0]) == ["step", "kimg", "fid", "n", "features", "kid_mean", "kid_std",
+                             "precision", "recall", "density", "coverage"]
+    capsys.readouterr()
+    assert main(["fid", str(tmp_path / "faces.npz"), "--generator", str(tmp_path / "run" / "checkpoint.pt"),
+                 "-n", "16", "--weights", inception_weights, "--device", "cpu", "--json", "--no-cache",
+                 "--metrics", "fid,kid,prdc"]) == 0
+    res = json.loads(capsys.readouterr().out)
+    for key in ("fid", "kid_mean", "precision", "recall", "density", "coverage"):
+        assert float(rows[-1][key]) == pytest.approx(res[key], rel=1e-4, abs=1e-6), key
+    bad = ["train", "dcgan", "--data", str(tmp_path / "faces.npz"), "--out", str(tmp_path / "bad"), "--steps", "1",
+           "--fid-every", "1", "--fid-ref", str(tmp_path / "faces.npz"), "--fid-weights", inception_weights,
+           "--fid-metrics", "fid,nope", "--device", "cpu", "--num-workers", "0", "--resolution", "32", "--width", "8",
+           "--batch-size", "8"]
+    assert main(bad) == 2 and "nope" in capsys.readouterr().err

@@ -104,6 +104,8 @@ def register(subparsers) -> None:
     p.add_argument("--fid-n", type=positive_int, help="generated samples per FID measurement (default 5000)")
     p.add_argument("--fid-features", choices=FEATURES, help="FID feature network (default inception)")
     p.add_argument("--fid-weights", metavar="PATH", help="feature-network weights (default: cache or download)")
+    p.add_argument("--fid-metrics", metavar="LIST",
+                   help="what --fid-every logs, as `ganeval fid --metrics`: fid,kid,is,prdc or all (default fid)")
     p.add_argument("--no-amp", action="store_true", help="full fp32 on CUDA (mixed precision is the default there)")
     p.add_argument("--resume", action="store_true", help="continue RUN/checkpoint.pt exactly where it stopped")
     p.set_defaults(func=_train)
