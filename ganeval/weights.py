@@ -86,6 +86,20 @@ def download_checked(spec: WeightSpec, target: Path) -> Path:
             os.unlink(tmp)
 
 
+def load_state_dict(path: str | os.PathLike) -> dict:
+    """A weight file as a plain state dict (``weights_only=True``), or one clear BadInput line."""
+    import torch
+
+    path = Path(path)
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as err:  # noqa: BLE001 - any unpickling failure means "not a weight file"
+        raise BadInput(f"{path}: not a readable PyTorch weight file ({type(err).__name__})") from err
+    if not isinstance(state, dict):
+        raise BadInput(f"{path}: expected a state dict, got {type(state).__name__}")
+    return state
+
+
 def weight_status(path: Path, spec: WeightSpec) -> str:
     """What a cached weight file is, read from its bytes, never from its name alone: the
     published file (its SHA-256 prefix matches), another file under that name, or unreadable."""

@@ -19,7 +19,7 @@ import torch.nn.functional as F
 
 from ganeval.errors import BadInput, GanevalError
 from ganeval.features.base import ExtractorInfo, FeatureExtractor
-from ganeval.weights import WeightSpec, file_sha256, locate_weights
+from ganeval.weights import WeightSpec, file_sha256, load_state_dict, locate_weights
 
 DINOV2_WEIGHTS = WeightSpec(
     filename="dinov2_vitl14_pretrain.pth",
@@ -123,11 +123,6 @@ def build_dinov2(weights: str | os.PathLike | None = None, device: torch.device 
     """ViT-L/14 with weights from ``weights``, the cache, or the official download."""
     _timm()
     path = Path(locate_weights(DINOV2_WEIGHTS, weights))
-    try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as err:  # noqa: BLE001 - any unpickling failure means "not a weight file"
-        raise BadInput(f"{path}: not a readable PyTorch weight file ({type(err).__name__})") from err
-    if not isinstance(state, dict):
-        raise BadInput(f"{path}: expected a state dict, got {type(state).__name__}")
+    state = load_state_dict(path)
     standard = path.name == DINOV2_WEIGHTS.filename  # no published checksum: the official name stands in
     return DinoV2Extractor(state, file_sha256(path), standard, VIT_L14, str(path)).to(device)

@@ -18,7 +18,7 @@ from torch.nn.utils.fusion import fuse_conv_bn_eval
 from ganeval.compat import import_torchvision
 from ganeval.errors import BadInput
 from ganeval.features.base import ExtractorInfo, FeatureExtractor
-from ganeval.weights import WeightSpec, file_sha256, locate_weights
+from ganeval.weights import WeightSpec, file_sha256, load_state_dict, locate_weights
 
 _tv_inception = import_torchvision().models.inception
 BasicConv2d = _tv_inception.BasicConv2d
@@ -105,12 +105,7 @@ class FIDInceptionNet(nn.Module):
 def load_inception_state(path: Path) -> dict[str, torch.Tensor]:
     """Read a pytorch-fid-format state dict. The 1008-way classifier (``fc``) is kept when
     present (the Inception Score needs it); AuxLogits are dropped; nothing else may differ."""
-    try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as err:  # noqa: BLE001 - any unpickling failure means "not a weight file"
-        raise BadInput(f"{path}: not a readable PyTorch weight file ({type(err).__name__})") from err
-    if not isinstance(state, dict):
-        raise BadInput(f"{path}: expected a state dict, got {type(state).__name__}")
+    state = load_state_dict(path)
     classifier = {k: v for k, v in state.items() if k in CLASSIFIER_SHAPES}
     state = {k: v for k, v in state.items() if not k.startswith(("fc.", "AuxLogits."))}
     expected = _empty_net().state_dict()
