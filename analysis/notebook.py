@@ -45,7 +45,9 @@ def build_notebook(inp, overview: dict | None = None, caveats: list[str] | None 
              f"SEED = {inp.seed}  # bootstrap seed: the same seed gives the same intervals",
              f"RESAMPLES = {inp.bootstrap}  # bootstrap resamples"]
     if inp.study_source:
-        setup.append(f"STUDY = Path({str(Path(inp.study_source).resolve())!r})  # a study folder or a responses CSV")
+        setup.append(f"RESPONSES = Path({str(Path(inp.study_source).resolve())!r})  # the study's judgments (CSV)")
+        if inp.study:
+            setup.append(f"STUDY = Path({str(Path(inp.study).resolve())!r})  # the study folder (its images)")
         setup.append(f"INCLUDE_ALL = {bool(inp.include_all)!r}  # True: keep those who failed qualification or an "
                      "attention check")
     if inp.nearest:
@@ -96,7 +98,7 @@ def _study_cells(has_images: bool, simulated: bool) -> list:
             "use the participants who passed qualification (>= 65% on real and on fake) and every attention "
             "check, and never pool simulated participants with people (`ganeval report --include-all` keeps "
             "those who failed a check; simulated ones are still kept apart)."),
-        _code("responses = load_responses(STUDY)\nscreening = screen(responses, include_all=INCLUDE_ALL)\n"
+        _code("responses = load_responses(RESPONSES)\nscreening = screen(responses, include_all=INCLUDE_ALL)\n"
               "main = main_trials(screening.kept)\nprint(screening.sentence())\n"
               "pd.Series(study_overview(responses), name=\"overview\").to_frame()"),
         _code("screening.excluded  # who was left out, and why"),

@@ -26,7 +26,7 @@ HYPE_EVALUATORS = 30  # Zhou et al. 2019 ask for about 30 evaluators
 
 @dataclass
 class ReportInputs:
-    study: Path | None = None          # a study folder (read through StudyStore)
+    study: Path | None = None          # a study folder (its images; judgments via study_responses)
     responses: Path | None = None      # or an exported responses CSV
     nearest: Path | None = None        # a `ganeval nearest` output folder
     fid: list[Path] = field(default_factory=list)   # `ganeval fid --json` files
@@ -34,22 +34,28 @@ class ReportInputs:
     seed: int = 0
     bootstrap: int = 10_000
     include_all: bool = False          # keep participants who failed qualification or an attention check
+    # the study's judgments exported to CSV by the caller (``ganeval report`` composes the study
+    # app's export with this package): analysis never imports the study app, it reads the CSV
+    study_responses: Path | None = None
 
     @property
     def study_source(self) -> Path | None:
-        return self.study or self.responses
+        return self.study_responses or self.responses
 
     def check(self) -> None:
         """Fail on a missing path before any work, and on nothing to report."""
         if self.study and self.responses:
             raise BadInput("give --study or --responses, not both")
-        if not (self.study_source or self.nearest or self.fid or self.runs):
+        if not (self.study or self.study_source or self.nearest or self.fid or self.runs):
             raise BadInput("nothing to report: give --study/--responses, --nearest, --fid or --runs")
         for path in [p for p in (self.study, self.responses, self.nearest) if p] + list(self.fid) + list(self.runs):
             if not Path(path).exists():
                 raise BadInput(f"{path}: no such file or folder")
         if self.study and not Path(self.study).is_dir():
             raise BadInput(f"{self.study}: --study takes a study folder (use --responses for a CSV)")
+        if self.study and not self.study_responses:
+            raise BadInput(f"{self.study}: export its responses first (`ganeval study export`) and give them "
+                           "as study_responses")
         if self.bootstrap < 0:
             raise BadInput("--bootstrap must be 0 or more")
 

@@ -24,12 +24,12 @@ ATTENTION_PHASE = "attention"
 
 
 def load_responses(source: str | os.PathLike | pd.DataFrame) -> pd.DataFrame:
-    """Judgments from a responses CSV, a study folder (through ``StudyStore``) or a frame."""
+    """Judgments from a responses CSV (``ganeval study export``) or a frame."""
     if isinstance(source, pd.DataFrame):
         return validate(source, "the given table")
     path = Path(source)
     if path.is_dir():
-        return validate(_from_study(path), str(path))
+        raise BadInput(f"{path}: a folder; give the study's responses CSV (`ganeval study export {path} -o FILE`)")
     if not path.exists():
         raise BadInput(f"{path}: no such file or study folder")
     return validate(read_csv(path), str(path))
@@ -44,18 +44,6 @@ def read_csv(path: Path) -> pd.DataFrame:
     except (pd.errors.ParserError, UnicodeDecodeError, ValueError) as err:
         first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
         raise BadInput(f"{path}: not a responses CSV ({first})") from None
-
-
-def _from_study(study_dir: Path) -> pd.DataFrame:
-    from ganeval.study_app.store import StudyStore  # the study app is only needed for study folders
-
-    store = StudyStore.open(study_dir)
-    try:
-        return store.export_frame()
-    finally:
-        dispose = getattr(store, "dispose", None)
-        if dispose:
-            dispose()
 
 
 def validate(frame: pd.DataFrame, where: str) -> pd.DataFrame:

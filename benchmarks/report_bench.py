@@ -27,7 +27,7 @@ def main() -> None:
     from ganeval.cli.main import main as ganeval
     from ganeval.synth import make_faces
     from ganeval.study_app.build import build_study
-    from ganeval.study_app.store import StudyStore
+    from ganeval.study_app.store import StudyStore, export_study
 
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
@@ -42,7 +42,7 @@ def main() -> None:
         simulate_participants(store, args.participants, seed=0)
         rows.append(("simulate participants (StudyStore save path)", time.perf_counter() - t))
         store.dispose()
-        main = main_trials(load_responses(tmp / "study"))
+        main = main_trials(load_responses(export_study(tmp / "study")))
         t = time.perf_counter()
         hype.hype_table(main, args.bootstrap, 0)
         rows.append((f"HYPE∞ bootstrap, {args.bootstrap} resamples", time.perf_counter() - t))

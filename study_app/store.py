@@ -678,3 +678,12 @@ class StudyStore:
 
     def __exit__(self, *exc) -> None:
         self.dispose()
+
+
+def export_study(study_dir: str | os.PathLike, db_url: str | None = None) -> pd.DataFrame:
+    """A study's judgments, one row per judgment (the columns of ``ganeval study export``)."""
+    store = StudyStore.open(study_dir, db_url=db_url)
+    try:
+        return store.export_frame()
+    finally:
+        store.dispose()

@@ -70,8 +70,16 @@ def run(args) -> int:
     folder = prepare_output_dir(out, "report", [args.study, args.responses, args.nearest, *args.fid, *args.runs],
                                 args.overwrite, reserve=("report.ipynb", "report.html", "stats.json", "figures/*",
                                                          "tables/*", "*.png", "*.csv"), defer=True)
+    judgments = None
+    if args.study:  # the study app reads its database; analysis reads the exported CSV
+        from ganeval.study_app.export import write_csv
+        from ganeval.study_app.store import export_study
+
+        judgments = export_study(args.study)  # a folder that is no study fails here, before any write
     t0 = time.perf_counter()
     folder.open()
+    if judgments is not None:
+        inp.study_responses = write_csv(judgments, out / "tables" / "study_responses.csv")
     summary = build(inp, out)
     study = summary.get("study") or {}
     nb = notebook.build_notebook(inp, study.get("overview"), summary["caveats"],
