@@ -23,7 +23,7 @@ from typing import Sequence
 
 import numpy as np
 import pandas as pd
-from sqlalchemy import and_, case, func, insert, or_, select, update
+from sqlalchemy import and_, bindparam, case, func, insert, or_, select, update
 from sqlalchemy.exc import IntegrityError
 
 from ganeval.atomic import write_text
@@ -178,6 +178,65 @@ def _abandoned(cutoff: str):
     """The participant has not finished and has done nothing since ``cutoff`` (ISO time)."""
     return and_(participants.c.status.in_(ACTIVE_STATUSES),
                 func.coalesce(participants.c.active_at, participants.c.created_at) < cutoff)
+
+
+# The statements of the answer path, built once. Building a Core statement (coercions,
+# aliases, the cache key) costs several times more Python than running it; under many
+# concurrent participants that CPU is what a save waits for (benchmarks/study_load.py).
+
+def _first_open_trial_query():
+    """The participant's first unanswered trial of their current phase, with their trial count."""
+    others = trials.alias("others")
+    total = (select(func.count()).select_from(others)
+             .where(others.c.participant_id == participants.c.id).scalar_subquery())
+    in_phase = or_(and_(participants.c.status == "qualification", trials.c.phase == "qualification"),
+                   and_(participants.c.status == "trials", trials.c.phase.in_(("main", "attention"))))
+    return (select(trials.c.id, trials.c.position, trials.c.phase, trials.c.image_id, trials.c.shown_at,
+                   total.label("total"))
+            .join(participants, participants.c.id == trials.c.participant_id)
+            .where(participants.c.token == bindparam("token"), in_phase, ~_judged())
+            .order_by(trials.c.position).limit(1))
+
+
+def _plan_query():
+    """Everything an answer to trial :trial_id by :token changes, in one row: the participant,
+    whether the study is open, the trial and its truth, any judgment already stored, how
+    many trials of the same phase remain unanswered, and the next one not yet shown."""
+    others = trials.alias("others")
+    group = case((trials.c.phase == "qualification", "q"), else_="m")
+    other_group = case((others.c.phase == "qualification", "q"), else_="m")
+    unanswered = ~select(judgments.c.id).where(judgments.c.trial_id == others.c.id).exists()
+    same_phase = and_(others.c.participant_id == participants.c.id, other_group == group,
+                      others.c.id != trials.c.id, unanswered)
+    left = select(func.count()).select_from(others).where(same_phase).scalar_subquery()
+    nxt = (select(others.c.id).where(same_phase, others.c.shown_at.is_(None))
+           .order_by(others.c.position).limit(1).scalar_subquery())
+    return (select(participants.c.id.label("pid"), participants.c.status, study_state.c.is_open,
+                   trials.c.id.label("trial"), trials.c.phase, trials.c.shown_at, images.c.truth,
+                   judgments.c.id.label("judgment"), left.label("left"), nxt.label("next"))
+            .select_from(participants.join(study_state, study_state.c.id == 1)
+                         .outerjoin(trials, and_(trials.c.participant_id == participants.c.id,
+                                                 trials.c.id == bindparam("trial_id")))
+                         .outerjoin(images, images.c.id == trials.c.image_id)
+                         .outerjoin(judgments, judgments.c.trial_id == trials.c.id))
+            .where(participants.c.token == bindparam("token")))
+
+
+FIRST_OPEN_TRIAL = _first_open_trial_query()
+PLAN_ANSWER = _plan_query()
+PHASE_TRIALS = (select(trials.c.id, trials.c.position, trials.c.phase, trials.c.shown_at, images.c.truth,
+                       judgments.c.id.label("judgment"), judgments.c.correct)
+                .select_from(trials.join(images, images.c.id == trials.c.image_id)
+                             .outerjoin(judgments, judgments.c.trial_id == trials.c.id))
+                .where(trials.c.participant_id == bindparam("pid")).order_by(trials.c.position))
+INSERT_JUDGMENT = insert(judgments)
+# SET columns come from the parameters' keys; the WHERE parameters are prefixed so they never
+# collide with a column name
+MOVE_PARTICIPANT = update(participants).where(participants.c.id == bindparam("where_pid"),
+                                              participants.c.status == bindparam("where_status"))
+STAMP_SHOWN = (update(trials).where(trials.c.id == bindparam("where_trial"), trials.c.shown_at.is_(None))
+               .values(shown_at=bindparam("shown_at")))
+TOUCH_PARTICIPANT = update(participants).where(participants.c.token == bindparam("where_token"))
 
 
 def _external(external_id: str) -> str:
@@ -393,25 +452,14 @@ class StudyStore:
         if trial.shown_at is None:
             now = db.iso(db.utcnow())
             with db.write_tx(self.engine) as conn:
-                conn.execute(update(trials).where(trials.c.id == trial.id, trials.c.shown_at.is_(None))
-                             .values(shown_at=now))
-                conn.execute(update(participants).where(participants.c.token == str(token)).values(active_at=now))
+                db.run_prepared(conn, STAMP_SHOWN, {"where_trial": trial.id, "shown_at": now})
+                db.run_prepared(conn, TOUCH_PARTICIPANT, {"where_token": str(token), "active_at": now})
         return Trial(int(trial.id), int(trial.position), trial.phase, trial.image_id,
                      int(trial.position) + 1, int(trial.total))
 
     def _first_open_trial(self, token: str):
-        others = trials.alias("others")
-        total = (select(func.count()).select_from(others)
-                 .where(others.c.participant_id == participants.c.id).scalar_subquery())
-        in_phase = or_(and_(participants.c.status == "qualification", trials.c.phase == "qualification"),
-                       and_(participants.c.status == "trials", trials.c.phase.in_(("main", "attention"))))
-        query = (select(trials.c.id, trials.c.position, trials.c.phase, trials.c.image_id, trials.c.shown_at,
-                        total.label("total"))
-                 .join(participants, participants.c.id == trials.c.participant_id)
-                 .where(participants.c.token == str(token), in_phase, ~_judged())
-                 .order_by(trials.c.position).limit(1))
         with db.one_statement(self.engine) as conn:
-            return conn.execute(query).first()
+            return conn.execute(FIRST_OPEN_TRIAL, {"token": str(token)}).first()
 
     def image_path(self, image_id: str) -> Path:
         """STUDY_DIR/images/<id>.png; BadInput for an id that is not one of ours."""
@@ -473,15 +521,15 @@ class StudyStore:
                 return False  # already answered
             try:
                 with db.write_tx(self.engine) as conn:
-                    conn.execute(insert(judgments).values(**plan["judgment"], **values))
-                    moved = conn.execute(update(participants).where(
-                        participants.c.id == plan["pid"], participants.c.status == plan["status"])
-                        .values(**plan["participant"])).rowcount
+                    db.run_prepared(conn, INSERT_JUDGMENT, {**plan["judgment"], **values})
+                    moved = db.run_prepared(conn, MOVE_PARTICIPANT, {"where_pid": plan["pid"],
+                                                                     "where_status": plan["status"],
+                                                                     **plan["participant"]})
                     if moved != 1:
                         raise _Retry()
                     if plan["next"] is not None:
-                        conn.execute(update(trials).where(trials.c.id == plan["next"], trials.c.shown_at.is_(None))
-                                     .values(shown_at=db.iso(db.utcnow())))
+                        db.run_prepared(conn, STAMP_SHOWN, {"where_trial": plan["next"],
+                                                            "shown_at": db.iso(db.utcnow())})
                 return True
             except _Retry:
                 continue
@@ -491,26 +539,8 @@ class StudyStore:
         """Read what the answer changes: None when the trial is already answered; BadInput or
         StudyClosed when it cannot be answered. One statement in the usual case; the rows of
         the participant's trials only when this answer may end a phase."""
-        others = trials.alias("others")
-        group = case((trials.c.phase == "qualification", "q"), else_="m")
-        other_group = case((others.c.phase == "qualification", "q"), else_="m")
-        unanswered = ~select(judgments.c.id).where(judgments.c.trial_id == others.c.id).exists()
-        same_phase = and_(others.c.participant_id == participants.c.id, other_group == group,
-                          others.c.id != trials.c.id, unanswered)
-        left = select(func.count()).select_from(others).where(same_phase).scalar_subquery()
-        nxt = (select(others.c.id).where(same_phase, others.c.shown_at.is_(None))
-               .order_by(others.c.position).limit(1).scalar_subquery())
         with db.one_statement(self.engine) as conn:
-            row = conn.execute(
-                select(participants.c.id.label("pid"), participants.c.status, study_state.c.is_open,
-                       trials.c.id.label("trial"), trials.c.phase, trials.c.shown_at, images.c.truth,
-                       judgments.c.id.label("judgment"), left.label("left"), nxt.label("next"))
-                .select_from(participants.join(study_state, study_state.c.id == 1)
-                             .outerjoin(trials, and_(trials.c.participant_id == participants.c.id,
-                                                     trials.c.id == trial_id))
-                             .outerjoin(images, images.c.id == trials.c.image_id)
-                             .outerjoin(judgments, judgments.c.trial_id == trials.c.id))
-                .where(participants.c.token == token)).first()
+            row = conn.execute(PLAN_ANSWER, {"token": token, "trial_id": trial_id}).first()
         if row is None:
             raise BadInput("unknown participant token")
         if not row.is_open:
@@ -531,12 +561,7 @@ class StudyStore:
                              "response_ms": response_ms, "answered_at": db.iso(received)}}
         if row.left == 0:  # this answer ends a phase: decide the new status from all the trials
             with db.one_statement(self.engine) as conn:
-                rows = conn.execute(
-                    select(trials.c.id, trials.c.position, trials.c.phase, trials.c.shown_at, images.c.truth,
-                           judgments.c.id.label("judgment"), judgments.c.correct)
-                    .select_from(trials.join(images, images.c.id == trials.c.image_id)
-                                 .outerjoin(judgments, judgments.c.trial_id == trials.c.id))
-                    .where(trials.c.participant_id == row.pid).order_by(trials.c.position)).all()
+                rows = conn.execute(PHASE_TRIALS, {"pid": row.pid}).all()
             answered = {r.id: (bool(r.correct) if r.id != trial_id else correct) for r in rows
                         if r.judgment is not None or r.id == trial_id}
             status, plan["participant"] = self._next_status(row.status, rows, answered, received)

@@ -490,11 +490,16 @@ def test_crash_between_answer_and_next_trial_resumes(tmp_path, sources, db_url, 
     trial = store.current_trial(token)
     from ganeval.study_app import store as store_module
 
-    def crash(*args, **kwargs):  # the judgment's INSERT has run; moving the participant on fails
-        raise RuntimeError("server killed")
+    run_prepared = db.run_prepared
+
+    def crash(conn, statement, params):  # the judgment's INSERT has run; moving the participant on fails
+        if statement is store_module.MOVE_PARTICIPANT:
+            assert conn.execute(select(db.judgments.c.id).where(db.judgments.c.trial_id == trial.trial_id)).first()
+            raise RuntimeError("server killed")
+        return run_prepared(conn, statement, params)
 
     with monkeypatch.context() as patch:
-        patch.setattr(store_module, "update", crash)
+        patch.setattr(db, "run_prepared", crash)
         with pytest.raises(RuntimeError):
             store.record(token, trial.trial_id, truth_of(store, trial.image_id)[0])
     reopened = StudyStore.open(tmp_path / "study", db_url=db_url)  # "reload": a fresh server process
