@@ -1,15 +1,18 @@
 """Compute every statistic and figure of a report and write them into REPORT_DIR.
 
-``ganeval report`` calls this in-process (so the tables and figures exist even with
-``--no-execute``), then builds the notebook, whose cells call the same ``analysis`` functions
-for a reader who wants to re-run or change them."""
+``write_report`` is the whole job (``ganeval report`` and ``ganeval demo`` call it): ``build``
+in-process (so the tables and figures exist even with ``--no-execute``), then the notebook,
+whose cells call the same ``analysis`` functions for a reader who wants to re-run or change
+them, executed and exported to HTML."""
 from __future__ import annotations
 
 import json
 import math
 import os
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Callable
 
 import numpy as np
 import pandas as pd
@@ -19,9 +22,13 @@ from ganeval.analysis.responses import load_responses, main_trials, study_overvi
 from ganeval.analysis.screening import screen
 from ganeval.atomic import write_text
 from ganeval.errors import BadInput
+from ganeval.outputs import OutputDir, prepare_output_dir
 
 GALLERY_SIZE = 8
 HYPE_EVALUATORS = 30  # Zhou et al. 2019 ask for about 30 evaluators
+# what a report writes: a file of someone else's with such a name in REPORT_DIR is refused up front
+REPORT_NAMES = ("report.ipynb", "report.html", "stats.json", "figures/*", "tables/*", "*.png", "*.csv")
+STUDY_RESPONSES = Path("tables") / "study_responses.csv"
 
 
 @dataclass
@@ -184,6 +191,50 @@ def build(inp: ReportInputs, outdir: Path) -> dict:
                                "has_fid": bool("fid" in runs.columns and runs["fid"].notna().any())}
     write_text(outdir / "stats.json", json.dumps(_clean(summary), indent=2) + "\n")
     summary["files"].append("stats.json")
+    return summary
+
+
+def prepare_report_dir(inp: ReportInputs, out: str | os.PathLike, overwrite: bool = False) -> OutputDir:
+    """REPORT_DIR checked by the output policy before any work (created only when written)."""
+    return prepare_output_dir(out, "report", [inp.study, inp.responses, inp.nearest, *inp.fid, *inp.runs],
+                              overwrite, reserve=REPORT_NAMES, defer=True)
+
+
+def write_report(inp: ReportInputs, folder: OutputDir, *, execute: bool = True, timeout: int = 600,
+                 study_responses: Callable[[Path], Path] | None = None,
+                 say: Callable[[str], None] = lambda msg: None,
+                 caution: Callable[[str], None] = lambda msg: None) -> dict:
+    """The report in ``folder`` (from ``prepare_report_dir``): tables, figures, stats.json, the
+    notebook and, with ``execute``, its executed HTML. ``study_responses(path)`` writes the
+    study's judgments as CSV at ``path`` (the caller joins the study app's export; analysis only
+    reads the CSV). ``say`` gets who was analysed, ``caution`` each caveat. Returns the summary
+    (stats.json) with ``seconds``, ``report_html`` (None without ``execute``) and ``report_ipynb``."""
+    from ganeval.analysis import notebook  # nbformat: loaded when a report is written
+
+    out = folder.path
+    t0 = time.perf_counter()
+    folder.open()
+    if study_responses is not None:
+        inp.study_responses = study_responses(out / STUDY_RESPONSES)
+    summary = build(inp, out)
+    study = summary.get("study") or {}
+    nb = notebook.build_notebook(inp, study.get("overview"), summary["caveats"],
+                                 (study.get("screening") or {}).get("sentence"))
+    if study.get("screening"):
+        say(study["screening"]["sentence"])
+    for caveat in summary["caveats"]:
+        caution(f"caveat: {caveat}")
+    t1 = time.perf_counter()
+    if execute:
+        nb = notebook.execute(nb, out.resolve(), timeout=timeout)
+    notebook.write_notebook(nb, out / "report.ipynb")
+    if execute:
+        notebook.export_html(nb, out / "report.html")
+    folder.record_new()
+    t2 = time.perf_counter()
+    summary["seconds"] = {"statistics_and_figures": round(t1 - t0, 2), "notebook": round(t2 - t1, 2)}
+    summary["report_html"] = str((out / "report.html").resolve()) if execute else None
+    summary["report_ipynb"] = str((out / "report.ipynb").resolve())
     return summary
 
 

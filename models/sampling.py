@@ -15,7 +15,8 @@ from __future__ import annotations
 
 import math
 import os
-from typing import Any, Iterator
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Iterator
 
 import torch
 
@@ -23,6 +24,9 @@ from ganeval.device import resolve_device
 from ganeval.errors import BadInput
 from ganeval.images import signed_to_uint8
 from ganeval.models.checkpoint import load_checkpoint, load_generator
+
+if TYPE_CHECKING:
+    from ganeval.api import Batches
 
 LATENT_CHUNK = 1024
 
@@ -150,6 +154,18 @@ def generate_uint8_batches(checkpoint: str | os.PathLike | dict[str, Any], n: in
         noise = noise_generators(seed, start + done, k, device) if noise_mode == "random" else None
         yield to_uint8(run_generator(generator, z, truncation, cfg.model, noise_mode, noise))
         done += k
+
+
+def checkpoint_batches(checkpoint: str | os.PathLike, n: int, batch_size: int, seed: int,
+                       device: str | torch.device = "auto", truncation: float | None = None) -> Batches:
+    """A checkpoint's ``n`` samples as one side of ``ganeval.api.compute_metrics`` (what
+    ``ganeval fid --generator`` measures); under torchrun each process draws only its share."""
+    from ganeval.api import Batches  # the FID API: loaded when FID is measured, not by sample or train
+
+    def share(start: int, count: int) -> Iterator[torch.Tensor]:
+        return generate_uint8_batches(checkpoint, count, batch_size, seed, device, truncation=truncation, start=start)
+
+    return Batches(lambda: share(0, n), f"generator {Path(checkpoint).name}", n, make_share=share)
 
 
 @torch.no_grad()

@@ -88,3 +88,29 @@ def test_demo_overwrite_writes_beside_user_files_but_never_over_them(tmp_path, c
     assert main(["demo", "--out", str(clash), "-n", "8", "--overwrite"]) == 2
     assert "faces_b.npz" in capsys.readouterr().err
     assert (clash / "faces_b.npz").read_bytes() == b"user data"
+
+
+def test_demo_calls_library_functions_not_its_own_command_line(tmp_path, capsys, monkeypatch):
+    """Issue 14: every step calls the library function behind its command; no argv is parsed
+    again and no JSON is read back from stdout (offline: the three FID steps skip)."""
+    from pathlib import Path
+
+    import ganeval.cli.demo as demo
+    import ganeval.cli.main as cli_main
+
+    source = Path(demo.__file__).read_text()
+    assert not any(word in source for word in ("build_parser", "parse_args", "redirect_stdout", "json.loads"))
+    args = cli_main.build_parser(["demo"]).parse_args(
+        ["demo", "--out", str(tmp_path / "d"), "-n", "16", "--train-faces", "64", "--train-steps", "2",
+         "--participants", "3", "--study-trials", "8", "--bootstrap", "50", "--device", "cpu"])
+
+    def no_parser(*a, **k):
+        raise AssertionError("the demo built the command-line parser")
+
+    monkeypatch.setattr(cli_main, "build_parser", no_parser)
+    assert args.func(args) == 0
+    text = capsys.readouterr().out
+    assert "6 step(s) ran, 3 skipped, 0 failed" in text, text
+    out = tmp_path / "d"
+    assert (out / "dcgan_samples.npz").is_file() and (out / "nearest" / "neighbours.csv").is_file()
+    assert (out / "report" / "report.html").is_file() and "Open the report:" in text

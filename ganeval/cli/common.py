@@ -7,6 +7,9 @@ import os
 import sys
 from typing import Any
 
+# DataLoader decoding workers when --num-workers is not given (and in the demo)
+DEFAULT_WORKERS = min(4, os.cpu_count() or 1)
+
 
 def add_device_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--device", default="auto", help="auto (CUDA when present), cpu, cuda or cuda:N")
@@ -25,7 +28,7 @@ def add_output_args(parser: argparse.ArgumentParser, resume: bool = False) -> No
 
 def add_loader_args(parser: argparse.ArgumentParser, batch_size: int = 50) -> None:
     parser.add_argument("--batch-size", type=positive_int, default=batch_size, help=f"images per batch (default {batch_size})")
-    parser.add_argument("--num-workers", type=nonneg_int, default=min(4, os.cpu_count() or 1),
+    parser.add_argument("--num-workers", type=nonneg_int, default=DEFAULT_WORKERS,
                         help="DataLoader decoding workers (default: min(4, cores))")
     parser.add_argument("--strict", action="store_true", help="fail on a corrupt image instead of skipping it")
 
@@ -44,9 +47,13 @@ def nonneg_int(text: str) -> int:
     return value
 
 
+def to_json(obj: Any) -> str:
+    """A result as the JSON that --json prints (NumPy numbers as floats)."""
+    return json.dumps(obj, indent=2, sort_keys=False, default=float)
+
+
 def emit_json(obj: Any) -> None:
-    json.dump(obj, sys.stdout, indent=2, sort_keys=False, default=float)
-    sys.stdout.write("\n")
+    sys.stdout.write(to_json(obj) + "\n")
 
 
 def warn(message: str) -> None:

@@ -1,19 +1,21 @@
 """``ganeval demo``: the main job on built-in synthetic faces, end to end.
 
-Each step runs the same code as its command. A step that needs pretrained weights which
-are missing offline says so in one line and the demo goes on with the rest."""
+Each step calls the library function its command calls (no command line is parsed again). A
+step that needs pretrained weights which are missing offline says so in one line and the
+demo goes on with the rest."""
 from __future__ import annotations
 
 import argparse
-import json
+from functools import partial
 from pathlib import Path
-from typing import Callable
+from typing import Any, Callable
 
 import numpy as np
 from PIL import Image, ImageFilter
 
 from ganeval import atomic
-from ganeval.cli.common import HelpFormatter, add_device_args, nonneg_int, positive_int
+from ganeval.cli.common import (DEFAULT_WORKERS, HelpFormatter, add_device_args, nonneg_int, note, positive_int,
+                                to_json, warn)
 from ganeval.errors import GanevalError, MissingWeights
 from ganeval.images import encode_png
 from ganeval.outputs import MANIFEST, OutputDir, OutputRefused, prepare_output_dir, read_manifest
@@ -53,30 +55,14 @@ def _blur(faces: np.ndarray, radius: float) -> np.ndarray:
     return np.stack([np.asarray(Image.fromarray(f).filter(ImageFilter.GaussianBlur(radius))) for f in faces])
 
 
-def _cli(argv: list[str]) -> dict | None:
-    """Run a ganeval command in-process and return its --json output."""
-    import contextlib
-    import io
-
-    from ganeval.cli.main import build_parser
-
-    args = build_parser().parse_args(argv)
-    buf = io.StringIO()
-    with contextlib.redirect_stdout(buf):
-        code = args.func(args)
-    if code:
-        raise GanevalError(f"`ganeval {' '.join(argv)}` exited with {code}")
-    text = buf.getvalue().strip()
-    return json.loads(text) if text.startswith("{") else None
-
-
 class Demo:
-    def __init__(self, out: Path, device: str, out_dir: OutputDir | None = None):
-        self.out, self.device, self.out_dir = out, device, out_dir
+    """Runs the steps one after another: a step that fails or lacks weights is reported, the rest go on."""
+
+    def __init__(self, out_dir: OutputDir | None = None):
+        self.out_dir = out_dir
         self.done: list[str] = []
         self.skipped: list[str] = []
         self.failed: list[str] = []
-        self.report_html: str | None = None
 
     def step(self, title: str, fn: Callable[[], str]) -> None:
         print(f"== {title}", flush=True)
@@ -87,7 +73,7 @@ class Demo:
             self.skipped.append(f"{title}: {line}")
             print(f"   {line}", flush=True)
             return
-        except (GanevalError, SystemExit) as err:
+        except GanevalError as err:
             line = f"failed ({err})"
             self.failed.append(f"{title}: {line}")
             print(f"   {line}", flush=True)
@@ -126,111 +112,96 @@ def record_outputs(out: OutputDir) -> None:
     out.record(*[rel for rel in mine if rel not in out._foreign])
 
 
-def run(args) -> int:
-    out_dir = prepare_demo_dir(args.out, args.overwrite)
-    out = out_dir.path
-    demo = Demo(out, args.device, out_dir)
-    sets: dict[str, Path] = {}
+class DemoSteps:
+    """The demo's steps on one output folder. Each calls the library function behind its command
+    with the demo's settings and returns a one-line summary; the files have fixed names in ``out``."""
 
-    def make_sets() -> str:
+    FACE_SETS = ("faces_a", "faces_b", "faces_a_blur1", "faces_a_blur2")
+
+    def __init__(self, out: Path, args: argparse.Namespace):
+        self.out, self.args = out, args
+        self.faces = {name: out / f"{name}.npz" for name in self.FACE_SETS}
+        self.train_set = out / "train_faces.npz"
+        self.run_dir = out / "dcgan-run"
+        self.checkpoint = self.run_dir / "checkpoint.pt"
+        self.samples = out / "dcgan_samples.npz"
+        self.nearest_dir = out / "nearest"
+        self.study_dir = out / "study"
+        self.report_html: str | None = None
+
+    def make_sets(self) -> str:
+        args = self.args
         a = make_faces(args.num, args.size, seed=0, desc="faces A")
         b = make_faces(args.num, args.size, seed=1, desc="faces B")
-        for name, arr in {"faces_a": a, "faces_b": b, "faces_a_blur1": _blur(a, 1.0), "faces_a_blur2": _blur(a, 2.0)}.items():
-            sets[name] = out / f"{name}.npz"
-            atomic.save_npz(sets[name], images=arr)
+        for name, arr in zip(self.FACE_SETS, (a, b, _blur(a, 1.0), _blur(a, 2.0))):
+            atomic.save_npz(self.faces[name], images=arr)
         grid = np.concatenate([np.concatenate(list(a[r * 8:(r + 1) * 8]), axis=1) for r in range(min(4, len(a) // 8))])
-        atomic.write_bytes(out / "faces_a_preview.png", encode_png(grid))
-        return f"{args.num} faces per set at {args.size}px in {out} (A: seed 0, B: seed 1, A blurred σ=1 and σ=2)"
+        atomic.write_bytes(self.out / "faces_a_preview.png", encode_png(grid))
+        return f"{args.num} faces per set at {args.size}px in {self.out} (A: seed 0, B: seed 1, A blurred σ=1 and σ=2)"
 
-    def fid_step(features: str) -> Callable[[], str]:
-        def run_fid() -> str:
-            rows = {}
-            for other in ("faces_b", "faces_a_blur1", "faces_a_blur2"):
-                weights = args.inception_weights if features == "inception" else args.illust2vec_weights
-                res = _cli(["fid", str(sets["faces_a"]), str(sets[other]), "--features", features, "--json",
-                            "--device", demo.device] + (["--weights", weights] if weights else []))
-                rows[other] = res
-            atomic.write_text(out / f"fid_{features}.json", json.dumps(rows, indent=2))
-            return "; ".join(f"A vs {k}: FID {v['fid']:.2f}, KID {v['kid_mean']:.4f}" for k, v in rows.items())
-        return run_fid
+    def _metrics(self, a: Path, b: Any, features: str = "inception") -> dict:
+        """``compute_metrics`` as ``ganeval fid --json`` calls it with its defaults: the same keys and values."""
+        from ganeval.api import compute_metrics
 
-    demo.step("synthetic faces", make_sets)
-    demo.step("FID/KID on Inception pool3", fid_step("inception"))
-    demo.step("FID/KID on illustration2vec", fid_step("illust2vec"))
-    for title, fn in _later_steps(demo, sets, args):
-        demo.step(title, fn)
+        weights = self.args.inception_weights if features == "inception" else self.args.illust2vec_weights
+        return compute_metrics(str(a), b, features=features, weights=weights, device=self.args.device,
+                               num_workers=DEFAULT_WORKERS, on_warning=warn)
 
-    print(f"\nDemo finished: {len(demo.done)} step(s) ran, {len(demo.skipped)} skipped, {len(demo.failed)} failed. "
-          f"Outputs in {out.resolve()}")
-    for line in demo.skipped:
-        print(f"  skipped: {line}")
-    for line in demo.failed:
-        print(f"  FAILED: {line}")
-    if demo.report_html:
-        print(f"\nOpen the report: {demo.report_html}")
-    return 1 if demo.failed else 0
+    def fid(self, features: str) -> str:
+        rows = {other: self._metrics(self.faces["faces_a"], str(self.faces[other]), features)
+                for other in ("faces_b", "faces_a_blur1", "faces_a_blur2")}
+        atomic.write_text(self.out / f"fid_{features}.json", to_json(rows))
+        return "; ".join(f"A vs {k}: FID {v['fid']:.2f}, KID {v['kid_mean']:.4f}" for k, v in rows.items())
 
+    def train(self) -> str:
+        from ganeval.models.run import TrainRequest, plan_training, train
 
-def _fid_during_training(args, train_set: Path) -> list[str]:
-    """FID every quarter of the run when the Inception weights are already here (never downloads)."""
-    from ganeval.features.inception import INCEPTION_WEIGHTS  # torch: loaded when the demo runs, not at start-up
-    from ganeval.weights import locate_weights
-
-    try:
-        weights = locate_weights(INCEPTION_WEIGHTS, args.inception_weights, download=False)
-    except GanevalError:
-        return []
-    return ["--fid-every", str(max(1, args.train_steps // 4)), "--fid-ref", str(train_set),
-            "--fid-n", str(min(args.num, 500)), "--fid-weights", str(weights)]
-
-
-def _later_steps(demo: Demo, sets: dict[str, Path], args) -> list[tuple[str, Callable[[], str]]]:
-    """Train a small GAN on the faces, sample it, and ask whether it copies its training set."""
-    run_dir = demo.out / "dcgan-run"
-    samples = demo.out / "dcgan_samples.npz"
-
-    def train() -> str:
-        train_set = demo.out / "train_faces.npz"
-        atomic.save_npz(train_set, images=make_faces(args.train_faces, 32, seed=2, desc="training faces"))
-        sets["train"] = train_set
-        fid_args = _fid_during_training(args, train_set)
-        _cli(["train", "dcgan", "--data", str(train_set), "--out", str(run_dir), "--resolution", "32",
-              "--steps", str(args.train_steps), "--batch-size", "64", "--sample-every", str(max(1, args.train_steps // 6)),
-              "--device", demo.device] + fid_args)
-        tracked = ", fid.csv" if fid_args else "; no FID curve: Inception weights are not installed"
-        return (f"{args.train_steps} DCGAN steps at 32px on {args.train_faces} faces in {run_dir} "
+        args = self.args
+        atomic.save_npz(self.train_set, images=make_faces(args.train_faces, 32, seed=2, desc="training faces"))
+        fid_settings = _fid_during_training(args, self.train_set)
+        plan = plan_training(TrainRequest(
+            model="dcgan", data=str(self.train_set), out=str(self.run_dir), resolution=32, steps=args.train_steps,
+            batch_size=64, sample_every=max(1, args.train_steps // 6), num_workers=DEFAULT_WORKERS, **fid_settings))
+        outcome = train(plan, args.device, report=note)
+        if not outcome.finished:
+            raise GanevalError(f"training stopped at step {outcome.step} (signal {outcome.stop_signal})")
+        tracked = ", fid.csv" if fid_settings else "; no FID curve: Inception weights are not installed"
+        return (f"{args.train_steps} DCGAN steps at 32px on {args.train_faces} faces in {self.run_dir} "
                 f"(grids/, metrics.csv, checkpoint.pt{tracked})")
 
-    def sample() -> str:
-        _cli(["sample", str(run_dir / "checkpoint.pt"), "-n", str(args.num), "-o", str(samples), "--seed", "1",
-              "--device", demo.device])
-        return f"{args.num} samples in {samples}"
+    def sample(self) -> str:
+        from ganeval.models.samplewrite import write_samples
 
-    def nearest() -> str:
-        target = demo.out / "nearest"
-        res = _cli(["nearest", str(samples), str(sets["train"]), "-k", "4", "-o", str(target), "--json",
-                    "--device", demo.device]) or {}
+        write_samples(str(self.checkpoint), str(self.samples), self.args.num, seed=1, device=self.args.device)
+        return f"{self.args.num} samples in {self.samples}"
+
+    def nearest(self) -> str:
+        from ganeval.nearest.api import find_nearest
+
+        res = find_nearest(str(self.samples), str(self.train_set), k=4, outdir=str(self.nearest_dir),
+                           device=self.args.device, num_workers=DEFAULT_WORKERS, say=note)
         share = (res.get("copies") or {}).get("copy_share")
         extra = f"; share of samples with top-1 SSIM above the copy threshold: {share:.1%}" if isinstance(share, float) else ""
-        return f"SSIM nearest training faces of every sample in {target}{extra}"
+        return f"SSIM nearest training faces of every sample in {self.nearest_dir}{extra}"
 
-    def fid_generator() -> str:
-        res = _cli(["fid", str(sets["train"]), "--generator", str(run_dir / "checkpoint.pt"), "-n", str(args.num),
-                    "--json", "--device", demo.device]
-                   + (["--weights", args.inception_weights] if args.inception_weights else []))
-        atomic.write_text(demo.out / "fid_generator.json", json.dumps({"dcgan samples vs training faces": res}, indent=2))
-        return f"FID (Inception) of {args.num} generator samples against the training faces: {res['fid']:.2f}"
+    def fid_generator(self) -> str:
+        from ganeval.models.sampling import checkpoint_batches
 
-    study_dir = demo.out / "study"
+        n = self.args.num
+        # batch size 50 and seed 0: the defaults of `ganeval fid --generator`
+        res = self._metrics(self.train_set, checkpoint_batches(str(self.checkpoint), n, 50, 0, self.args.device))
+        atomic.write_text(self.out / "fid_generator.json", to_json({"dcgan samples vs training faces": res}))
+        return f"FID (Inception) of {n} generator samples against the training faces: {res['fid']:.2f}"
 
-    def study() -> str:
+    def study(self) -> str:
         from ganeval.study_app.build import build_study
         from ganeval.study_app.simulate import simulate_participants
         from ganeval.study_app.store import StudyStore
 
+        args, study_dir = self.args, self.study_dir
         # pool = one participant's share of each class: everyone judges the same images, as in the
         # original study (5 people x the same 24 images), so agreement between people is measurable
-        build_study(study_dir, str(sets["train"]), [str(samples)], labels=["dcgan"], trials=args.study_trials,
+        build_study(study_dir, str(self.train_set), [str(self.samples)], labels=["dcgan"], trials=args.study_trials,
                     attention=2, seed=0, title="ganeval demo: real or fake?", pool=(args.study_trials + 1) // 2)
         store = StudyStore.open(study_dir)
         try:
@@ -242,22 +213,62 @@ def _later_steps(demo: Demo, sets: dict[str, Path], args) -> list[tuple[str, Cal
                 f"in {study_dir} (real: training faces; fake: DCGAN samples); run it for people with "
                 f"`ganeval study run {study_dir}`")
 
-    def report() -> str:
-        cmd = ["report", "--study", str(study_dir), "-o", str(demo.out / "report"), "--bootstrap", str(args.bootstrap),
-               "--json"]
-        if (demo.out / "nearest" / "neighbours.csv").is_file():
-            cmd += ["--nearest", str(demo.out / "nearest")]
-        fid_files = [str(f) for f in sorted(demo.out.glob("fid_*.json"))]
-        cmd += (["--fid", *fid_files] if fid_files else []) + (["--runs", str(run_dir)] if run_dir.is_dir() else [])
-        res = _cli(cmd) or {}
-        demo.report_html = res.get("report_html")
-        return f"report: {res.get('report_html')}"
+    def report(self) -> str:
+        from ganeval.analysis.report import ReportInputs
+        from ganeval.cli.report import make_report
 
+        has_nearest = (self.nearest_dir / "neighbours.csv").is_file()
+        inp = ReportInputs(study=self.study_dir, nearest=self.nearest_dir if has_nearest else None,
+                           fid=sorted(self.out.glob("fid_*.json")),
+                           runs=[self.run_dir] if self.run_dir.is_dir() else [], bootstrap=self.args.bootstrap)
+        summary = make_report(inp, self.out / "report")
+        self.report_html = summary["report_html"]
+        return f"report: {self.report_html}"
+
+
+def run(args: argparse.Namespace) -> int:
+    out_dir = prepare_demo_dir(args.out, args.overwrite)
+    out = out_dir.path
+    demo = Demo(out_dir)
+    steps = DemoSteps(out, args)
+    demo.step("synthetic faces", steps.make_sets)
+    demo.step("FID/KID on Inception pool3", partial(steps.fid, "inception"))
+    demo.step("FID/KID on illustration2vec", partial(steps.fid, "illust2vec"))
+    for title, fn in _later_steps(steps):
+        demo.step(title, fn)
+
+    print(f"\nDemo finished: {len(demo.done)} step(s) ran, {len(demo.skipped)} skipped, {len(demo.failed)} failed. "
+          f"Outputs in {out.resolve()}")
+    for line in demo.skipped:
+        print(f"  skipped: {line}")
+    for line in demo.failed:
+        print(f"  FAILED: {line}")
+    if steps.report_html:
+        print(f"\nOpen the report: {steps.report_html}")
+    return 1 if demo.failed else 0
+
+
+def _fid_during_training(args: argparse.Namespace, train_set: Path) -> dict[str, Any]:
+    """TrainRequest's FID settings: FID every quarter of the run when the Inception weights are
+    already here (never downloads); none otherwise."""
+    from ganeval.features.inception import INCEPTION_WEIGHTS  # torch: loaded when the demo runs, not at start-up
+    from ganeval.weights import locate_weights
+
+    try:
+        weights = locate_weights(INCEPTION_WEIGHTS, args.inception_weights, download=False)
+    except GanevalError:
+        return {}
+    return {"fid_every": max(1, args.train_steps // 4), "fid_ref": str(train_set), "fid_n": min(args.num, 500),
+            "fid_weights": str(weights)}
+
+
+def _later_steps(steps: DemoSteps) -> list[tuple[str, Callable[[], str]]]:
+    """Train a small GAN on the faces, sample it, and ask whether it copies its training set."""
     return [
-        ("train a DCGAN briefly", train),
-        ("sample the generator", sample),
-        ("does it copy its training set? (SSIM nearest neighbours)", nearest),
-        ("FID straight from the generator", fid_generator),
-        ("a real-vs-fake study answered by simulated participants", study),
-        ("the report (statistics, plots, executed notebook, HTML)", report),
+        ("train a DCGAN briefly", steps.train),
+        ("sample the generator", steps.sample),
+        ("does it copy its training set? (SSIM nearest neighbours)", steps.nearest),
+        ("FID straight from the generator", steps.fid_generator),
+        ("a real-vs-fake study answered by simulated participants", steps.study),
+        ("the report (statistics, plots, executed notebook, HTML)", steps.report),
     ]

@@ -3,9 +3,8 @@ sets, statistics files or a generator."""
 from __future__ import annotations
 
 import argparse
-from pathlib import Path
 
-from ganeval.api import DEFAULT_METRICS, METRICS, Batches, compute_metrics
+from ganeval.api import DEFAULT_METRICS, METRICS, compute_metrics
 from ganeval.cli.common import HelpFormatter, add_device_args, add_loader_args, emit_json, note, positive_int, warn
 from ganeval.distributed import setup, teardown
 from ganeval.errors import BadInput
@@ -64,17 +63,6 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=run)
 
 
-def _generator_side(args, device) -> Batches:
-    from ganeval.models.sampling import generate_uint8_batches
-
-    def share(start: int, count: int):
-        return generate_uint8_batches(args.generator, count, args.batch_size, args.seed, device,
-                                      truncation=args.truncation, start=start)
-
-    return Batches(lambda: share(0, args.num_samples), f"generator {Path(args.generator).name}", args.num_samples,
-                   make_share=share)
-
-
 def run(args) -> int:
     if len(args.inputs) + (1 if args.generator else 0) > 2:
         raise BadInput("give two inputs (or one input with --generator)")
@@ -89,7 +77,12 @@ def run(args) -> int:
 
 
 def _measure(args, device, world) -> int:
-    sides = list(args.inputs) + ([_generator_side(args, device)] if args.generator else [])
+    sides = list(args.inputs)
+    if args.generator:
+        from ganeval.models.sampling import checkpoint_batches
+
+        sides.append(checkpoint_batches(args.generator, args.num_samples, args.batch_size, args.seed, device,
+                                        truncation=args.truncation))
     result = compute_metrics(
         sides[0], sides[1] if len(sides) > 1 else None, args.metrics,
         features=args.features, weights=args.weights, device=device, resize=args.resize, fast=args.fast,

@@ -5,11 +5,10 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 from pathlib import Path
 
-from ganeval.cli.common import (HelpFormatter, add_device_args, add_output_args, emit_json, nonneg_int, note,
-                                positive_int)
+from ganeval.cli.common import (DEFAULT_WORKERS, HelpFormatter, add_device_args, add_output_args, emit_json,
+                                nonneg_int, note, positive_int)
 from ganeval.errors import BadInput
 from ganeval.features.registry import FEATURES
 from ganeval.models.flags import FAMILY_FLAGS
@@ -84,7 +83,7 @@ def register(subparsers) -> None:
     p.add_argument("--channels", type=int, help="3 for colour, 1 for grayscale (default 3)")
     add_device_args(p)
     p.add_argument("--seed", type=int, help="seed for weights, data order and noise (default 0)")
-    p.add_argument("--num-workers", type=nonneg_int, default=min(4, os.cpu_count() or 1),
+    p.add_argument("--num-workers", type=nonneg_int, default=DEFAULT_WORKERS,
                    help="decoding workers")
     p.add_argument("--ckpt-every", type=positive_int, help="checkpoint interval in steps (default 1000)")
     p.add_argument("--sample-every", type=positive_int, help="sample-grid interval in steps (default 500)")

@@ -29,8 +29,6 @@ from ganeval.errors import BadInput
 from ganeval.features.registry import FEATURES
 from ganeval.nearest.api import find_nearest
 from ganeval.nearest.pipeline import DEFAULT_COPY_THRESHOLD, is_main_process
-from ganeval.nearest.pipeline import OUTPUT_NAMES
-from ganeval.outputs import prepare_output_dir
 
 EXAMPLES = """examples:
   ganeval nearest generated/ train.zip -k 4 -o nn-out           top-4 SSIM neighbours, all outputs
@@ -95,18 +93,13 @@ def register(sub: argparse._SubParsersAction) -> None:
 def run(args) -> int:
     if args.shortlist is not None and args.candidates is not None and args.shortlist > args.candidates:
         raise BadInput(f"--shortlist {args.shortlist} exceeds --candidates {args.candidates}")
-    output = None
-    if args.outdir:
-        output = prepare_output_dir(args.outdir, "nearest", [args.generated, args.train, args.test], args.overwrite,
-                                    reserve=OUTPUT_NAMES, defer=True)
     summary = find_nearest(
-        say=note, generated=args.generated, train=args.train, outdir=args.outdir, k=args.k, gray=args.gray,
-        space=args.space, weights=args.weights,
+        say=note, generated=args.generated, train=args.train, outdir=args.outdir, overwrite=args.overwrite,
+        k=args.k, gray=args.gray, space=args.space, weights=args.weights,
         exact=args.exact, candidates=args.candidates, shortlist=args.shortlist, check_recall=args.check_recall,
         copy_threshold=args.copy_threshold, mean_all=args.mean_all, test=args.test, cells=args.cells,
         contact_sheets=args.contact_sheets, pca=args.pca, rebuild=args.rebuild, device=args.device,
         batch_size=args.batch_size, num_workers=args.num_workers, strict=args.strict, seed=args.seed,
-        output=output,
     )
     if not is_main_process():  # torchrun: rank 0 reports
         return 0

@@ -4,10 +4,14 @@ tables as CSV/JSON. Sections whose inputs are not given are left out."""
 from __future__ import annotations
 
 import argparse
-import time
+from functools import partial
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from ganeval.cli.common import HelpFormatter, add_output_args, emit_json, nonneg_int, note, warn
+
+if TYPE_CHECKING:
+    from ganeval.analysis.report import ReportInputs
 
 EXAMPLES = """examples:
   ganeval report --study study/ -o report/                       the human study only
@@ -59,51 +63,36 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args) -> int:
-    from ganeval.analysis import notebook
-    from ganeval.analysis.report import ReportInputs, build
+    from ganeval.analysis.report import ReportInputs
 
     inp = ReportInputs(study=args.study, responses=args.responses, nearest=args.nearest, fid=list(args.fid),
                        runs=list(args.runs), seed=args.seed, bootstrap=args.bootstrap, include_all=args.include_all)
-    from ganeval.outputs import prepare_output_dir
-
     out: Path = args.out
-    folder = prepare_output_dir(out, "report", [args.study, args.responses, args.nearest, *args.fid, *args.runs],
-                                args.overwrite, reserve=("report.ipynb", "report.html", "stats.json", "figures/*",
-                                                         "tables/*", "*.png", "*.csv"), defer=True)
-    judgments = None
-    if args.study:  # the study app reads its database; analysis reads the exported CSV
+    summary = make_report(inp, out, overwrite=args.overwrite, execute=not args.no_execute, timeout=args.timeout)
+    if args.json:
+        emit_json({k: v for k, v in summary.items()
+                   if k in ("inputs", "files", "caveats", "seconds", "report_html", "report_ipynb")})
+    elif args.no_execute:
+        note(f"wrote {out / 'report.ipynb'} (not executed; no report.html) and {len(summary['files'])} tables/figures")
+    else:
+        print(f"report: {summary['report_html']}")
+        print(f"notebook: {summary['report_ipynb']}  (tables/, figures/, stats.json beside it)")
+    return 0
+
+
+def make_report(inp: ReportInputs, out: Path, *, overwrite: bool = False, execute: bool = True,
+                timeout: int = 600) -> dict:
+    """The report job, for ``ganeval report`` and ``ganeval demo``: analysis writes the report
+    and the study app exports the judgments it reads (only this layer may join the two)."""
+    from ganeval.analysis.report import prepare_report_dir, write_report
+
+    folder = prepare_report_dir(inp, out, overwrite)
+    study_responses = None
+    if inp.study:
         from ganeval.study_app.export import write_csv
         from ganeval.study_app.store import export_study
 
-        judgments = export_study(args.study)  # a folder that is no study fails here, before any write
-    t0 = time.perf_counter()
-    folder.open()
-    if judgments is not None:
-        inp.study_responses = write_csv(judgments, out / "tables" / "study_responses.csv")
-    summary = build(inp, out)
-    study = summary.get("study") or {}
-    nb = notebook.build_notebook(inp, study.get("overview"), summary["caveats"],
-                                 (study.get("screening") or {}).get("sentence"))
-    if study.get("screening"):
-        note(study["screening"]["sentence"])
-    for caveat in summary["caveats"]:
-        warn(f"caveat: {caveat}")
-    t1 = time.perf_counter()
-    if args.no_execute:
-        notebook.write_notebook(nb, out / "report.ipynb")
-        note(f"wrote {out / 'report.ipynb'} (not executed; no report.html) and {len(summary['files'])} tables/figures")
-    else:
-        nb = notebook.execute(nb, out.resolve(), timeout=args.timeout)
-        notebook.write_notebook(nb, out / "report.ipynb")
-        notebook.export_html(nb, out / "report.html")
-    folder.record_new()
-    t2 = time.perf_counter()
-    summary["seconds"] = {"statistics_and_figures": round(t1 - t0, 2), "notebook": round(t2 - t1, 2)}
-    if args.json:
-        emit_json({k: v for k, v in summary.items() if k in ("inputs", "files", "seconds", "caveats")}
-                  | {"report_html": None if args.no_execute else str((out / "report.html").resolve()),
-                     "report_ipynb": str((out / "report.ipynb").resolve())})
-    elif not args.no_execute:
-        print(f"report: {(out / 'report.html').resolve()}")
-        print(f"notebook: {(out / 'report.ipynb').resolve()}  (tables/, figures/, stats.json beside it)")
-    return 0
+        judgments = export_study(inp.study)  # a folder that is no study fails here, before any write
+        study_responses = partial(write_csv, judgments)
+    return write_report(inp, folder, execute=execute, timeout=timeout, study_responses=study_responses,
+                        say=note, caution=warn)

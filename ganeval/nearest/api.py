@@ -15,7 +15,8 @@ import torch
 
 from ganeval.images import signed_to_uint8
 from ganeval.errors import BadInput
-from ganeval.nearest.pipeline import NearestOptions, run_nearest_full
+from ganeval.nearest.pipeline import OUTPUT_NAMES, NearestOptions, run_nearest_full
+from ganeval.outputs import prepare_output_dir
 from ganeval.sources import ArraySource, Source
 
 Images = Union[str, os.PathLike, np.ndarray, torch.Tensor, Source, Callable[[torch.Tensor], torch.Tensor],
@@ -91,8 +92,8 @@ def as_source(images: Images, what: str, n: int | None = None, latent_size: int 
 
 
 def find_nearest(generated: Images, train: Images, k: int = 4, *, space: str = "ssim", n: int | None = None,
-                 latent_size: int | None = None, outdir: str | os.PathLike | None = None, device: str = "auto",
-                 seed: int = 0, batch_size: int = 64, verbose: bool = False,
+                 latent_size: int | None = None, outdir: str | os.PathLike | None = None, overwrite: bool = False,
+                 device: str = "auto", seed: int = 0, batch_size: int = 64, verbose: bool = False,
                  say: Callable[[str], None] | None = None, **options: Any) -> NearestResult:
     """Each generated image's ``k`` nearest training images, as ``ganeval nearest`` finds them.
 
@@ -102,6 +103,8 @@ def find_nearest(generated: Images, train: Images, k: int = 4, *, space: str = "
     or a feature network (cosine). ``options``: any other field of
     :class:`~ganeval.nearest.pipeline.NearestOptions` (``exact``, ``candidates``, ``check_recall``,
     ``test``, ``gray``, …). Without ``outdir`` nothing is written except the cached index.
+    ``outdir`` follows the output policy of ``ganeval nearest -o``, checked before the work: a
+    non-empty folder needs ``overwrite``, which replaces only what an earlier run wrote there.
     Progress notes go to ``say`` (the CLI passes its printer), or to stdout with ``verbose``.
 
     >>> result = find_nearest(fake_uint8, "train.zip", k=4)          # doctest: +SKIP
@@ -113,6 +116,9 @@ def find_nearest(generated: Images, train: Images, k: int = 4, *, space: str = "
     unknown = sorted(set(options) - {f.name for f in fields(NearestOptions)})
     if unknown:
         raise BadInput(f"find_nearest: unknown option(s) {', '.join(unknown)}")
+    if outdir is not None and options.get("output") is None:
+        inputs = [x for x in (generated, train, options.get("test")) if isinstance(x, (str, os.PathLike))]
+        options["output"] = prepare_output_dir(outdir, "nearest", inputs, overwrite, reserve=OUTPUT_NAMES, defer=True)
     sample_device = resolve_device(device)
     opts = NearestOptions(
         generated=as_source(generated, "generated", n, latent_size, batch_size, seed, sample_device),
