@@ -15,6 +15,7 @@ import numpy as np
 import torch
 
 from ganeval import atomic
+from ganeval.allocator import reuse_freed_blocks
 from ganeval.cache import cache_dir, settings_key
 from ganeval.distributed import World, all_flags, gather_objects, gather_rows, shard_range
 from ganeval.errors import BadInput
@@ -104,7 +105,8 @@ def extract_features(extractor: FeatureExtractor, batches: Iterable[torch.Tensor
     """Run uint8 N×H×W×3 batches through the network; returns float32 N×D."""
     extractor = extractor.to(device).eval()
     out = []
-    with full_precision_matmul():
+    on_cpu = torch.device(device).type == "cpu"
+    with full_precision_matmul(), (reuse_freed_blocks() if on_cpu else contextlib.nullcontext()):
         for images in batches:
             x = images.to(device, non_blocking=True).permute(0, 3, 1, 2)
             out.append(extractor(x).float().cpu().numpy())

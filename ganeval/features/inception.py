@@ -18,6 +18,7 @@ from torch.nn.utils.fusion import fuse_conv_bn_eval
 from ganeval.compat import import_torchvision
 from ganeval.errors import BadInput
 from ganeval.features.base import ExtractorInfo, FeatureExtractor
+from ganeval.features.pools import avg_pool3_valid, max_pool3
 from ganeval.weights import WeightSpec, file_sha256, load_state_dict, locate_weights
 
 _tv_inception = import_torchvision().models.inception
@@ -30,9 +31,9 @@ INCEPTION_WEIGHTS = WeightSpec(
     how_to_get="download pt_inception-2015-12-05-6726825d.pth from the pytorch-fid release 'fid_weights' on a machine with internet.",
 )
 
-# the 2015 graph averages over valid pixels only
-_avg_pool_valid = partial(F.avg_pool2d, kernel_size=3, stride=1, padding=1, count_include_pad=False)
-_max_pool_same = partial(F.max_pool2d, kernel_size=3, stride=1, padding=1)
+# the 2015 graph averages over valid pixels only; pools.py computes PyTorch's pools bit for bit
+_avg_pool_valid = avg_pool3_valid
+_max_pool_same = partial(max_pool3, stride=1, padding=1)
 
 
 class MixedA(_tv_inception.InceptionA):
@@ -45,6 +46,12 @@ class MixedA(_tv_inception.InceptionA):
         ]
 
 
+class MixedB(_tv_inception.InceptionB):
+    def _forward(self, x: torch.Tensor) -> list[torch.Tensor]:
+        bd = self.branch3x3dbl_3(self.branch3x3dbl_2(self.branch3x3dbl_1(x)))
+        return [self.branch3x3(x), bd, max_pool3(x, stride=2)]
+
+
 class MixedC(_tv_inception.InceptionC):
     def _forward(self, x: torch.Tensor) -> list[torch.Tensor]:
         b7 = self.branch7x7_3(self.branch7x7_2(self.branch7x7_1(x)))
@@ -53,6 +60,15 @@ class MixedC(_tv_inception.InceptionC):
                      self.branch7x7dbl_4, self.branch7x7dbl_5):
             b7dbl = conv(b7dbl)
         return [self.branch1x1(x), b7, b7dbl, self.branch_pool(_avg_pool_valid(x))]
+
+
+class MixedD(_tv_inception.InceptionD):
+    def _forward(self, x: torch.Tensor) -> list[torch.Tensor]:
+        b3 = self.branch3x3_2(self.branch3x3_1(x))
+        b7 = x
+        for conv in (self.branch7x7x3_1, self.branch7x7x3_2, self.branch7x7x3_3, self.branch7x7x3_4):
+            b7 = conv(b7)
+        return [b3, b7, max_pool3(x, stride=2)]
 
 
 class MixedE(_tv_inception.InceptionE):
@@ -83,20 +99,20 @@ class FIDInceptionNet(nn.Module):
         self.Mixed_5b = MixedA(192, pool_features=32)
         self.Mixed_5c = MixedA(256, pool_features=64)
         self.Mixed_5d = MixedA(288, pool_features=64)
-        self.Mixed_6a = _tv_inception.InceptionB(288)
+        self.Mixed_6a = MixedB(288)
         self.Mixed_6b = MixedC(768, channels_7x7=128)
         self.Mixed_6c = MixedC(768, channels_7x7=160)
         self.Mixed_6d = MixedC(768, channels_7x7=160)
         self.Mixed_6e = MixedC(768, channels_7x7=192)
-        self.Mixed_7a = _tv_inception.InceptionD(768)
+        self.Mixed_7a = MixedD(768)
         self.Mixed_7b = MixedE(1280, pool=_avg_pool_valid)
         self.Mixed_7c = MixedE(2048, pool=_max_pool_same)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = self.Conv2d_2b_3x3(self.Conv2d_2a_3x3(self.Conv2d_1a_3x3(x)))
-        x = F.max_pool2d(x, kernel_size=3, stride=2)
+        x = max_pool3(x, stride=2)
         x = self.Conv2d_4a_3x3(self.Conv2d_3b_1x1(x))
-        x = F.max_pool2d(x, kernel_size=3, stride=2)
+        x = max_pool3(x, stride=2)
         for name in ("5b", "5c", "5d", "6a", "6b", "6c", "6d", "6e", "7a", "7b", "7c"):
             x = getattr(self, f"Mixed_{name}")(x)
         return torch.flatten(F.adaptive_avg_pool2d(x, 1), 1)
