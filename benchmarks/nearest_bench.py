@@ -119,15 +119,18 @@ def skimage_per_pair(images: np.ndarray, pairs: int, seed: int = 0) -> float:
     return (time.perf_counter() - t) / pairs
 
 
-def run_child(gen: Path, train: Path, k: int, home: Path, exhaustive_queries: int, seed: int) -> dict:
-    cmd = [sys.executable, __file__, "--_measure", json.dumps([str(gen), str(train), k, str(home),
-                                                              exhaustive_queries, seed])]
+def _child(mode: str, *payload) -> dict:
+    cmd = [sys.executable, __file__, mode, json.dumps(list(payload))]
     env = dict(os.environ, GANEVAL_QUIET="1", PYTHONPATH=str(ROOT))
     res = subprocess.run(cmd, capture_output=True, text=True, env=env)
     if res.returncode != 0:
         sys.stderr.write(res.stderr)
-        raise SystemExit(f"measurement failed ({res.returncode})")
+        raise SystemExit(f"{mode} failed ({res.returncode})")
     return json.loads(res.stdout.strip().splitlines()[-1])
+
+
+def run_child(gen: Path, train: Path, k: int, home: Path, exhaustive_queries: int, seed: int) -> dict:
+    return _child("--_measure", str(gen), str(train), k, str(home), exhaustive_queries, seed)
 
 
 # ------------------------------------------------------------------ data
@@ -229,16 +232,6 @@ def run_config_child(queries: str, train: str, home: str, cfg: dict, out: str) -
     seconds = time.perf_counter() - start
     np.save(out, nb.score)
     return {"seconds": seconds}
-
-
-def _child(mode: str, *payload) -> dict:
-    cmd = [sys.executable, __file__, mode, json.dumps(list(payload))]
-    env = dict(os.environ, GANEVAL_QUIET="1", PYTHONPATH=str(ROOT))
-    res = subprocess.run(cmd, capture_output=True, text=True, env=env)
-    if res.returncode != 0:
-        sys.stderr.write(res.stderr)
-        raise SystemExit(f"{mode} failed")
-    return json.loads(res.stdout.strip().splitlines()[-1])
 
 
 def export_tree(rev: str, dest: Path) -> str:
@@ -391,13 +384,7 @@ def main() -> None:
         print("|---|---|---|---|---|---|---|---|")
         for n in args.ivf or [100_000, 200_000]:
             with tempfile.TemporaryDirectory() as home:
-                cmd = [sys.executable, __file__, "--_ivf", json.dumps([str(faces), n, 200, home])]
-                env = dict(os.environ, GANEVAL_QUIET="1", PYTHONPATH=str(ROOT))
-                res = subprocess.run(cmd, capture_output=True, text=True, env=env)
-            if res.returncode != 0:
-                sys.stderr.write(res.stderr)
-                raise SystemExit("ivf measurement failed")
-            m = json.loads(res.stdout.strip().splitlines()[-1])
+                m = _child("--_ivf", str(faces), n, 200, home)
             for kind in ("flat", "ivf"):
                 e = m[kind]
                 print(f"| {n:,} ({m['distinct_faces']:,} distinct faces) | {e['kind']} | {e['build_s']:.1f} | "
