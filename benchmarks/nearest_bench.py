@@ -40,11 +40,12 @@ sys.path.insert(0, str(ROOT))
 
 REAL_DEFAULT = ROOT.parent / "shared" / "data" / "anime-faces-96px-10k.zip"
 SWEEP = (128, 256, 512, 1024, 2048)
+OLD_DEFAULT_REV = "5009c54"  # the last revision with the pooled embedding and 1,024 candidates
 # --compare: settings side by side (same machine, same run, interleaved); put a candidate new
 # default next to the current one here or with --configs; "tree": a git revision whose code runs it
 COMPARE_CONFIGS = {"new default (512 candidates)": {"candidates": 512, "shortlist": 32, "spec": {}},
-                   "old default (main: 1024, pooled embedding)": {"candidates": 1024, "shortlist": 32, "spec": {},
-                                                                  "tree": "main"}}
+                   "old default (1024, pooled embedding)": {"candidates": 1024, "shortlist": 32, "spec": {},
+                                                            "tree": OLD_DEFAULT_REV}}
 
 
 def peak_rss_mb() -> float:
