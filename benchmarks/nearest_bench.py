@@ -40,10 +40,12 @@ sys.path.insert(0, str(ROOT))
 
 REAL_DEFAULT = ROOT.parent / "shared" / "data" / "anime-faces-96px-10k.zip"
 SWEEP = (128, 256, 512, 1024, 2048)
+OLD_DEFAULT_REV = "5009c54"  # the last revision with the pooled embedding and 1,024 candidates
 # --compare: settings side by side (same machine, same run, interleaved); put a candidate new
-# default next to the current one here or with --configs
-COMPARE_CONFIGS = {"default (1024 candidates)": {"candidates": 1024, "shortlist": 32, "spec": {}},
-                   "--candidates 2048": {"candidates": 2048, "shortlist": 32, "spec": {}}}
+# default next to the current one here or with --configs; "tree": a git revision whose code runs it
+COMPARE_CONFIGS = {"new default (512 candidates)": {"candidates": 512, "shortlist": 32, "spec": {}},
+                   "old default (1024, pooled embedding)": {"candidates": 1024, "shortlist": 32, "spec": {},
+                                                            "tree": OLD_DEFAULT_REV}}
 
 
 def peak_rss_mb() -> float:
@@ -118,15 +120,18 @@ def skimage_per_pair(images: np.ndarray, pairs: int, seed: int = 0) -> float:
     return (time.perf_counter() - t) / pairs
 
 
-def run_child(gen: Path, train: Path, k: int, home: Path, exhaustive_queries: int, seed: int) -> dict:
-    cmd = [sys.executable, __file__, "--_measure", json.dumps([str(gen), str(train), k, str(home),
-                                                              exhaustive_queries, seed])]
+def _child(mode: str, *payload) -> dict:
+    cmd = [sys.executable, __file__, mode, json.dumps(list(payload))]
     env = dict(os.environ, GANEVAL_QUIET="1", PYTHONPATH=str(ROOT))
     res = subprocess.run(cmd, capture_output=True, text=True, env=env)
     if res.returncode != 0:
         sys.stderr.write(res.stderr)
-        raise SystemExit(f"measurement failed ({res.returncode})")
+        raise SystemExit(f"{mode} failed ({res.returncode})")
     return json.loads(res.stdout.strip().splitlines()[-1])
+
+
+def run_child(gen: Path, train: Path, k: int, home: Path, exhaustive_queries: int, seed: int) -> dict:
+    return _child("--_measure", str(gen), str(train), k, str(home), exhaustive_queries, seed)
 
 
 # ------------------------------------------------------------------ data
@@ -188,42 +193,63 @@ def rows_for(name: str, m: dict, k: int, naive_pair: float) -> list[str]:
 
 # ------------------------------------------------------------------ old vs new default, interleaved
 
-def compare_child(queries: str, train: str, size: int, home: str, truth_queries: int, rounds: int,
-                  configs: dict) -> dict:
-    """Each config's search over all queries, ``rounds`` times interleaved (config A, B, A, B…) so
-    that the load of a shared machine hits them alike; recall against exhaustive exact SSIM on
-    the first ``truth_queries`` queries (exhaustive is timed on them too)."""
+def _use_tree(tree: str) -> None:
+    """Import ganeval from ``tree`` (an exported older revision) instead of this checkout."""
+    if tree:
+        sys.path.insert(0, tree)
+        for name in [m for m in sys.modules if m == "ganeval" or m.startswith("ganeval.")]:
+            del sys.modules[name]
+
+
+def truth_child(queries: str, train: str, home: str, truth_queries: int, out: str) -> dict:
+    """Exhaustive exact top-4 of the first ``truth_queries`` queries (this checkout's SSIM)."""
+    os.environ["GANEVAL_HOME"] = home
+    from ganeval.nearest.index import IndexSettings, open_index
+    from ganeval.nearest.search import Searcher
+    from ganeval.sources import ArraySource
+
+    index = open_index(ArraySource(Path(train), np.load(train)), IndexSettings())
+    start = time.perf_counter()
+    truth = Searcher(index).exhaustive(np.load(queries)[:truth_queries], 4)
+    np.save(out, truth.score)
+    return {"exhaustive_s_per_query": (time.perf_counter() - start) / truth_queries}
+
+
+def run_config_child(queries: str, train: str, home: str, cfg: dict, out: str) -> dict:
+    """One config's search over every query (with ``cfg["tree"]``: that revision's code);
+    only the search is timed, the index is built (once per config) before."""
+    _use_tree(cfg.get("tree_path", ""))
     os.environ["GANEVAL_HOME"] = home
     from ganeval.nearest.embed import EmbedSpec
     from ganeval.nearest.index import IndexSettings, open_index
-    from ganeval.nearest.search import Searcher, recall_at
+    from ganeval.nearest.search import Searcher
     from ganeval.sources import ArraySource
 
+    index = open_index(ArraySource(Path(train), np.load(train)), IndexSettings(spec=EmbedSpec(**cfg.get("spec", {}))))
+    searcher = Searcher(index)
     q = np.load(queries)
-    t = np.load(train)
-    searchers = {}
-    for name, cfg in configs.items():
-        index = open_index(ArraySource(Path(train), t), IndexSettings(spec=EmbedSpec(**cfg.get("spec", {}))))
-        searchers[name] = (Searcher(index), cfg)
-    first = next(iter(searchers.values()))[0]
     start = time.perf_counter()
-    truth = first.exhaustive(q[:truth_queries], 4)
-    out = {"size": size, "queries": len(q), "train": len(t), "truth_queries": truth_queries,
-           "exhaustive_s_per_query": (time.perf_counter() - start) / truth_queries, "configs": {}}
-    for r in range(rounds):
-        for name, (searcher, cfg) in searchers.items():
-            start = time.perf_counter()
-            nb = searcher.cascade(q, 4, cfg["candidates"], cfg.get("shortlist"))
-            seconds = time.perf_counter() - start
-            entry = out["configs"].setdefault(name, {"seconds": [], **cfg})
-            entry["seconds"].append(seconds)
-            sub = nb.take(np.arange(truth_queries))
-            entry["recall@1"], entry["recall@4"] = recall_at(sub, truth, 1), recall_at(sub, truth, 4)
-    return out
+    nb = searcher.cascade(q, 4, cfg["candidates"], cfg.get("shortlist"))
+    seconds = time.perf_counter() - start
+    np.save(out, nb.score)
+    return {"seconds": seconds}
+
+
+def export_tree(rev: str, dest: Path) -> str:
+    """``git archive`` of revision ``rev`` into ``dest`` (no worktree is touched)."""
+    dest.mkdir(parents=True, exist_ok=True)
+    archive = subprocess.run(["git", "-C", str(ROOT), "archive", rev, "ganeval"], capture_output=True, check=True)
+    subprocess.run(["tar", "-x", "-C", str(dest)], input=archive.stdout, check=True)
+    return str(dest)
 
 
 def compare(args) -> None:
-    """Old vs new default on real faces at 64 and 96 px (nothing derived from them is kept)."""
+    """Configs side by side on real faces at each size: each search runs in its own process,
+    rounds interleaved (A, B, A, B…) so that the load of a shared machine hits them alike;
+    recall against exhaustive exact SSIM on the first ``--real-exhaustive-queries`` queries.
+    A config with ``"tree": REV`` runs revision REV's code (e.g. the old default on main).
+    Nothing derived from the real faces is kept."""
+    from ganeval.nearest.search import Neighbours, recall_at
     from ganeval.resample import resize_rgb
     from ganeval.sources import open_source
 
@@ -232,25 +258,33 @@ def compare(args) -> None:
     perm = np.random.default_rng(0).permutation(len(images))
     print("| size | config | search s (each round) | recall@1 | recall@4 | exhaustive s/query |")
     print("|---|---|---|---|---|---|")
-    for size in args.sizes:
-        with tempfile.TemporaryDirectory() as tmp:
-            imgs = images if size == images.shape[1] else np.stack([resize_rgb(i, (size, size)) for i in images])
-            np.save(Path(tmp) / "q.npy", imgs[perm[: args.queries]])
-            np.save(Path(tmp) / "t.npy", imgs[perm[args.queries:]])
-            cmd = [sys.executable, __file__, "--_compare", json.dumps(
-                [str(Path(tmp) / "q.npy"), str(Path(tmp) / "t.npy"), size, str(Path(tmp) / "home"),
-                 args.real_exhaustive_queries, args.rounds, configs])]
-            env = dict(os.environ, GANEVAL_QUIET="1", PYTHONPATH=str(ROOT))
-            res = subprocess.run(cmd, capture_output=True, text=True, env=env)
-            if res.returncode != 0:
-                sys.stderr.write(res.stderr)
-                raise SystemExit("comparison failed")
-            m = json.loads(res.stdout.strip().splitlines()[-1])
-        for name, c in m["configs"].items():
-            secs = ", ".join(f"{v:.1f}" for v in c["seconds"])
-            print(f"| {size} px, {m['queries']}×{m['train']} | {name} | {secs} | {c['recall@1']:.4f} | "
-                  f"{c['recall@4']:.4f} | {m['exhaustive_s_per_query']:.2f} ({m['truth_queries']} queries) |",
-                  flush=True)
+    with tempfile.TemporaryDirectory() as trees:
+        for cfg in configs.values():
+            if cfg.get("tree"):
+                cfg["tree_path"] = export_tree(cfg["tree"], Path(trees) / cfg["tree"].replace("/", "_"))
+        for size in args.sizes:
+            with tempfile.TemporaryDirectory() as tmp:
+                work = Path(tmp)
+                imgs = images if size == images.shape[1] else np.stack([resize_rgb(i, (size, size)) for i in images])
+                qf, tf, home = work / "q.npy", work / "t.npy", str(work / "home")
+                np.save(qf, imgs[perm[: args.queries]])
+                np.save(tf, imgs[perm[args.queries:]])
+                nt = args.real_exhaustive_queries
+                m = _child("--_truth", str(qf), str(tf), home, nt, str(work / "truth.npy"))
+                truth = Neighbours(np.zeros((nt, 4), np.int64), np.load(work / "truth.npy"), "exhaustive")
+                results: dict = {name: {"seconds": []} for name in configs}
+                for _ in range(args.rounds):
+                    for name, cfg in configs.items():
+                        r = _child("--_run", str(qf), str(tf), home, cfg, str(work / "found.npy"))
+                        found = Neighbours(np.zeros((nt, 4), np.int64), np.load(work / "found.npy")[:nt], "cascade")
+                        results[name]["seconds"].append(r["seconds"])
+                        results[name]["recall@1"] = recall_at(found, truth, 1)
+                        results[name]["recall@4"] = recall_at(found, truth, 4)
+            for name, c in results.items():
+                secs = ", ".join(f"{v:.1f}" for v in c["seconds"])
+                print(f"| {size} px, {args.queries}×{len(images) - args.queries} | {name} | {secs} | "
+                      f"{c['recall@1']:.4f} | {c['recall@4']:.4f} | {m['exhaustive_s_per_query']:.2f} ({nt} queries) |",
+                      flush=True)
 
 
 # ------------------------------------------------------------------ the compressed index at scale
@@ -311,7 +345,7 @@ def main() -> None:
                     help="where synthetic sets are kept between runs")
     ap.add_argument("--compare", action="store_true",
                     help="only: old vs new default on the real faces, interleaved (see --configs)")
-    ap.add_argument("--configs", default=json.dumps(COMPARE_CONFIGS), help="JSON {name: {candidates, shortlist, spec}}")
+    ap.add_argument("--configs", default=json.dumps(COMPARE_CONFIGS), help="JSON {name: {candidates, shortlist, spec, tree}}")
     ap.add_argument("--sizes", type=int, nargs="+", default=[64, 96])
     ap.add_argument("--rounds", type=int, default=2)
     ap.add_argument("--ivf", type=int, nargs="*", default=None, metavar="N",
@@ -319,13 +353,17 @@ def main() -> None:
     ap.add_argument("--faces", type=Path, default=None, help="--ivf: an .npy of 32 px synthetic faces to start from")
     ap.add_argument("--_measure", help=argparse.SUPPRESS)
     ap.add_argument("--_ivf", help=argparse.SUPPRESS)
-    ap.add_argument("--_compare", help=argparse.SUPPRESS)
+    ap.add_argument("--_truth", help=argparse.SUPPRESS)
+    ap.add_argument("--_run", help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args._measure:
         print(json.dumps(measure(*json.loads(args._measure))))
         return
-    if args._compare:
-        print(json.dumps(compare_child(*json.loads(args._compare))))
+    if args._truth:
+        print(json.dumps(truth_child(*json.loads(args._truth))))
+        return
+    if args._run:
+        print(json.dumps(run_config_child(*json.loads(args._run))))
         return
     if args._ivf:
         print(json.dumps(ivf_child(*json.loads(args._ivf))))
@@ -347,13 +385,7 @@ def main() -> None:
         print("|---|---|---|---|---|---|---|---|")
         for n in args.ivf or [100_000, 200_000]:
             with tempfile.TemporaryDirectory() as home:
-                cmd = [sys.executable, __file__, "--_ivf", json.dumps([str(faces), n, 200, home])]
-                env = dict(os.environ, GANEVAL_QUIET="1", PYTHONPATH=str(ROOT))
-                res = subprocess.run(cmd, capture_output=True, text=True, env=env)
-            if res.returncode != 0:
-                sys.stderr.write(res.stderr)
-                raise SystemExit("ivf measurement failed")
-            m = json.loads(res.stdout.strip().splitlines()[-1])
+                m = _child("--_ivf", str(faces), n, 200, home)
             for kind in ("flat", "ivf"):
                 e = m[kind]
                 print(f"| {n:,} ({m['distinct_faces']:,} distinct faces) | {e['kind']} | {e['build_s']:.1f} | "

@@ -64,8 +64,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--weights", default=None, help="weight file of the --space network (default: cache or download)")
     p.add_argument("--exact", action="store_true", help="exhaustive SSIM against every training image (slow)")
     p.add_argument("--candidates", type=positive_int, default=None,
-                   help="FAISS candidates per query (default max(1024, 256k); 2048 for recall@4 ≥ 0.99 "
-                        "on real faces, see ganeval/nearest/search.py)")
+                   help="FAISS candidates per query (default max(512, 128k); measured recall on real "
+                        "faces in ganeval/nearest/search.py)")
     p.add_argument("--shortlist", type=positive_int, default=None,
                    help="candidates scored exactly after the strided-SSIM screen (default max(32, 8k))")
     p.add_argument("--check-recall", type=nonneg_int, default=0, metavar="N",

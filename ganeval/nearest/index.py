@@ -8,8 +8,9 @@ streams the set in chunks into memory-mapped files, so memory stays bounded:
 * ``planes.npy``: N×3×H×W uint8 (100k 64×64 images: 1.2 GB on disk);
 * ``screen.npy``: each image's local SSIM mean and variance at the screening stride
   (N×2×C×14×14 float32 at 64×64: 4.7 kB per image);
-* ``index.faiss``: the embeddings (flat: 18 kB per 64×64 image, 45 kB at 96×96; with
-  ``pca_dim`` far less) and ``meta.json``: keys, size, settings.
+* ``index.faiss``: the embeddings (flat: 21 kB per 64×64 image, 52 kB at 96×96; with
+  ``pca_dim`` far less), ``basis.npy``: the embedding's window basis (queries must use the
+  very same), and ``meta.json``: keys, size, settings.
 
 100k 64×64 training images: ~3 GB on disk; building and searching peaked at 6.3 GB RSS
 (memory-mapped pages included).
@@ -189,6 +190,7 @@ class TrainIndex:
     skipped: int = 0
     skipped_first: str = ""      # the first unreadable training file, for the one-line note
     build_seconds: float = 0.0
+    basis: np.ndarray | None = None  # the embedding's window basis, as built (None: recompute)
 
     def __len__(self) -> int:
         return len(self.keys)
@@ -202,7 +204,7 @@ class TrainIndex:
         return np.ascontiguousarray(self.planes[np.asarray(ids)].transpose(0, 2, 3, 1))
 
     def embedder(self, device="cpu") -> Embedder:
-        return Embedder(self.size[0], self.size[1], self.spec, self.gray, device)
+        return Embedder(self.size[0], self.size[1], self.spec, self.gray, device, basis=self.basis)
 
     def search(self, embeddings: np.ndarray, count: int, use_gpu: bool = True, local_rank: int = 0) -> np.ndarray:
         """Top-``count`` training indices by embedding inner product (−1 pads short rows)."""
@@ -382,6 +384,7 @@ def _build(source: Source, settings: IndexSettings, out: Path, batch_size: int, 
     del embeddings_tmp
     (out / "embeddings.tmp.npy").unlink()
     faiss.write_index(index, str(out / "index.faiss"))
+    np.save(out / "basis.npy", embedder.basis)
     meta = {
         "version": INDEX_VERSION, "source": str(source.path), "n": filled, "size": list(reader.size),
         "gray": settings.gray, "spec": settings.spec.key(), "kind": kind, "keys": keys,
@@ -414,4 +417,4 @@ def _load(entry: Path, cached: bool) -> TrainIndex:
     return TrainIndex(keys=meta["keys"], planes=planes, screen_stats=stats, faiss_index=index, gray=meta["gray"],
                       spec=EmbedSpec(**spec_fields), kind=meta["kind"], path=entry, cached=cached,
                       resized_from=resized, skipped=meta.get("skipped", 0), skipped_first=meta.get("skipped_first", ""),
-                      build_seconds=meta.get("build_seconds", 0.0))
+                      build_seconds=meta.get("build_seconds", 0.0), basis=np.load(entry / "basis.npy"))

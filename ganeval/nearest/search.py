@@ -15,13 +15,13 @@ is exact:
 ``--mean-all`` and ``--check-recall``). Both work in chunks: at most ``block`` queries'
 and ``train_chunk`` training images' SSIM moments (~256 MB each) are held at once.
 
-Default ``candidates`` (1024, or 256·k for k > 4), measured with benchmarks/nearest_bench.py
-against exhaustive search: synthetic faces (1000×20000, 64 px) reach recall@4 = 1.000
-from 128 candidates up; on 9,000 real 96 px anime faces 1024 gives recall@1 = 1.000 and
-recall@4 = 0.975–0.998 (two sets of 100 random queries; 1.000 with 2048). The misses are
-ranks 2–4 among near-ties (SSIM ≈ 0.2, gaps ≤ 0.003); ``--candidates 2048`` removes them
-at about twice the search time. 1024 is the largest default that keeps the synthetic
-benchmark's speed goals (≥ 20× exhaustive, ≥ 1000× per-pair scikit-image)."""
+Default ``candidates`` (512, or 128·k for k > 4): with the per-window cs embedding every
+true top-4 of held-out real anime faces lay within the first 285 FAISS candidates at 64 px
+(300 queries × 9,000) and 192 at 96 px (100 queries), so 512 leaves a margin of ~2×. End
+to end (benchmarks/nearest_bench.py --compare, docs/benchmarks.md): recall@1 = recall@4 =
+1.000 on 200 other real queries at 64 and 96 px, in 0.6–0.75× the search time of the old
+default (1,024 candidates of the pooled embedding: recall@4 0.989 / 0.996); synthetic faces
+(1000×20000, 64 px) reach 1.000 from 128 candidates up, 72× faster than exhaustive."""
 from __future__ import annotations
 
 import threading
@@ -36,13 +36,13 @@ from ganeval.nearest.parallel import cpu_workers, run_parallel
 from ganeval.progress import progress
 from ganeval.ssim import SSIMEngine, planar
 
-DEFAULT_CANDIDATES = 1024
+DEFAULT_CANDIDATES = 512
 MOMENTS_BUDGET = 256 << 20  # bytes of cached SSIM moments per side
 
 
 def default_candidates(k: int) -> int:
-    """FAISS candidates per query (see the module docstring for how 1024 was measured)."""
-    return max(DEFAULT_CANDIDATES, 256 * k)
+    """FAISS candidates per query (see the module docstring for how 512 was measured)."""
+    return max(DEFAULT_CANDIDATES, 128 * k)
 
 
 def default_shortlist(k: int) -> int:
