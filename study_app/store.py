@@ -4,7 +4,7 @@ the moment it is given, a double submission is stored once (UNIQUE(participant, 
 and response times are measured on the server from the time a trial was first shown.
 
 Thread- and process-safe: every method uses its own short statements or transactions; on
-SQLite writers queue for the write lock (WAL, BEGIN IMMEDIATE, a flock queue, busy_timeout),
+SQLite writers queue for the write lock (WAL, BEGIN IMMEDIATE, a first-come first-served line of writers (writerqueue.py), busy_timeout),
 on PostgreSQL single statements run in autocommit; the unique key, not a lock, makes a double
 click racing itself store once, so concurrent participants lose nothing."""
 from __future__ import annotations
