@@ -104,6 +104,21 @@ def test_ivf_sq8_recall_matches_flat():
     assert recall_at(ivf, flat, 4) >= 0.95
 
 
+def test_pca_keeps_inner_products_without_a_mean_offset():
+    """The PCA in front of the index is uncentred (no offset), so the inner products it keeps
+    rank candidates as the embedding does; a centred PCA would add <y, mean> to every score."""
+    train = make_faces(300, size=32, seed=0)
+    index = _index(train, spec=EmbedSpec(pca_dim=64))
+    pca = faiss.downcast_VectorTransform(index.faiss_index.chain.at(0))
+    assert isinstance(pca, faiss.PCAMatrix)
+    assert np.abs(faiss.vector_to_array(pca.mean)).max() < 1e-6
+    assert np.abs(faiss.vector_to_array(pca.b)).max() < 1e-6
+    queries = make_faces(20, size=32, seed=1)
+    flat = Searcher(_index(train)).cascade(queries, k=4, candidates=32)
+    reduced = Searcher(index).cascade(queries, k=4, candidates=32)
+    assert recall_at(reduced, flat, 4) >= 0.95
+
+
 def test_load_images_resizes_and_counts_mixed_sizes(tmp_path, faces32):
     folder = tmp_path / "mixed"
     folder.mkdir()
