@@ -154,7 +154,7 @@ def source_features(
     loader = source.loader(batch_size=batch_size, num_workers=num_workers, mixed_size=extractor.info.input_size,
                            strict=strict, desc=f"{extractor.info.name} features: {source.path.name}",
                            indices=shard_range(len(source), batch_size, world) if world.distributed else None)
-    features = gather_rows(extract_features(extractor, (b.images for b in loader), device), world, device)
+    features = gather_rows(_extract_shard(extractor, loader, device, world), world, device)
     if world.distributed:
         loader.corrupt = [item for part in gather_objects(loader.corrupt, world) for item in part]
     report = loader.report_corrupt()
@@ -166,6 +166,23 @@ def source_features(
         atomic.save_npz(cache_file, mu=fs.mu, sigma=fs.sigma, n=np.int64(fs.n), features=features,
                         skipped=np.int64(fs.skipped), skip_report=np.array(report or ""))
     return fs
+
+
+def _extract_shard(extractor: FeatureExtractor, loader, device: torch.device, world: World) -> np.ndarray:
+    """This process's features. Under torchrun a bad input on one rank (--strict, mixed sizes)
+    must not leave the others waiting in the gather for ever: every rank finishes its share,
+    then all learn the first rank's error and raise it, so each exits with the same line."""
+    if not world.distributed:
+        return extract_features(extractor, (b.images for b in loader), device)
+    error, local = None, np.empty((0, extractor.info.dim), dtype=np.float32)
+    try:
+        local = extract_features(extractor, (b.images for b in loader), device)
+    except BadInput as err:
+        error = str(err)
+    errors = [e for e in gather_objects(error, world) if e]
+    if errors:
+        raise BadInput(errors[0])
+    return local
 
 
 def _read_cache(cache_file: Path, label: str, extractor: FeatureExtractor) -> FeatureSet | None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -74,6 +75,23 @@ def test_torchrun_fid_equals_single_process(tmp_path, faces32, inception_weights
     assert sharded["kid_mean"] == pytest.approx(single["kid_mean"], rel=1e-9, abs=1e-12)
     with np.load(tmp_path / "sharded.npz") as s, np.load(tmp_path / "single.npz") as t:
         assert np.array_equal(s["mu"], t["mu"]) and np.array_equal(s["sigma"], t["sigma"])  # same batches, same bits
+
+
+@pytest.mark.slow
+def test_torchrun_strict_fails_on_every_rank_without_hanging(tmp_path, faces32, inception_weights):
+    """A corrupt file in rank 1's share with --strict: both ranks stop with the same one-line
+    error (exit 2) instead of rank 0 waiting for rank 1's features for ever."""
+    folder = tmp_path / "real"
+    folder.mkdir()
+    for i, face in enumerate(faces32[:6]):
+        Image.fromarray(face).save(folder / f"{i:02d}.png")
+    (folder / "05b.png").write_bytes(b"not a png")  # sorts into the last batch: rank 1's
+    proc = _python("-m", "ganeval", "fid", str(folder), str(folder), "--strict", "--no-cache", "--batch-size", "2",
+                   "--weights", inception_weights, "--device", "cpu", "--num-workers", "0", processes=2)
+    assert proc.returncode != 0
+    assert proc.stderr.count("corrupt image 05b.png") == 2, proc.stderr[-3000:]  # each rank's one line
+    # torchrun's launcher prints its own traceback for a failed child; none comes from ganeval
+    assert not re.search(r'File "[^"]*/ganeval/', proc.stderr), proc.stderr[-6000:]
 
 
 GATHER_WORKER = """
