@@ -3,12 +3,14 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
+from PIL import Image
 
 from ganeval.cli.main import main
 from ganeval.nearest.distributed import World, shard
@@ -54,3 +56,23 @@ def test_torchrun_two_processes_equal_one(tmp_path, capsys):
     capsys.readouterr()
     assert (tmp_path / "ddp" / "neighbours.csv").read_text() == (tmp_path / "one" / "neighbours.csv").read_text()
     assert sorted(p.name for p in (tmp_path / "ddp").rglob("*")) == sorted(p.name for p in (tmp_path / "one").rglob("*"))
+
+
+@pytest.mark.slow
+def test_torchrun_strict_training_error_stops_every_rank(tmp_path):
+    """Rank 0 builds the index and meets a corrupt training image under --strict: rank 1,
+    waiting for that index, stops with the same one-line error instead of waiting for ever."""
+    train = tmp_path / "train"
+    train.mkdir()
+    for i, face in enumerate(make_faces(8, size=32, seed=0)):
+        Image.fromarray(face).save(train / f"{i}.png")
+    (train / "bad.png").write_bytes(b"not a png")
+    np.save(tmp_path / "g.npy", make_faces(4, size=32, seed=1))
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "GANEVAL_QUIET": "1", "PYTHONPATH": str(ROOT)}
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
+           "-m", "ganeval", "nearest", str(tmp_path / "g.npy"), str(train), "-k", "2", "--strict",
+           "--num-workers", "0", "--device", "cpu", "-o", str(tmp_path / "out")]
+    proc = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
+    assert proc.returncode != 0
+    assert proc.stderr.count("corrupt image bad.png") == 2, proc.stderr[-3000:]  # rank 0's line, and rank 1's
+    assert not re.search(r'File "[^"]*/ganeval/', proc.stderr), proc.stderr[-3000:]  # torchrun's traceback only

@@ -1,7 +1,7 @@
 """``torchrun --nproc_per_node N -m ganeval nearest …``: queries sharded across processes.
 
 Every rank opens the same cached training index (rank 0 builds it first, the others wait
-at a barrier and then read it), searches a contiguous share of the queries, and the
+for its verdict and then read it, or stop with its error), searches a contiguous share of the queries, and the
 neighbours are gathered on every rank in query order. Only rank 0 speaks and writes.
 The search of one query does not depend on the others, so the gathered neighbours equal
 a single process's exactly. The process group itself is the project's one helper,
@@ -14,9 +14,10 @@ import numpy as np
 import torch
 import torch.distributed as dist
 
-from ganeval.distributed import World, barrier, gather_rows, launched_by_torchrun, setup
+from ganeval.distributed import World, gather_objects, gather_rows, launched_by_torchrun, setup
+from ganeval.errors import BadInput
 
-__all__ = ["World", "barrier", "gather_rows", "is_main_process", "join", "leave", "shard"]
+__all__ = ["World", "gather_rows", "is_main_process", "join", "leave", "main_verdict", "shard"]
 
 
 def join(device: torch.device) -> tuple[World, torch.device]:
@@ -36,6 +37,15 @@ def leave(world: World, clean: bool = True) -> None:
                 dist.barrier()
         finally:
             dist.destroy_process_group()
+
+
+def main_verdict(world: World, error: str | None = None) -> None:
+    """A barrier that carries rank 0's outcome: every rank waits here until rank 0 arrives,
+    and when rank 0 arrives with an error (a corrupt training image under --strict) the
+    others raise it too, instead of waiting for ever for an index that will not come."""
+    verdict = gather_objects(error if world.is_main else None, world)[0]
+    if verdict and not world.is_main:
+        raise BadInput(verdict)
 
 
 def is_main_process() -> bool:

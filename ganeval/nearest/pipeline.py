@@ -142,11 +142,16 @@ def _run(opts: NearestOptions, say: Callable[[str], None], device, world: distri
     else:
         settings = IndexSettings(gray=opts.gray, spec=EmbedSpec(pca_dim=opts.pca))
         if world.size > 1 and not world.is_main:
-            distributed.barrier(world)  # rank 0 builds (or checks) the cached index first
-        index = open_index(train_src, settings, opts.batch_size, opts.num_workers, opts.strict,
-                           opts.rebuild and world.is_main, device, on_note=say)
+            distributed.main_verdict(world)  # rank 0 builds (or checks) the cached index first
+        try:
+            index = open_index(train_src, settings, opts.batch_size, opts.num_workers, opts.strict,
+                               opts.rebuild and world.is_main, device, on_note=say)
+        except BadInput as err:
+            if world.size > 1 and world.is_main:
+                distributed.main_verdict(world, str(err))  # the waiting ranks stop with the same line
+            raise
         if world.size > 1 and world.is_main:
-            distributed.barrier(world)
+            distributed.main_verdict(world)
         space = _SSIMSpace(index)
     timings["index"] = time.perf_counter() - t
     say(space.describe())
