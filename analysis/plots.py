@@ -309,7 +309,8 @@ def training_curves(runs: pd.DataFrame):
         else:
             for col in ("loss_d", "loss_g"):
                 if col in part.columns:
-                    ax.plot(part["step"], part[col], label=f"{run}: {col}")
+                    # a short run logs a row or two: markers, or a lone point would draw nothing
+                    ax.plot(part["step"], part[col], marker="o" if len(part) < 20 else None, label=f"{run}: {col}")
     ax.set_xlabel("training step")
     ax.set_ylabel("FID" if has_fid else "loss")
     ax.set_title("FID during training" if has_fid else "losses during training (the runs logged no FID)", fontsize=10)

@@ -121,6 +121,15 @@ def test_training_curves_use_fid_when_logged(tmp_path):
     assert with_fid.axes[0].get_ylabel() == "FID" and "no FID" in without.axes[0].get_title()
 
 
+def test_a_run_with_one_logged_row_still_shows_its_point():
+    """A short run (the demo with few steps) logs one row: a line through one point is invisible."""
+    from ganeval.analysis import plots
+
+    runs = pd.DataFrame({"run": ["r"], "step": [20], "loss_d": [1.2], "loss_g": [0.7]})
+    lines = plots.training_curves(runs).axes[0].get_lines()
+    assert len(lines) == 2 and all(line.get_marker() == "o" for line in lines)
+
+
 def test_fid_files_single_result_or_mapping(tmp_path):
     from ganeval.analysis.inputs import load_fid
 
