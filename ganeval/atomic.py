@@ -6,6 +6,7 @@ import contextlib
 import errno
 import io
 import os
+import stat
 import tempfile
 from pathlib import Path
 from typing import Any, Iterator
@@ -25,6 +26,7 @@ def _umask() -> int:
 def atomic_path(target: str | os.PathLike, suffix: str = "") -> Iterator[Path]:
     """Yield a temp path in the target's folder; rename it onto ``target`` on success."""
     target = Path(target)
+    _refuse_special(target)
     try:
         target.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=suffix or ".tmp", dir=target.parent)
@@ -35,6 +37,7 @@ def atomic_path(target: str | os.PathLike, suffix: str = "") -> Iterator[Path]:
     os.chmod(tmp_path, 0o666 & ~_umask())  # mkstemp makes 0600; outputs get the usual mode
     try:
         yield tmp_path
+        _refuse_special(target)  # checked again: something may have appeared there meanwhile
         os.replace(tmp_path, target)
     except OSError as err:
         if err.errno in (errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES, errno.EIO):
@@ -46,13 +49,26 @@ def atomic_path(target: str | os.PathLike, suffix: str = "") -> Iterator[Path]:
             tmp_path.unlink()
 
 
+def _refuse_special(target: Path) -> None:
+    """Never rename over a device node, FIFO or socket (``os.replace`` onto /dev/null as root
+    would replace the system's /dev/null with a regular file)."""
+    try:
+        mode = os.stat(target).st_mode
+    except OSError:
+        return
+    if not (stat.S_ISREG(mode) or stat.S_ISDIR(mode)):
+        raise GanevalError(f"refusing to write {target}: it is not a regular file")
+
+
 def write_bytes(target: str | os.PathLike, data: bytes) -> None:
     with atomic_path(target) as tmp:
         tmp.write_bytes(data)
 
 
 def write_text(target: str | os.PathLike, text: str) -> None:
-    write_bytes(target, text.encode("utf-8"))
+    """UTF-8; file names that are not UTF-8 (held as surrogates, as Python reads them from the
+    file system) are written back as their original bytes."""
+    write_bytes(target, text.encode("utf-8", "surrogateescape"))
 
 
 def save_npz(target: str | os.PathLike, **arrays: Any) -> None:

@@ -20,6 +20,7 @@ import fnmatch
 import json
 import os
 import signal
+import stat
 import time
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -83,13 +84,38 @@ def _is_within(child: Path, parent: Path) -> bool:
     return child == parent or parent in child.parents
 
 
+def check_not_special(output: PathLike, flag: str = "-o") -> None:
+    """Refuse an existing output that is neither a regular file nor a folder (a device node such
+    as /dev/null, a FIFO, a socket), also behind a symlink: replacing one with a regular file
+    would damage the system, and ``--overwrite`` does not change that."""
+    try:
+        mode = os.stat(os.path.expanduser(os.fspath(output))).st_mode
+    except (OSError, ValueError):
+        return
+    if not (stat.S_ISREG(mode) or stat.S_ISDIR(mode)):
+        kind = ("a device" if stat.S_ISCHR(mode) or stat.S_ISBLK(mode) else "a FIFO" if stat.S_ISFIFO(mode)
+                else "a socket" if stat.S_ISSOCK(mode) else "not a regular file")
+        raise OutputRefused(f"refusing to write {output} ({flag}): it is {kind}, not a regular file or folder")
+
+
+def _same_file(a: Path, b: Path) -> bool:
+    try:
+        return os.path.samefile(a, b)
+    except (OSError, ValueError):
+        return False
+
+
 def check_not_input(output: PathLike, inputs: Iterable[PathLike | None], flag: str = "-o") -> Path:
-    """Refuse an output that is an input, lies inside an input folder, or contains an input."""
+    """Refuse an output that is an input (also a hard link to it), lies inside an input folder,
+    or contains an input; and an existing output that is not a regular file or folder."""
+    check_not_special(output, flag)
     out = _real(output)
     for given in inputs:
         if given is None:
             continue
         inp = _real(given)
+        if out != inp and out.is_file() and _same_file(out, inp):
+            raise OutputRefused(f"refusing to write {output} ({flag}): it is the same file as the input {given}")
         if _is_within(out, inp):
             what = "is" if out == inp else "is inside"
             raise OutputRefused(f"refusing to write {output} ({flag}): it {what} the input {given}")
@@ -158,6 +184,7 @@ class OutputDir:
     _saved_at: float = 0.0
     _dirty: bool = False
     _recorded: set[str] = field(default_factory=set)  # ``files`` as a set: 50k names stay O(1) to look up
+    others: dict[str, list[str]] = field(default_factory=dict)  # other commands' records in this folder
 
     def __post_init__(self) -> None:
         self._recorded = set(self.files)
@@ -235,6 +262,9 @@ class OutputDir:
         data: dict[str, Any] = {"command": self.command, "files": self.files}
         if self.settings is not None:
             data["settings"] = self.settings
+        others = {name: [f for f in files if (self.path / f).is_file()] for name, files in self.others.items()}
+        if any(others.values()):
+            data["others"] = {name: files for name, files in others.items() if files}
         atomic.write_text(self.path / MANIFEST, json.dumps(data, indent=1))
 
 
@@ -275,9 +305,8 @@ def prepare_output_dir(output: PathLike, command: str, inputs: Iterable[PathLike
     _check_writable_parent(path / "x", flag)
     own_commands = set(commands or [command])
     manifest = read_manifest(path) if path.is_dir() else None
-    ours: list[str] = []
-    if manifest and manifest.get("command") in own_commands:
-        ours = [f for f in manifest["files"] if isinstance(f, str)]
+    owners = _owners(manifest)  # every command's record survives another command writing there
+    ours = [f for name in sorted(own_commands) for f in owners.pop(name, [])]
     present = sorted(p for p in _listing(path)) if path.is_dir() else []
     if resume and present:
         if not manifest or manifest.get("command") not in own_commands:
@@ -297,11 +326,22 @@ def prepare_output_dir(output: PathLike, command: str, inputs: Iterable[PathLike
                                 f"{rel}, which it did not write; move it or choose another folder")
     if resume:
         out = OutputDir(path=path, command=command, files=[f for f in ours if (path / f).is_file()],
-                        _foreign=foreign, settings=settings, resumed=bool(present), _opened=False)
+                        _foreign=foreign, settings=settings, resumed=bool(present), _opened=False, others=owners)
     else:
         out = OutputDir(path=path, command=command, _foreign=foreign, settings=settings,
-                        _pending=ours, _opened=False)
+                        _pending=ours, _opened=False, others=owners)
     return out if defer else out.open()
+
+
+def _owners(manifest: dict | None) -> dict[str, list[str]]:
+    """command → the files it recorded, from a manifest (its own command and the ``others``)."""
+    if not manifest:
+        return {}
+    owners: dict[str, list[str]] = {}
+    for name, files in [(manifest.get("command"), manifest["files"]), *dict(manifest.get("others") or {}).items()]:
+        if isinstance(name, str) and isinstance(files, list):
+            owners.setdefault(name, []).extend(f for f in files if isinstance(f, str))
+    return owners
 
 
 def _settings_diff(old: Any, new: dict[str, Any]) -> str:

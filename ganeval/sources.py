@@ -105,7 +105,7 @@ class FolderSource(Source):
 
     def _hash_parts(self) -> Iterator[bytes]:
         for index, file in enumerate(self.files):
-            yield self.key(index).encode()
+            yield self.key(index).encode("utf-8", "surrogateescape")
             yield file.read_bytes()
 
 
@@ -155,7 +155,7 @@ class ZipSource(Source):
     def _hash_parts(self) -> Iterator[bytes]:
         zf = self._open()
         for name in self.members:
-            yield name.encode()
+            yield name.encode("utf-8", "surrogateescape")
             try:
                 yield zf.read(name)
             except (zipfile.BadZipFile, OSError, EOFError):
@@ -182,6 +182,8 @@ class ArraySource(Source):
         try:
             if path.suffix.lower() == ".npy":
                 return cls._check(np.load(path, mmap_mode="r", allow_pickle=False), path)
+            if not zipfile.is_zipfile(path):  # np.load would call random bytes "pickled data"
+                raise BadInput(f"{path}: not a readable .npz file (not a zip archive: truncated or corrupt?)")
             with np.load(path, allow_pickle=False) as npz:
                 names = list(npz.files)
                 if "mu" in names and "sigma" in names:
@@ -193,7 +195,7 @@ class ArraySource(Source):
                         raise BadInput(f"{path}: no image array found (keys: {', '.join(names) or 'none'})")
                     key = candidates[0]
                 return cls._check(npz[key], path)
-        except (ValueError, OSError, zipfile.BadZipFile) as err:
+        except (ValueError, OSError, zipfile.BadZipFile, EOFError) as err:
             raise BadInput(f"{path}: not a readable numpy array file ({err})") from err
 
     def __len__(self) -> int:
@@ -218,6 +220,12 @@ class ArraySource(Source):
             yield np.ascontiguousarray(self.array[start : start + 4096]).tobytes()
 
 
+def printable_name(name: str | os.PathLike) -> str:
+    """A file name as valid UTF-8 text: bytes that are not UTF-8 (held as surrogates) become
+    ``\\xNN`` escapes, for databases and reports that cannot store the raw bytes."""
+    return os.fspath(name).encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
+
+
 def open_source(path: str | os.PathLike, allow_empty: bool = False) -> Source:
     """Open a folder, zip, .npy or .npz of images; BadInput with one clear line otherwise."""
     path = Path(path).expanduser()
@@ -234,6 +242,8 @@ def open_source(path: str | os.PathLike, allow_empty: bool = False) -> Source:
     else:
         raise BadInput(f"{path}: not an image source (expected a folder, .zip, .npy or .npz)")
     if len(source) == 0 and not allow_empty:
+        if isinstance(source, ArraySource):
+            raise BadInput(f"{path}: its image array holds 0 images (shape {tuple(source.array.shape)})")
         raise BadInput(f"{path}: contains no images ({', '.join(e[1:] for e in ('.png', '.jpg', '.jpeg', '.webp', '.bmp'))})")
     return source
 
@@ -339,7 +349,7 @@ class BatchIterator:
 
 
 def skipped_line(path: str | os.PathLike, skipped: Sequence[tuple[str, str]] | int,
-                 first: str | None = None) -> str | None:
+                 first: str | None = None, what: str = "corrupt image(s)") -> str | None:
     """The one corrupt-image report every command prints: how many files were skipped and the
     first one's name (and why, when known); None when nothing was skipped. ``skipped`` is the
     list of (name, reason) pairs, or a count with ``first`` (a cached result keeps only those)."""
@@ -351,4 +361,4 @@ def skipped_line(path: str | os.PathLike, skipped: Sequence[tuple[str, str]] | i
     if not count:
         return None
     detail = f", e.g. {name}" + (f" ({why})" if why else "") if name else ""
-    return f"{path}: skipped {count} corrupt image(s){detail}"
+    return f"{path}: skipped {count} {what}{detail}"

@@ -6,6 +6,7 @@ weights, so a second run over the same images costs nothing."""
 from __future__ import annotations
 
 import contextlib
+import zipfile
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
@@ -59,19 +60,21 @@ def is_stats_file(path: str | Path) -> bool:
     try:
         with np.load(path, allow_pickle=False) as npz:
             return "mu" in npz.files and "sigma" in npz.files
-    except (ValueError, OSError):
-        return False
+    except (ValueError, OSError, zipfile.BadZipFile, EOFError):
+        return False  # not statistics; opened as images, a corrupt file is reported there
 
 
 def load_stats(path: str | Path) -> FeatureSet:
     path = Path(path)
+    if not zipfile.is_zipfile(path):
+        raise BadInput(f"{path}: not a readable statistics file (not a .npz zip archive: truncated or corrupt?)")
     try:
         with np.load(path, allow_pickle=False) as npz:
             mu, sigma = check_stats(npz["mu"], npz["sigma"], str(path))
             extractor = str(npz["extractor"]) if "extractor" in npz.files else None
             resize = str(npz["resize"]) if "resize" in npz.files else None
             n = int(npz["n"]) if "n" in npz.files else 0
-    except (ValueError, OSError, KeyError) as err:
+    except (ValueError, OSError, KeyError, zipfile.BadZipFile, EOFError) as err:
         raise BadInput(f"{path}: not a readable statistics file ({err})") from err
     return FeatureSet(str(path), mu, sigma, n, None, extractor, origin="statistics", resize=resize)
 

@@ -57,7 +57,7 @@ class Comparison:
     scale: int
     methods: dict[str, dict[str, float]]
     shown: list[dict[str, np.ndarray]] = field(default_factory=list)
-    skipped: int = 0
+    skipped: list[tuple[str, str]] = field(default_factory=list)  # (file, why), for ``skipped_line``
 
 
 def compare_source(source: Source, scale: int, upscaler: Upscaler | None = None, n: int | None = None,
@@ -68,17 +68,17 @@ def compare_source(source: Source, scale: int, upscaler: Upscaler | None = None,
     n = min(n or len(source), len(source))
     scores: dict[str, list[tuple[float, float]]] = {}
     shown: list[dict[str, np.ndarray]] = []
-    skipped = 0
+    skipped: list[tuple[str, str]] = []
     with progress(total=n, desc="upscale-compare", unit="img") as bar:
         for i in range(n):
             bar.update(1)
             try:
                 hr = source.read(i)
-            except CorruptImage:
-                skipped += 1
+            except CorruptImage as err:
+                skipped.append((source.key(i), str(err)))
                 continue
             if min(hr.shape[:2]) // scale * scale < MIN_SIDE:
-                skipped += 1
+                skipped.append((source.key(i), f"smaller than {MIN_SIDE} px after ×{scale} downscaling"))
                 continue
             results = compare_one(hr, scale, upscaler, name)
             for method, value in score(results).items():

@@ -31,7 +31,7 @@ from ganeval.atomic import write_bytes
 from ganeval.errors import BadInput
 from ganeval.images import CorruptImage, decode_image, encode_png
 from ganeval.resample import resize_rgb
-from ganeval.sources import Source, open_source
+from ganeval.sources import Source, open_source, printable_name
 from ganeval.study_app import db
 from ganeval.study_app.assign import needed_per_class
 from ganeval.study_app.protocol import ATTENTION_LABEL, REAL_LABEL
@@ -155,7 +155,7 @@ def _take(source: Source, label: str, truth: str, want: int, need: int, rng: np.
         extra = f" ({len(skipped)} other file(s) skipped, not decodable images: {', '.join(skipped[:3])})" if skipped else ""
         raise BadInput(f"{source.path}: {readable} image(s){extra}, but each participant needs {need} {label} image(s); "
                        f"add images or lower --trials/--qualification")
-    taken = SourceImages(str(source.path), label, truth)
+    taken = SourceImages(printable_name(source.path), label, truth)
     for index in rng.permutation(len(source)).tolist():
         if len(taken.arrays) >= want:
             break
@@ -163,10 +163,10 @@ def _take(source: Source, label: str, truth: str, want: int, need: int, rng: np.
             arr = source.read(index)
         except CorruptImage as err:
             taken.corrupt += 1
-            taken.first_corrupt = taken.first_corrupt or f"{source.key(index)} ({err})"
+            taken.first_corrupt = taken.first_corrupt or f"{printable_name(source.key(index))} ({err})"
             continue
         taken.arrays.append(arr)
-        taken.keys.append(source.key(index))
+        taken.keys.append(printable_name(source.key(index)))
         taken.hashes.append(pixel_hash(arr))
     if len(taken.arrays) < need:  # one line: the refusal names the skipped files itself
         raise BadInput(f"{source.path}: only {len(taken.arrays)} readable image(s) ({taken.corrupt} corrupt), "

@@ -99,8 +99,19 @@ def _register(name: str, sub) -> None:
     module.register(sub)
 
 
+def _printable_streams() -> None:
+    """File names that are not UTF-8 reach messages as surrogates: print them escaped rather
+    than fail with UnicodeEncodeError (stdout redirected to a file is strict by default)."""
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.reconfigure(errors="backslashreplace")
+        except (AttributeError, ValueError, OSError):
+            pass
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else list(argv)
+    _printable_streams()
     parser = build_parser(argv)
     args = parser.parse_args(argv)
     if not getattr(args, "func", None):
@@ -112,7 +123,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"ganeval {args.command}: error: {err}", file=sys.stderr)
         return err.exit_code
     except KeyboardInterrupt as err:  # ganeval.outputs.Interrupted says what was written
-        print(f"ganeval {args.command}: {err or 'interrupted'}", file=sys.stderr)
+        said = str(err).strip() or "interrupted before finishing; files are written whole or not at all"
+        print(f"ganeval {args.command}: {said}", file=sys.stderr)
         return getattr(err, "exit_code", 130)
     except ModuleNotFoundError as err:  # an optional extra that is not installed: one line naming it
         print(f"ganeval {args.command}: error: {missing_module_message(err)}", file=sys.stderr)

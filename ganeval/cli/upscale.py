@@ -13,6 +13,7 @@ from ganeval.errors import BadInput
 from ganeval.imagewrite import ImageMap
 from ganeval.images import encode_png
 from ganeval.outputs import check_output_file, checkpoint_input
+from ganeval.sources import skipped_line
 
 UPSCALE_EXAMPLES = """examples:
   ganeval upscale face.png -o face_x4.png --method srgan:runs/srgan
@@ -103,8 +104,9 @@ def _compare(args: argparse.Namespace) -> int:
     if model is not None and scale != model.scale:
         raise BadInput(f"--scale {scale} differs from the SRGAN's factor ({model.scale}); drop --scale")
     result = compare_source(source, scale, model, args.n, args.rows, label=str(args.src))
-    if result.skipped:
-        warn(f"{args.src}: skipped {result.skipped} unreadable or too small image(s)")
+    line = skipped_line(args.src, result.skipped, what="unreadable or too small image(s)")
+    if line:
+        warn(line)
     if args.out:
         write_bytes(args.out, encode_png(side_by_side(result.shown)))
     if args.json:
