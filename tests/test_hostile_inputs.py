@@ -163,3 +163,18 @@ def test_a_bare_interrupt_says_what_happened(capsys, monkeypatch):
     assert cli.main(["models"]) == 130
     err = capsys.readouterr().err.strip()
     assert err.startswith("ganeval models: interrupted") and len(err) > len("ganeval models: interrupted")
+
+
+def test_study_init_checks_the_upscaler_before_work(tmp_path, capsys):
+    _non_utf8_faces(tmp_path / "gen", b"", 6, 0)
+    _non_utf8_faces(tmp_path / "real", b"", 8, 1)
+    bad = tmp_path / "unreadable.pt"
+    bad.write_bytes(b"\x00not a checkpoint" * 20)
+    dcgan = tmp_path / "dcgan.pt"
+    _tiny_checkpoint(dcgan)
+    for ckpt, said in ((bad, "not a readable checkpoint"), (dcgan, "not an SRGAN")):
+        assert main(["study", "init", str(tmp_path / "study"), "--real", str(tmp_path / "real"), "--fake",
+                     str(tmp_path / "gen"), "--trials", "4", "--qualification", "2", "--upscaler",
+                     f"srgan:{ckpt}"]) == 2
+        assert said in capsys.readouterr().err
+        assert not (tmp_path / "study").exists()

@@ -185,11 +185,24 @@ def _open(args):
     return StudyStore.open(args.study_dir, db_url=args.db_url)
 
 
+def _check_upscaler(spec: str | None) -> None:
+    """The study loads its upscaler per picture, in front of participants: load it once now, so
+    an unreadable or non-SRGAN checkpoint stops ``init`` with one line instead."""
+    from ganeval.study_app.build import parse_upscaler
+
+    parsed = parse_upscaler(spec)
+    if parsed:
+        from ganeval.models.upscale import SRGANUpscaler
+
+        SRGANUpscaler(parsed.partition(":")[2], "cpu")
+
+
 def _init(args: argparse.Namespace) -> int:
     from ganeval.study_app.build import build_study
     from ganeval.study_app.store import check_completion_url, update_settings
 
     check_completion_url(args.completion_url)  # before any work
+    _check_upscaler(args.upscaler)
 
     fakes = [src for src, _ in args.fakes]
     labels = [label for _, label in args.fakes]
