@@ -48,7 +48,7 @@ def test_compare_source_measures_any_upscaler_function(tmp_path):
         return np.repeat(np.repeat(lr, 4, axis=0), 4, axis=1)
 
     res = compare_source(open_source(tmp_path / "hr.npz"), 4, nearest_x4, rows=2, name="nearest")
-    assert res.images == 3 and res.skipped == 0 and len(res.shown) == 2
+    assert res.images == 3 and res.skipped == [] and len(res.shown) == 2
     assert set(res.methods) == {"bicubic", "lanczos", "nearest"}
     save_npz(tmp_path / "tiny.npz", images=images[:, :8, :8])  # smaller than SSIM's 11-px window
     with pytest.raises(BadInput, match="tiny.npz: no usable images"):
