@@ -23,13 +23,13 @@ $(STAMP): pyproject.toml
 demo: $(STAMP)
 	$(PY) -m ganeval demo --out $(DEMO_OUT)
 
-# tests/test_layers.py checks the import-linter layer contract (pyproject.toml) among the tests
+# tests/core/test_layers.py checks the import-linter layer contract (pyproject.toml) among the tests
 test: $(STAMP) system-deps
 	$(PY) -m pytest -q -rs $(PYTEST_ARGS)
 
 # the layer contract alone (import-linter on the installed layout)
 layers: $(STAMP)
-	$(PY) -m pytest -q tests/test_layers.py
+	$(PY) -m pytest -q tests/core/test_layers.py
 
 # Debian's chromium (browser test, driven by Playwright without a browser download) and
 # postgresql (a throwaway cluster for the --db-url tests). Best effort: where they cannot be

@@ -18,7 +18,7 @@ from ganeval.extras import missing_module_message
 # Subcommand modules and the commands each registers, in the order `ganeval --help` lists them.
 # Only the module of the command being run is imported (its register() builds the real parser);
 # the others appear as one-line stubs, so `ganeval fid` never loads faiss, scipy.stats, pandas or
-# streamlit. tests/test_imports.py checks this table against what the modules register.
+# streamlit. tests/core/test_imports.py checks this table against what the modules register.
 COMMANDS: tuple[tuple[str, tuple[tuple[str, str], ...]], ...] = (
     ("ganeval.cli.fid", (("fid", "FID, KID, IS, precision/recall/density/coverage between two image sets"),)),
     ("ganeval.cli.synth", (("synth-faces", "write synthetic anime-style faces (the built-in dataset)"),)),

@@ -16,7 +16,7 @@ from PIL import Image
 from ganeval.cli.main import main
 from ganeval.distributed import World, gather_rows, shard_range
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 
 
 @pytest.mark.parametrize("n", [0, 1, 6, 7, 11])

@@ -25,7 +25,7 @@ from ganeval.models.sampling import generate_uint8_batches
 from ganeval.models.trainer import Trainer, TrainConfig
 from ganeval.models.visualise import mp4_available
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
@@ -62,7 +62,7 @@ def _params(module: torch.nn.Module) -> dict[str, torch.Tensor]:
 @pytest.mark.parametrize("name", sorted(FAMILIES))
 def test_twenty_steps_finite_losses_and_changing_weights(name, faces_npz, tmp_path):
     if name in ("cyclegan", "ugatit"):
-        pytest.skip("unpaired trainA/trainB data: covered by tests/test_translate.py")
+        pytest.skip("unpaired trainA/trainB data: covered by tests/models/test_translate.py")
     model_cfg, train_cfg = _config(name, faces_npz, tmp_path / "run", steps=20)
     trainer = Trainer(model_cfg, train_cfg, "cpu")
     g0, d0 = _params(trainer.G), _params(trainer.D)

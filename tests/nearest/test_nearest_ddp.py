@@ -17,7 +17,7 @@ from ganeval.nearest.distributed import World, shard
 from ganeval.nearest.index import gpu_placement
 from ganeval.synth import make_faces
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def test_shards_cover_queries_in_order():

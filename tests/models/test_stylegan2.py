@@ -302,7 +302,7 @@ def test_two_process_ddp_keeps_weights_and_ada_in_sync(faces_npz, tmp_path):
     import sys
     from pathlib import Path
 
-    root = Path(__file__).resolve().parents[1]
+    root = Path(__file__).resolve().parents[2]
     script, report = tmp_path / "worker.py", tmp_path / "report.txt"
     script.write_text(DDP_WORKER)
     env = {**os.environ, "OMP_NUM_THREADS": "1", "GANEVAL_QUIET": "1", "PYTHONPATH": str(root)}

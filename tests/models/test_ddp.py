@@ -14,7 +14,7 @@ from ganeval.atomic import save_npz
 from ganeval.synth import make_faces
 from ganeval.models.checkpoint import load_checkpoint
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 
 # Trains on both ranks, then checks that DDP kept G and D identical across the processes
 # while each process drew different real images.

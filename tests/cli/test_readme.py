@@ -11,7 +11,7 @@ import pytest
 
 from ganeval.cli.main import build_parser
 
-README = Path(__file__).resolve().parents[1] / "README.md"
+README = Path(__file__).resolve().parents[2] / "README.md"
 
 
 def _code_lines() -> list[str]:

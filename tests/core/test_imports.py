@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 
 # never needed by `ganeval fid` (nor by `ganeval --help`)
 NOT_FOR_FID = ("scipy", "sklearn", "pandas", "seaborn", "faiss", "streamlit", "statsmodels", "matplotlib",

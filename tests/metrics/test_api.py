@@ -17,7 +17,7 @@ import ganeval
 from ganeval.errors import BadInput
 
 N = 12
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def test_import_ganeval_stays_light():
