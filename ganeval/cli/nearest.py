@@ -15,7 +15,10 @@ Writes to OUTDIR: neighbours.csv (query, rank, train, ssim), summary.json (per-r
 statistics, copy and original shares, hubness, recall, copy statistics), ssim_hist.png (one
 panel per rank), contact_sheets/ (each query beside its neighbours, with scores; hubs.png: the
 training images most often top-1), and with --mean-all mean_ssim.csv and mean_ssim.png.
-Every run reports hubness and warns when one training image is the top-1 of > 5% of queries.
+Every run reports hubness (k-occurrence skewness S_Nk for k = 1, 5, 10, Radovanovic et al. 2010)
+and warns when S_N10 is well above a hub-free choice's or one training image is the top-1 of > 5%
+of queries. With --test, C_T (Meehan et al. 2020) compares in-cell distances of generated and
+held-out images.
 OUTDIR may not be (or lie inside, or hold) an input; a non-empty OUTDIR needs --overwrite, which
 removes what an earlier `ganeval nearest` wrote there (stale contact sheets included) and never
 touches other files."""

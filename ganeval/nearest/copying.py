@@ -8,10 +8,11 @@ search as the rest of ``ganeval nearest``.
   generated samples' distances are compared with held-out real samples' distances by the
   Mann–Whitney U test, z-scored under the null; C_T is the average of the cell z-scores
   weighted by each cell's share of held-out samples, over cells holding more than
-  τ·m generated samples (τ = 20/m by default: more than 20). C_T ≪ 0 means generated images
-  sit closer to the training set than real unseen images do: data copying; C_T ≫ 0 means
-  under-fitting. Difference from the paper: the distance is to the nearest training image
-  overall, not the nearest within the cell.
+  τ·m generated samples (τ = 20/m by default: more than 20). As in the paper and its code,
+  a sample's distance is to the nearest training image *within its cell*, and the z-score
+  carries the continuity correction of the reference code (mean mn/2 − ½). C_T ≪ 0 means
+  generated images sit closer to the training set than real unseen images do: data copying;
+  C_T ≫ 0 means under-fitting.
 * **Alaa et al. 2022, authenticity** ("How Faithful is your Synthetic Data?", ICML). A
   generated sample is *unauthentic* when it is closer to its nearest training image r*
   than r* is to its own nearest other training image; authenticity is the authentic share."""
@@ -28,10 +29,11 @@ MIN_GENERATED_PER_CELL = 20
 
 def mann_whitney_z(gen: np.ndarray, test: np.ndarray) -> float:
     """Z-scored U of ``gen`` against ``test`` (U counts pairs where gen > test, ties ½):
-    negative when generated distances are smaller."""
+    negative when generated distances are smaller. The null mean is mn/2 − ½ (continuity
+    correction), as in Meehan et al.'s code."""
     m, n = len(gen), len(test)
-    u = float(mannwhitneyu(gen, test, alternative="two-sided").statistic)
-    return (u - m * n / 2.0) / np.sqrt(m * n * (m + n + 1) / 12.0)
+    u = float(mannwhitneyu(gen, test, alternative="less").statistic)
+    return (u - (m * n / 2.0 - 0.5)) / np.sqrt(m * n * (m + n + 1) / 12.0)
 
 
 @dataclass
@@ -64,12 +66,14 @@ def assign(cells: faiss.Index, embeddings: np.ndarray) -> np.ndarray:
 
 def data_copying_ct(gen_dist: np.ndarray, gen_cells: np.ndarray, test_dist: np.ndarray, test_cells: np.ndarray,
                     n_cells: int, min_generated: int = MIN_GENERATED_PER_CELL) -> CopyTest:
-    """Meehan et al.'s C_T from per-sample distances and cell labels."""
+    """Meehan et al.'s C_T from per-sample in-cell distances (each sample's distance to the
+    nearest training sample of its own cell) and cell labels."""
     gen_dist, test_dist = np.asarray(gen_dist, float), np.asarray(test_dist, float)
     per_cell, weights, zs = [], [], []
     n = len(test_dist)
     for c in range(n_cells):
         g, t = gen_dist[gen_cells == c], test_dist[test_cells == c]
+        g, t = g[~np.isnan(g)], t[~np.isnan(t)]  # NaN: a cell without training images
         entry = {"cell": c, "generated": int(len(g)), "test": int(len(t)), "z": None}
         if len(g) > min_generated and len(t) > 0:
             entry["z"] = mann_whitney_z(g, t)

@@ -17,7 +17,8 @@ from ganeval.nearest import copying, distributed, features, report
 from ganeval.nearest.embed import EmbedSpec
 from ganeval.nearest.index import (RESIZE_FILTER, SCREEN_STRIDE, IndexSettings, TrainIndex, load_images,
                                    native_channels, open_index)
-from ganeval.nearest.search import Neighbours, Searcher, default_candidates, recall_at
+from ganeval.nearest.report import HUBNESS_K
+from ganeval.nearest.search import Neighbours, Searcher, default_candidates, default_shortlist, recall_at
 from ganeval.outputs import OutputDir
 from ganeval.sources import Source, open_source
 
@@ -76,10 +77,14 @@ def _resize_note(loaded, size) -> dict:
 
 
 def _search(searcher: Searcher, images: np.ndarray, k: int, opts: NearestOptions, desc: str,
-            mean_all: bool = False) -> Neighbours:
+            mean_all: bool = False, keep: int | None = None) -> Neighbours:
+    """Top ``keep`` (default ``k``) neighbours from a search sized for ``k``: the exact
+    scores of the cascade's shortlist already hold a few more than ``k``."""
+    keep = max(k, keep or k)
     if opts.exact or mean_all:
-        return searcher.exhaustive(images, k, mean_all=mean_all, desc=desc)
-    return searcher.cascade(images, k, opts.candidates or default_candidates(k), opts.shortlist, desc=desc)
+        return searcher.exhaustive(images, keep, mean_all=mean_all, desc=desc)
+    return searcher.cascade(images, keep, opts.candidates or default_candidates(k),
+                            opts.shortlist or default_shortlist(k), desc=desc)
 
 
 def _open(x, what: str) -> Source:
@@ -176,16 +181,20 @@ def _run(opts: NearestOptions, say: Callable[[str], None], device, world: distri
 
     t = time.perf_counter()
     if feature_space:
-        nb = space.search(gen.images, opts.k)
+        nb = space.search(gen.images, min(space.n, max(opts.k, HUBNESS_K[-1])))
         searcher = None
     else:
         searcher = Searcher(index, device)
         mine = distributed.shard(len(gen.images), world)
-        part = _search(searcher, gen.images[mine], opts.k, opts, "nearest training images", mean_all=opts.mean_all)
+        part = _search(searcher, gen.images[mine], opts.k, opts, "nearest training images", mean_all=opts.mean_all,
+                       keep=min(len(index), HUBNESS_K[-1]))
         nb = Neighbours(distributed.gather_rows(part.index, world), distributed.gather_rows(part.score, world),
                         part.method, part.candidates, part.shortlist,
                         None if part.mean_all is None else distributed.gather_rows(part.mean_all, world))
     timings["search"] = time.perf_counter() - t
+    # hubness reads the longer lists (k-occurrence up to k = 10); everything else the top k
+    hubs = report.hubness(nb.index, space.keys)
+    nb = nb.first(opts.k)
     top1 = nb.score[:, 0]
 
     recall = None
@@ -202,7 +211,6 @@ def _run(opts: NearestOptions, say: Callable[[str], None], device, world: distri
         copy_stats = _copy_statistics(searcher, index, gen.images, nb, test_src, opts, say)
         timings["copy_statistics"] = time.perf_counter() - t
 
-    hubs = report.hubness(nb.index[:, 0], space.keys)
     shares = report.copy_shares(top1, opts.copy_threshold)
     summary = {
         "generated": {"path": str(gen_src.path), "n": len(gen.keys), "skipped_corrupt": len(gen.skipped),
@@ -342,8 +350,11 @@ def _copy_statistics(searcher: Searcher, index: TrainIndex, gen_images: np.ndarr
     # default: ~20+ test and ~40 generated samples per cell, so cells pass C_T's τ = 20/m
     n_cells = opts.cells or max(1, min(50, len(test.images) // 20, len(gen_images) // 40, len(sample) // 20))
     cells = copying.kmeans_cells(embed(index.planes[sample]), n_cells, seed=opts.seed)
-    ct = copying.data_copying_ct(1 - nb.score[:, 0], copying.assign(cells, embed(gen_images)),
-                                 1 - test_nb.score[:, 0], copying.assign(cells, embed(test.images)), n_cells)
+    train_cells = np.concatenate([copying.assign(cells, embed(np.asarray(index.planes[s : s + opts.batch_size])))
+                                  for s in range(0, len(index), opts.batch_size)])
+    gen_cells, test_cells = copying.assign(cells, embed(gen_images)), copying.assign(cells, embed(test.images))
+    gen_dist, test_dist = _in_cell_distances(searcher, train_cells, (gen_images, gen_cells), (test.images, test_cells))
+    ct = copying.data_copying_ct(gen_dist, gen_cells, test_dist, test_cells, n_cells)
     # Alaa et al.: each top-1 training image's own nearest other training image
     uniq = np.unique(nb.index[:, 0])
     if len(index) > 1:
@@ -361,8 +372,24 @@ def _copy_statistics(searcher: Searcher, index: TrainIndex, gen_images: np.ndarr
         say(f"authenticity (Alaa et al. 2022): {auth_dict['authenticity']:.4f}")
     return {"test": {"path": str(test_src.path), "n": len(test.keys),
                      "top1": report.describe(test_nb.score[:, 0])},
-            "distance": "1 - top-1 SSIM to the training set",
+            "distance": "1 - top-1 SSIM to the training set (C_T: to the training images of the sample's own cell)",
             "meehan_ct": ct.to_dict(), "authenticity": auth_dict}
+
+
+def _in_cell_distances(searcher: Searcher, train_cells: np.ndarray,
+                       *sides: tuple[np.ndarray, np.ndarray]) -> list[np.ndarray]:
+    """1 − SSIM of each sample to the most similar training image of its own k-means cell
+    (Meehan et al.'s L(x)), exact; a cell without training images gives NaN (excluded)."""
+    out = [np.full(len(images), np.nan) for images, _ in sides]
+    for c in np.unique(np.concatenate([cells for _, cells in sides])):
+        members = np.flatnonzero(train_cells == c)
+        if not len(members):
+            continue
+        for (images, cells), dist in zip(sides, out):
+            rows = np.flatnonzero(cells == c)
+            if len(rows):
+                dist[rows] = 1.0 - searcher.best_within(images[rows], members, desc=f"SSIM within cell {c}")
+    return out
 
 
 def _train_self_neighbours(searcher: Searcher, index: TrainIndex, ids: np.ndarray, opts: NearestOptions) -> np.ndarray:

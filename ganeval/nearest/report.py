@@ -11,6 +11,7 @@ from typing import Sequence
 
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont
+from scipy.stats import skew
 
 from ganeval.atomic import atomic_path, write_bytes, write_text
 
@@ -199,30 +200,71 @@ def write_contact_sheets(outdir: Path, order: np.ndarray, queries: np.ndarray, t
 # ------------------------------------------------------------------ hubness
 
 HUB_WARNING_SHARE = 0.05  # one training image as top-1 of more than this share of queries: a hub
+HUBNESS_K = (1, 5, 10)    # k-occurrence skewness S_Nk is reported for these k (Radovanović et al. 2010)
+HUB_WARNING_SKEW = 1.2    # S_Nk this far above a hub-free choice's: a few training images take many queries
 
 
-def hubness(top1_ids: np.ndarray, train_keys: Sequence[str], n_hubs: int = 10) -> dict:
-    """How concentrated the top-1 neighbours are on a few training images.
+def k_occurrence(neighbour_ids: np.ndarray, n_train: int, k: int) -> np.ndarray:
+    """N_k(x) for every training image x: how many queries hold x among their k nearest
+    neighbours. Training images no query picks count as zeros (they are part of the law)."""
+    ids = np.asarray(neighbour_ids)[:, :k].ravel()
+    return np.bincount(ids[ids >= 0], minlength=n_train)
+
+
+def occurrence_skewness(counts: np.ndarray) -> float | None:
+    """S_Nk = E[(N_k − μ)³] / σ³ over all training images (Radovanović, Nanopoulos and
+    Ivanović 2010, "Hubs in Space", JMLR 11): 0 for an even spread, large and positive when
+    a few training images are the neighbours of many queries."""
+    counts = np.asarray(counts, dtype=np.float64)
+    if len(counts) < 2 or counts.std() == 0:
+        return None
+    return float(skew(counts, bias=True))
+
+
+def hubness(neighbour_ids: np.ndarray, train_keys: Sequence[str], n_hubs: int = 10) -> dict:
+    """How concentrated the neighbours are on a few training images.
 
     A blurry or low-contrast generator can make one pale training face every query's SSIM
-    top-1 (SSIM favours low contrast): a hub, not a copy. ``top1_share`` is the share of
-    queries whose top-1 is the single most frequent training image; ``hubs`` the ``n_hubs``
-    most frequent top-1 images; ``warning`` a sentence when one image takes more than 5%."""
-    ids = np.asarray(top1_ids)
-    ids = ids[ids >= 0]
+    top-1 (SSIM favours low contrast): a hub, not a copy. ``skewness`` holds the
+    k-occurrence skewness S_Nk for k = 1, 5, 10 (those the neighbour lists are long enough
+    for), the standard measure of hubness; ``top1_share`` is the share of queries whose top-1
+    is the single most frequent training image; ``hubs`` the ``n_hubs`` most frequent top-1
+    images; ``warning`` a sentence when one image takes more than 5%, or when S_Nk at the
+    largest k exceeds by 1.2 what neighbours chosen at random would give (1/√(kQ/T) for Q
+    queries and T training images: ``skewness_hub_free``)."""
+    ids = np.asarray(neighbour_ids)
+    if ids.ndim == 1:
+        ids = ids[:, None]
+    ids = ids[ids[:, 0] >= 0]
     n = len(ids)
+    n_train = len(train_keys)
     if not n:
-        return {"queries": 0, "distinct_top1": 0, "top1_share": None, "hubs": [], "warning": None}
-    uniq, counts = np.unique(ids, return_counts=True)
+        return {"queries": 0, "distinct_top1": 0, "top1_share": None, "hubs": [], "skewness": {},
+                "warning": None}
+    ks = [k for k in HUBNESS_K if k <= ids.shape[1] and k <= n_train]
+    skewness = {f"S_N{k}": occurrence_skewness(k_occurrence(ids, n_train, k)) for k in ks}
+    # neighbours drawn uniformly at random give N_k ≈ Poisson(kQ/T), whose skewness 1/√(kQ/T)
+    # is not hubness (large when there are few queries per training image): the warning
+    # measures S_Nk above it, at the largest k the lists hold
+    baseline = {f"S_N{k}": float(1 / np.sqrt(k * n / n_train)) for k in ks}
+    uniq, counts = np.unique(ids[:, 0], return_counts=True)
     order = np.lexsort((uniq, -counts))[:n_hubs]
     hubs = [{"train": train_keys[int(uniq[i])], "index": int(uniq[i]), "top1_count": int(counts[i]),
              "top1_share": float(counts[i] / n)} for i in order]
     share = hubs[0]["top1_share"]
-    warning = None
+    warnings = []
     if share > HUB_WARNING_SHARE and hubs[0]["top1_count"] > 1:
-        warning = (f"hub: training image {hubs[0]['train']} is the top-1 neighbour of {hubs[0]['top1_count']} of "
-                   f"{n} queries ({100 * share:.1f}%); a hub (e.g. a low-contrast image), not necessarily a copy")
-    return {"queries": n, "distinct_top1": int(len(uniq)), "top1_share": share, "hubs": hubs, "warning": warning}
+        warnings.append(f"hub: training image {hubs[0]['train']} is the top-1 neighbour of {hubs[0]['top1_count']} "
+                        f"of {n} queries ({100 * share:.1f}%); a hub (e.g. a low-contrast image), not necessarily "
+                        "a copy")
+    if ks and ks[-1] > 1:
+        name = f"S_N{ks[-1]}"
+        value = skewness[name]
+        if value is not None and value - baseline[name] > HUB_WARNING_SKEW:
+            warnings.append(f"hubness: k-occurrence skewness {name} = {value:.2f} (a hub-free choice gives "
+                            f"{baseline[name]:.2f}): a few training images are the neighbours of many queries")
+    return {"queries": n, "distinct_top1": int(len(uniq)), "top1_share": share, "hubs": hubs,
+            "skewness": skewness, "skewness_hub_free": baseline, "warning": "; ".join(warnings) or None}
 
 
 def hub_sheet(hub_images: np.ndarray, counts: Sequence[int], n_queries: int, scale: int = 1) -> Image.Image:

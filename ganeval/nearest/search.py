@@ -65,6 +65,11 @@ class Neighbours:
     def __len__(self) -> int:
         return len(self.index)
 
+    def first(self, k: int) -> "Neighbours":
+        """The best ``k`` of each query's neighbours."""
+        return Neighbours(self.index[:, :k], self.score[:, :k], self.method, self.candidates, self.shortlist,
+                          self.mean_all)
+
     def take(self, rows: np.ndarray) -> "Neighbours":
         return Neighbours(self.index[rows], self.score[rows], self.method, self.candidates, self.shortlist,
                           None if self.mean_all is None else self.mean_all[rows])
@@ -149,6 +154,28 @@ class Searcher:
 
                 self._per_query(one, len(block))
         return Neighbours(out_ids, out_scores, "cascade", n_cand, shortlist)
+
+    # ------------------------------------------------------------------ within a subset
+    def best_within(self, queries: np.ndarray, ids: np.ndarray, desc: str = "SSIM within cells") -> np.ndarray:
+        """Exact SSIM of each query to its most similar training image among ``ids`` (all
+        queries share the subset: e.g. one k-means cell, for Meehan et al.'s in-cell distance)."""
+        ids = np.sort(np.asarray(ids, dtype=np.int64))
+        best = np.full(len(queries), -np.inf, dtype=np.float64)
+        if not len(ids) or not len(queries):
+            return best
+        with progress(total=len(queries) * len(ids), desc=desc, unit="pair", unit_scale=True) as bar:
+            for s in range(0, len(queries), self.block):
+                q = self.engine.moments(planar(queries[s : s + self.block]))
+                for t in range(0, len(ids), self.train_chunk):
+                    chunk = ids[t : t + self.train_chunk]
+                    tm = self.engine.moments(self._gather(self.index.planes, chunk))
+
+                    def one(i: int) -> None:
+                        best[s + i] = max(best[s + i], float(self.engine.one_to_many(q, i, tm).max()))
+
+                    self._per_query(one, len(q))
+                    bar.update(len(q) * len(chunk))
+        return best
 
     # ------------------------------------------------------------------ exhaustive
     def exhaustive(self, queries: np.ndarray, k: int, mean_all: bool = False, exclude: np.ndarray | None = None,

@@ -134,7 +134,8 @@ def test_load_images_resizes_and_counts_mixed_sizes(tmp_path, faces32):
 def test_copy_statistics():
     rng = np.random.default_rng(0)
     test = rng.random(200)
-    assert copying.mann_whitney_z(test.copy(), test) == pytest.approx(0.0, abs=1e-9)
+    sigma = np.sqrt(200 * 200 * 401 / 12)
+    assert copying.mann_whitney_z(test.copy(), test) == pytest.approx(0.5 / sigma, abs=1e-12)  # continuity
     copies = copying.data_copying_ct(np.zeros(100), np.zeros(100, int), test, np.zeros(200, int), 1)
     assert copies.ct < -10  # generated far closer to the training set than held-out data
     fresh = copying.data_copying_ct(test[:100] + 1, np.zeros(100, int), test, np.zeros(200, int), 1)
