@@ -116,10 +116,13 @@ def _study_cells(has_images: bool, simulated: bool) -> list:
               "pd.Series(fleiss.to_dict(), name=\"Fleiss' kappa\").to_frame()"),
         _code("pairwise, shared = agreement.pairwise_kappa(main)\nplots.pairwise_heatmap(pairwise, participants);"),
         _code("plots.accuracy_kappa_bars(participants, fleiss.kappa);"),
-        _md("### HYPE∞\nHYPE∞ (Zhou et al. 2019) is the share of wrong judgments (50% = people cannot "
-            "tell); `fake_error` is the share of fakes judged real, per model label too. Intervals: 95% "
-            "percentile bootstrap over evaluators."),
+        _md("### HYPE∞\nHYPE∞ (Zhou et al. 2019) is an evaluator's share of wrong judgments, averaged "
+            "over evaluators (50% = people cannot tell); per model it is half the evaluator's fake error on "
+            "that model plus half their real error. `fake_error` is the share of fakes judged real. "
+            "Intervals: 95% percentile bootstrap over evaluators and images."),
         _code("hype_scores = hype.hype_table(main, RESAMPLES, SEED)\nplots.hype_bars(hype_scores)\nhype_scores"),
+        _code("# HYPE-time (studies run with --protocol hype-time): mean modal exposure per model, in ms\n"
+              "hype.hype_time_table(main, RESAMPLES, SEED)"),
         _md("### P(judged real) by model label: a mixed-effects logistic model\n"
             "`logit P(real) = beta[label] + u[participant] + v[image]` with random effects for participants "
             "and images (statsmodels `BinomialBayesMixedGLM`, variational Bayes). `posterior_mean`/`posterior_sd` "

@@ -73,7 +73,8 @@ def study_results(df: pd.DataFrame, seed: int, resamples: int, include_all: bool
     screening = screen(df, include_all=include_all)
     main = main_trials(screening.kept)
     out = {"overview": study_overview(df), "screening": screening, "main": main,
-           "participants": agreement.participant_table(main), "hype": hype.hype_table(main, resamples, seed)}
+           "participants": agreement.participant_table(main), "hype": hype.hype_table(main, resamples, seed),
+           "hype_time": hype.hype_time_table(main, resamples, seed)}
     # agreement between people is the point of the study: one participant is an error, not a skip
     out["fleiss"] = agreement.fleiss(main, resamples, seed)
     out["pairwise"], out["shared"] = agreement.pairwise_kappa(main)
@@ -111,6 +112,9 @@ def write_study(outdir: Path, df: pd.DataFrame, res: dict, images_dir: Path | No
     for name in ("participants", "hype", "images", "reasons", "response_times"):
         _write_csv(tables / f"{name}.csv", res[name])
         written.append(f"tables/{name}.csv")
+    if res.get("hype_time") is not None:
+        _write_csv(tables / "hype_time.csv", res["hype_time"])
+        written.append("tables/hype_time.csv")
     _write_csv(tables / "excluded.csv", res["screening"].excluded)
     _write_csv(tables / "mixed_model.csv", res["mixed"].effects)
     written += ["tables/excluded.csv", "tables/mixed_model.csv"]
@@ -160,6 +164,7 @@ def build(inp: ReportInputs, outdir: Path) -> dict:
             "mixed_model": res["mixed"].to_dict(),
             "participants": _records(res["participants"]),
             "hype": _records(res["hype"]),
+            "hype_time": None if res.get("hype_time") is None else _records(res["hype_time"]),
             "fleiss": res["fleiss"].to_dict(),
             "most_convincing_fakes": _records(per_image.most_convincing_fakes(res["images"], GALLERY_SIZE)),
             "most_fake_looking_reals": _records(per_image.most_fake_looking_reals(res["images"], GALLERY_SIZE)),

@@ -16,6 +16,9 @@ from ganeval.errors import BadInput
 # the export contract (study_app export / StudyStore.export_frame), in order
 COLUMNS = ("participant", "participant_kind", "image_id", "truth", "model_label", "phase", "trial_number",
            "answer", "correct", "confidence", "reasons", "reason_other", "response_ms", "shown_at", "answered_at")
+# appended by studies that time trials in the browser (HYPE-time and client response times);
+# kept when present, blank otherwise
+TIMING_COLUMNS = ("rt_client_ms", "shown_client_at", "protocol", "exposure_ms", "exposure_shown_ms")
 # without these nothing can be computed; the rest get defaults (hand-built tables may omit them)
 REQUIRED = ("participant", "image_id", "truth", "answer")
 LABELS = ("real", "fake")  # row/column order of every confusion matrix
@@ -74,10 +77,13 @@ def validate(frame: pd.DataFrame, where: str) -> pd.DataFrame:
         df["model_label"] = np.where(df["truth"] == "real", "real", "fake")
     df["model_label"] = df["model_label"].astype(str).replace("", np.nan).fillna(df["truth"])
     df["correct"] = (df["truth"] == df["answer"]).astype(int)  # derived, never trusted from the file
-    for col in ("confidence", "response_ms", "trial_number"):
+    for col in ("confidence", "response_ms", "trial_number", "rt_client_ms", "exposure_ms", "exposure_shown_ms"):
         values = df[col].astype(object) if col in df.columns else pd.Series(np.nan, index=df.index)
         df[col] = pd.to_numeric(values.replace("", np.nan), errors="coerce").astype(float)
-    return df[list(COLUMNS)].reset_index(drop=True)
+    for col in ("shown_client_at", "protocol"):
+        df[col] = df[col].fillna("").astype(str) if col in df.columns else ""
+    df.loc[df["protocol"] == "", "protocol"] = "hype-infinity"
+    return df[list(COLUMNS) + list(TIMING_COLUMNS)].reset_index(drop=True)
 
 
 def main_trials(df: pd.DataFrame) -> pd.DataFrame:

@@ -11,7 +11,7 @@ from statsmodels.stats.inter_rater import aggregate_raters, cohens_kappa, fleiss
 from statsmodels.stats.proportion import proportion_confint
 
 from ganeval.analysis import agreement, hype, per_image
-from ganeval.analysis.responses import COLUMNS, load_responses, main_trials, study_overview
+from ganeval.analysis.responses import COLUMNS, TIMING_COLUMNS, load_responses, main_trials, study_overview
 from ganeval.errors import BadInput
 
 
@@ -185,7 +185,7 @@ def test_hype_bootstrap_is_resampling_evaluators(original_layout):
     people = [f"tok-{i}" for i in range(5)]
     draws = rng.integers(0, 5, size=(50, 5))
     naive = [pd.concat([df[df["participant"] == people[i]] for i in row])["correct"].rsub(1).mean() for row in draws]
-    scores = hype.hype_table(df, resamples=50, seed=2)
+    scores = hype.hype_table(df, resamples=50, seed=2, unit="evaluators")
     want = np.percentile(naive, [2.5, 97.5])
     assert scores.loc[0, ["ci_low", "ci_high"]].to_numpy(dtype=float) == pytest.approx(want, abs=1e-12)
 
@@ -232,7 +232,7 @@ def test_load_csv_and_overview(tmp_path, original_layout):
     path = tmp_path / "responses.csv"
     pd.concat([df, extra]).to_csv(path, index=False)
     loaded = load_responses(path)
-    assert len(loaded) == 122 and list(loaded.columns) == list(COLUMNS)
+    assert len(loaded) == 122 and list(loaded.columns) == list(COLUMNS) + list(TIMING_COLUMNS)
     assert len(main_trials(loaded)) == 120
     ov = study_overview(loaded)
     assert ov["participants"] == 5 and ov["attention_trials"] == 2 and ov["attention_correct_share"] == 1.0
