@@ -132,6 +132,11 @@ def _study_cells(has_images: bool, simulated: bool) -> list:
         _code("mixed_model = mixed.judged_real_model(main)\nprint(mixed_model.note or '')\n"
               "if len(mixed_model.effects):\n    plots.mixed_model_bars(mixed_model.effects)\n"
               "display(mixed_model.random_sd)\nmixed_model.effects"),
+        _md("### Planning the next study\nThis study as the pilot: whole studies simulated from the fitted model "
+            "give the 95% CI half-width of the fool rate for each design (`ganeval study plan --pilot` for other "
+            "targets, metrics and power)."),
+        _code("next_plan = report._next_study_plan(main, mixed_model, SEED)\n"
+              "next_plan.table if next_plan is not None else 'not available: the mixed model was not fitted'"),
         _md("### Per image\nThe fool rate is the share of judgments that got an image wrong."),
         _code("images = per_image.image_table(main)\nper_image.most_convincing_fakes(images)"),
         _code("per_image.most_fake_looking_reals(images)"),

@@ -17,7 +17,7 @@ from typing import Callable
 import numpy as np
 import pandas as pd
 
-from ganeval.analysis import agreement, hype, inputs, mixed, per_image, plots
+from ganeval.analysis import agreement, hype, inputs, mixed, per_image, plan, plots
 from ganeval.analysis.responses import load_responses, main_trials, study_overview
 from ganeval.analysis.screening import screen
 from ganeval.atomic import write_text
@@ -79,11 +79,22 @@ def study_results(df: pd.DataFrame, seed: int, resamples: int, include_all: bool
     out["fleiss"] = agreement.fleiss(main, resamples, seed)
     out["pairwise"], out["shared"] = agreement.pairwise_kappa(main)
     out["mixed"] = mixed.judged_real_model(main)
+    out["plan"] = _next_study_plan(main, out["mixed"], seed)
     images = per_image.image_table(main)
     out.update(images=images, reasons=per_image.reason_counts(main), response_times=per_image.response_times(main),
                other_reasons=per_image.other_reasons(main))
     out["caveats"] = study_caveats(out)
     return out
+
+
+def _next_study_plan(main: pd.DataFrame, fit, seed: int) -> "plan.Plan | None":
+    """This study as the pilot of the next: precision of the fool rate for a grid of designs
+    (``ganeval study plan --pilot`` gives the full options)."""
+    try:
+        model = plan.model_from_pilot(main, fit=fit)
+    except BadInput:
+        return None
+    return plan.plan_table(model, "fool-rate", 0.05, studies=200, seed=seed)
 
 
 def study_caveats(res: dict) -> list[str]:
@@ -115,6 +126,9 @@ def write_study(outdir: Path, df: pd.DataFrame, res: dict, images_dir: Path | No
     if res.get("hype_time") is not None:
         _write_csv(tables / "hype_time.csv", res["hype_time"])
         written.append("tables/hype_time.csv")
+    if res.get("plan") is not None:
+        _write_csv(tables / "next_study_plan.csv", res["plan"].table)
+        written.append("tables/next_study_plan.csv")
     _write_csv(tables / "excluded.csv", res["screening"].excluded)
     _write_csv(tables / "mixed_model.csv", res["mixed"].effects)
     written += ["tables/excluded.csv", "tables/mixed_model.csv"]
@@ -165,6 +179,7 @@ def build(inp: ReportInputs, outdir: Path) -> dict:
             "participants": _records(res["participants"]),
             "hype": _records(res["hype"]),
             "hype_time": None if res.get("hype_time") is None else _records(res["hype_time"]),
+            "next_study_plan": None if res.get("plan") is None else res["plan"].as_dict(),
             "fleiss": res["fleiss"].to_dict(),
             "most_convincing_fakes": _records(per_image.most_convincing_fakes(res["images"], GALLERY_SIZE)),
             "most_fake_looking_reals": _records(per_image.most_fake_looking_reals(res["images"], GALLERY_SIZE)),

@@ -47,6 +47,29 @@ def nonneg_int(text: str) -> int:
     return value
 
 
+def open_unit_float(text: str) -> float:
+    """A number strictly between 0 and 1 (a rate, a share, a CI half-width)."""
+    value = float(text)
+    if not 0 < value < 1:
+        raise argparse.ArgumentTypeError(f"must be between 0 and 1 (exclusive), got {text}")
+    return value
+
+
+def nonneg_float(text: str) -> float:
+    value = float(text)
+    if not value >= 0:  # NaN fails too
+        raise argparse.ArgumentTypeError(f"must be 0 or more, got {text}")
+    return value
+
+
+def positive_int_list(text: str) -> tuple[int, ...]:
+    """'10,20,50' -> (10, 20, 50), each at least 1."""
+    try:
+        return tuple(positive_int(part) for part in text.split(",") if part.strip())
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected comma-separated whole numbers, got {text!r}") from None
+
+
 def to_json(obj: Any) -> str:
     """A result as the JSON that --json prints (NumPy numbers as floats)."""
     return json.dumps(obj, indent=2, sort_keys=False, default=float)

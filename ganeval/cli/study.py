@@ -10,6 +10,7 @@ import os
 import sys
 from pathlib import Path
 
+from ganeval.cli import study_plan
 from ganeval.cli.common import HelpFormatter, emit_json, nonneg_int, positive_int, warn
 from ganeval.errors import GanevalError
 
@@ -177,6 +178,8 @@ def register(sub: argparse._SubParsersAction) -> None:
         q.add_argument("study_dir", metavar="STUDY_DIR", help="a folder made by `ganeval study init`")
         q.add_argument("--db-url", default=None, help="database URL (overrides study.json and $GANEVAL_STUDY_DB_URL)")
         q.set_defaults(func=_set_open, is_open=is_open)
+
+    study_plan.register(actions)
 
 
 def _open(args):
