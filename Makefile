@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed
 DEMO_OUT ?= demo-out
 PYTEST_ARGS ?=
 
-.PHONY: install system-deps demo test layers bench clean
+.PHONY: install system-deps demo test check lint docs layers bench clean
 
 install: $(STAMP)
 
@@ -23,9 +23,25 @@ $(STAMP): pyproject.toml
 demo: $(STAMP)
 	$(PY) -m ganeval demo --out $(DEMO_OUT)
 
-# tests/core/test_layers.py checks the import-linter layer contract (pyproject.toml) among the tests
-test: $(STAMP) system-deps
+# everything: lint, the docs site (strict: a broken link or docstring reference fails), and every
+# test (tests/core/test_layers.py checks the import-linter layer contract among them)
+test: $(STAMP) system-deps lint docs
 	$(PY) -m pytest -q -rs $(PYTEST_ARGS)
+
+# the fast lane: lint, the layer contract and the tests not marked slow (about two minutes)
+check: $(STAMP) lint layers
+	$(PY) -m pytest -q -m "not slow" $(PYTEST_ARGS)
+
+lint: $(STAMP)
+	$(PY) -m ruff check --no-cache --quiet .
+
+# the documentation site from docs/ (mkdocs-material; API pages from docstrings by mkdocstrings).
+# `make test` builds it into a temporary folder and throws it away; `make docs` keeps site/.
+DOCS_OUT ?=
+docs: $(STAMP)
+	@out="$(DOCS_OUT)"; tmp=""; if [ -z "$$out" ]; then tmp=$$(mktemp -d); out=$$tmp; fi; \
+	  NO_MKDOCS_2_WARNING=1 $(PY) -m mkdocs build --strict --quiet --site-dir "$$out" && \
+	  { [ -n "$$tmp" ] && rm -rf "$$tmp" || echo "docs site written to $$out"; }
 
 # the layer contract alone (import-linter on the installed layout)
 layers: $(STAMP)

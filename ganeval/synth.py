@@ -408,7 +408,7 @@ def _draw_mouth(pen: _Pen, p: FaceParams, chin_y: float, line: RGB) -> None:
 
 def _strand(pen: _Pen, base_l, base_r, tip, bend: float, fill: RGB, line: RGB, tip_w: float = 0.0) -> None:
     """One lock of hair: two curved edges from its root to a (pointed or cut) tip."""
-    (xl, yl), (xr, yr), (tx, ty) = base_l, base_r, tip
+    (xl, yl), (xr, _), (tx, ty) = base_l, base_r, tip
     half = tip_w / 2
     left_tip, right_tip = (tx - half, ty), (tx + half, ty)
     mid_y = (yl + ty) / 2

@@ -1,5 +1,5 @@
-"""README, --help and behaviour agree: every `ganeval …` line of the README parses with the real
-parser, and every default the README states is the parser's default."""
+"""README, docs, --help and behaviour agree: every `ganeval …` line of README.md and docs/*.md
+parses with the real parser, and every default they state is the parser's default."""
 from __future__ import annotations
 
 import argparse
@@ -11,13 +11,14 @@ import pytest
 
 from ganeval.cli.main import build_parser
 
-README = Path(__file__).resolve().parents[2] / "README.md"
+ROOT = Path(__file__).resolve().parents[2]
+PAGES = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
 
 
 def _code_lines() -> list[str]:
-    """Command lines in the README's bash blocks, continuations joined, comments dropped."""
+    """Command lines in the pages' bash blocks, continuations joined, comments dropped."""
     lines, fence, pending = [], None, ""
-    for raw in README.read_text().splitlines():
+    for raw in (line for page in PAGES for line in page.read_text().splitlines()):
         if raw.startswith("```"):  # a fence opens a block (of any language) or closes the open one
             fence = None if fence else raw.strip()
             continue
@@ -83,17 +84,20 @@ def _subparser(parser: argparse.ArgumentParser, path: list[str]) -> argparse.Arg
 
 
 def _documented_defaults() -> list[tuple[list[str], str, str]]:
-    """(subcommand path, flag, value) for README sentences "`--flag` … (default V)" under a
-    "### `ganeval CMD …`" heading."""
-    found, command = [], None
+    """(subcommand path, flag, value) for sentences "`--flag` … (default V)" under a
+    "## `ganeval CMD …`" heading of README.md or docs/*.md."""
+    found = []
     pattern = re.compile(r"`(--[a-z0-9-]+)`[^`.;]{0,40}?[(,]\s*default:?\s+`?(\d[\d,_]*\d|[^`),;\s]+)`?")
-    for line in README.read_text().splitlines():
+    for line in (line for page in PAGES for line in [None, *page.read_text().splitlines()]):
+        if line is None:  # a new page: no command heading yet
+            command = None
+            continue
         heading = re.match(r"#+ `ganeval ([a-z-]+)(?: ([a-z-]+))?", line)
         if heading:
             command = [heading.group(1)]
             continue
         if line.startswith("#"):
-            command = None if line.startswith("## ") else command
+            command = None if re.match(r"#{1,2} ", line) else command
         if command is None:
             continue
         for flag, value in pattern.findall(line):

@@ -1,4 +1,4 @@
-"""The Python API (ganeval.compute_fid / compute_metrics) and README's examples, run as doctests."""
+"""The Python API (ganeval.compute_fid / compute_metrics) and docs/fid.md's examples, run as doctests."""
 from __future__ import annotations
 
 import doctest
@@ -69,14 +69,14 @@ README_WEIGHTS = "pt_inception-2015-12-05-6726825d.pth"
 
 
 def _readme_fid_section() -> str:
-    text = (ROOT / "README.md").read_text()
-    start = text.index("### `ganeval fid A B`")
-    end = text.index("\n### ", start + 1)
-    return text[start:end]
+    text = (ROOT / "docs" / "fid.md").read_text()
+    start = text.index("## `ganeval fid A B`")
+    end = text.find("\n## ", start + 1)
+    return text[start:end if end > 0 else None]
 
 
 def test_readme_python_examples_run(tmp_path, monkeypatch, faces32, inception_weights):
-    """README's ```python blocks of the fid section, as doctests, on synthetic faces with
+    """docs/fid.md's ```python blocks of the fid section, as doctests, on synthetic faces with
     test-built weights placed where the examples name them."""
     section = _readme_fid_section()
     blocks = re.findall(r"```python\n(.*?)```", section, flags=re.S)

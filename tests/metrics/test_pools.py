@@ -10,7 +10,6 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from ganeval.allocator import reuse_freed_blocks
 from ganeval.features.pools import avg_pool3_valid, max_pool3
 
 SHAPES = [(2, 3, 35, 35), (1, 5, 17, 17), (3, 2, 8, 8), (2, 4, 147, 147), (1, 3, 10, 7), (1, 2, 3, 3), (2, 2, 2, 5)]
