@@ -6,7 +6,7 @@ order, RNGs, AMP, checkpoints, metrics, grids, signals, DDP process group). An
 extra state that must survive a resume (ADA's p, a path-length mean), the numbers logged
 to ``metrics.csv`` and, optionally, how real batches and optimisers are made. A ``Family``
 names its objective (``Family(objective=MyObjective)``); families that name none get
-``GANObjective``, the unconditional GAN step of part 1 (non-saturating or WGAN-GP, with
+``GANObjective``, the unconditional GAN step (non-saturating or WGAN-GP, with
 the optional latent cycle), bit for bit.
 
 An objective never sees the trainer. It is built from a ``TrainingSpec`` (family, configs,

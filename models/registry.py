@@ -14,7 +14,7 @@ from ganeval.models.ugatit import UGATIT
 from ganeval.models.wgan_gp import WGAN_GP
 
 FAMILIES: dict[str, Family] = {f.name: f for f in (DCGAN_SEED, DCGAN, WGAN_GP, RESDCGAN, RESDCGAN_CYCLE, STYLEGAN2)}
-FAMILIES.update({f.name: f for f in (SRGAN, CYCLEGAN, UGATIT)})  # image-to-image families (issue 8)
+FAMILIES.update({f.name: f for f in (SRGAN, CYCLEGAN, UGATIT)})  # image-to-image families
 
 
 def get_family(name: str) -> Family:
