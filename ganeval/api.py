@@ -22,7 +22,6 @@ from ganeval import atomic
 from ganeval.device import resolve_device
 from ganeval.errors import BadInput
 from ganeval.features.base import FeatureExtractor
-from ganeval.images import signed_to_uint8
 from ganeval.features.registry import build_extractor
 from ganeval.metrics.fid import frechet_distance
 from ganeval.metrics.inception_score import inception_score
@@ -90,28 +89,16 @@ def _to_uint8_nhwc(images: Any, label: str) -> np.ndarray:
     return np.ascontiguousarray(arr)
 
 
-def generator_batches(generator: Callable[[torch.Tensor], torch.Tensor], z_dim: int, n: int, batch_size: int,
-                      seed: int, device: torch.device) -> Iterator[torch.Tensor]:
-    """uint8 N×H×W×3 batches of ``generator(z)``, z ~ N(0, I) from ``seed``. Float outputs are
-    taken as N×3×H×W in [-1, 1] (the usual tanh output), uint8 outputs as they are."""
-    rng = torch.Generator().manual_seed(seed)
-    done = 0
-    while done < n:
-        k = min(batch_size, n - done)
-        z = torch.randn(k, z_dim, generator=rng).to(device)
-        with torch.no_grad():
-            out = generator(z)
-        if not torch.is_tensor(out) or out.ndim != 4:
-            raise BadInput(f"the generator must return an N×3×H×W tensor, got {type(out).__name__}"
-                           f"{tuple(out.shape) if torch.is_tensor(out) else ''}")
-        if out.dtype != torch.uint8:
-            out = signed_to_uint8(out)
-        if out.shape[1] in (1, 3) and out.shape[-1] not in (1, 3):
-            out = out.permute(0, 2, 3, 1)
-        if out.shape[-1] == 1:
-            out = out.expand(-1, -1, -1, 3)
-        done += k
-        yield out.contiguous()
+def generator_side(G: Any, seeds: Sequence[int], batch_size: int = 50, **options: Any) -> Batches:
+    """The images of ``seeds`` of a :class:`ganeval.generators.Generator` as one side of
+    :func:`compute_metrics`; under torchrun each process draws only its share (the same pixels
+    one process draws, since an image depends on its seed alone)."""
+    seeds = list(seeds)
+
+    def share(start: int, count: int) -> Iterator[torch.Tensor]:
+        return G.sample(seeds[start:start + count], batch_size=batch_size, **options)
+
+    return Batches(lambda: share(0, len(seeds)), f"generator {G.label}", len(seeds), make_share=share)
 
 
 def _as_side(x: Any, name: str, z_dim: int | None, n: int, batch_size: int, seed: int, device: torch.device):
@@ -125,10 +112,19 @@ def _as_side(x: Any, name: str, z_dim: int | None, n: int, batch_size: int, seed
     if isinstance(x, np.ndarray) or torch.is_tensor(x):
         label = f"array {name}"
         return ArraySource(Path(label), _to_uint8_nhwc(x, label))
-    if callable(x):
+    if hasattr(x, "sample") and hasattr(x, "z_dim"):  # a ganeval.load_generator result
+        return generator_side(x, range(seed, seed + n), batch_size)
+    if callable(x):  # a plain G(z): the one sampler, z per seed
+        from ganeval.sampler import renderer, sample_batches
+
         if not z_dim:
             raise BadInput(f"{name}: a generator G(z) needs its latent size (z_dim=...)")
-        return Batches(lambda: generator_batches(x, z_dim, n, batch_size, seed, device), f"generator {name}", n)
+        seeds, render = list(range(seed, seed + n)), renderer(x, name=f"generator {name}")
+
+        def share(start: int, count: int) -> Iterator[torch.Tensor]:
+            return sample_batches(render, z_dim, seeds[start:start + count], batch_size, device, f"generator {name}")
+
+        return Batches(lambda: share(0, n), f"generator {name}", n, make_share=share)
     raise BadInput(f"{name}: expected a path, a uint8 image array or tensor, a generator G(z) or a FeatureSet, "
                    f"got {type(x).__name__}")
 

@@ -88,5 +88,24 @@ def uint8_to_signed(images: "torch.Tensor") -> "torch.Tensor":
 
 
 def signed_to_uint8(images: "torch.Tensor") -> "torch.Tensor":
-    """Float tensor in [-1, 1] → uint8 (rounded, clamped), the same layout and device."""
-    return images.float().add(1).mul_(127.5).round_().clamp_(0, 255).byte()
+    """Float tensor in [-1, 1] → uint8, the same layout and device: NVlabs' conversion
+    ``(x · 127.5 + 128).clamp(0, 255)`` truncated, so generator images match theirs pixel for pixel."""
+    return images.float().mul(127.5).add_(128).clamp_(0, 255).byte()
+
+
+def to_uint8_nhwc(images: torch.Tensor) -> torch.Tensor:
+    """A generator's output (N×C×H×W float in [-1, 1], or uint8 already) → uint8 N×H×W×3 RGB on
+    the CPU (gray repeated): how every generated image becomes pixels."""
+    import torch
+
+    from ganeval.errors import BadInput
+
+    if not torch.is_tensor(images) or images.ndim != 4:
+        raise BadInput(f"the generator must return an N×C×H×W tensor, got {type(images).__name__}"
+                       f"{tuple(images.shape) if torch.is_tensor(images) else ''}")
+    out = images if images.dtype == torch.uint8 else signed_to_uint8(images)
+    if out.shape[1] in (1, 3) and out.shape[-1] not in (1, 3):
+        out = out.permute(0, 2, 3, 1)
+    if out.shape[-1] == 1:
+        out = out.expand(-1, -1, -1, 3)
+    return out.contiguous().cpu()

@@ -17,7 +17,8 @@ from ganeval.errors import BadInput
 from ganeval.features.registry import build_extractor
 from ganeval.api import metrics_from_features, parse_metrics
 from ganeval.stats import FeatureSet, generator_features, path_features
-from ganeval.models.sampling import generate_uint8_batches
+from ganeval.models.checkpoint import load_generator
+from ganeval.sampler import renderer, sample_batches
 
 FID_LOG = "fid.csv"
 COLUMNS = ("step", "kimg", "fid", "n", "features")
@@ -55,7 +56,9 @@ class FIDMonitor:
     def measure(self, checkpoint: dict[str, Any], step: int, kimg: float) -> float:
         """FID of ``n`` EMA samples (seed 0, as `ganeval fid --generator`, so steps are comparable); rows of later steps
         (from a run resumed at an earlier checkpoint) are dropped, then the file is rewritten."""
-        batches = generate_uint8_batches(checkpoint, self.n, self.batch_size, self.seed, self.device)
+        G, cfg = load_generator(checkpoint, self.device)
+        batches = sample_batches(renderer(G, noise_mode="random"), cfg.z_dim, range(self.seed, self.seed + self.n),
+                                 self.batch_size, self.device)
         fake = generator_features(batches, self.extractor, self.device, self.n, f"step {checkpoint.get('step')}")
         values = metrics_from_features(self.reference, fake, self.metrics, self.extractor, seed=self.seed,
                                        device=self.device, on_warning=lambda msg: None)

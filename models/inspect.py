@@ -29,7 +29,8 @@ from torch import nn
 from ganeval.atomic import write_bytes, write_text
 from ganeval.errors import BadInput
 from ganeval.images import encode_png
-from ganeval.models.sampling import latent_for_seed, run_generator, to_uint8
+from ganeval.images import to_uint8_nhwc
+from ganeval.sampler import latents_for_seeds, renderer
 from ganeval.models.visualise import tile
 
 TRIVIAL = (nn.ReLU, nn.LeakyReLU, nn.Tanh, nn.Sigmoid, nn.GELU, nn.SiLU, nn.PReLU, nn.ELU,
@@ -121,8 +122,9 @@ def inspect_generator(generator: nn.Module, seed: int, out_dir: str | os.PathLik
         x = generator.inspect_input(seed).to(device)
         run = lambda: generator(x)  # noqa: E731
     else:
-        z = latent_for_seed(seed, generator.z_dim if hasattr(generator, "z_dim") else _z_dim(generator))[None].to(device)
-        run = lambda: run_generator(generator, z, truncation)  # noqa: E731
+        z = latents_for_seeds([seed], generator.z_dim if hasattr(generator, "z_dim") else _z_dim(generator)).to(device)
+        render = renderer(generator, 1.0 if truncation is None else truncation, name=title)
+        run = lambda: render(z, [seed])  # noqa: E731
     recorded, image = record_activations(generator, run)
     if not recorded:
         raise BadInput(f"{title}: no layer with a spatial output to show")
@@ -132,7 +134,7 @@ def inspect_generator(generator: nn.Module, seed: int, out_dir: str | os.PathLik
         file = _file_name(i, name)
         write_bytes(out / file, encode_png(picture))
         layers.append(LayerView(name, kind, tuple(act.shape), shown, float(act.square().mean()), file))
-    final = to_uint8(image if isinstance(image, torch.Tensor) else _first_map(image))[0].numpy()
+    final = to_uint8_nhwc(image if isinstance(image, torch.Tensor) else _first_map(image))[0].numpy()
     scale = max(1, math.ceil(128 / final.shape[0]))
     write_bytes(out / "output.png", encode_png(final.repeat(scale, axis=0).repeat(scale, axis=1)))
     write_text(out / "index.html", _index_html(layers, title, seed, truncation))

@@ -1,22 +1,19 @@
-"""``ganeval sample`` as a function: a checkpoint's images as numbered PNGs or one .npz,
-under the output policy (checked before the checkpoint is loaded), resumable after an
-interrupt: image i depends only on (checkpoint, seed, i), so a resumed folder equals an
-uninterrupted one."""
+"""``ganeval sample`` as a function: a generator's images as numbered PNGs or one .npz, under
+the output policy (checked before the generator is loaded), resumable after an interrupt:
+image i is the image of seed i's latent alone (:mod:`ganeval.sampler`), so a resumed folder
+equals an uninterrupted one."""
 from __future__ import annotations
 
 import os
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any, Callable, Sequence
 
 import numpy as np
 
 from ganeval.atomic import save_npz
-from ganeval.errors import BadInput
 from ganeval.imagewrite import resume_start, write_numbered
-from ganeval.models.checkpoint import load_checkpoint
-from ganeval.models.sampling import generate_uint8_batches
-from ganeval.outputs import (RESUME_FLAG, check_output_file, checkpoint_input, interrupted, prepare_output_dir,
-                             sigterm_interrupts)
+from ganeval.outputs import check_output_file, checkpoint_input, interrupted, prepare_output_dir, sigterm_interrupts
 from ganeval.progress import progress
 
 CHECKPOINT_FILE = "checkpoint.pt"  # what a run folder holds (models.trainer.CHECKPOINT_NAME)
@@ -29,59 +26,69 @@ class SampleResult:
     written: int  # files written by this call
     kept: int  # complete files of an interrupted run kept by --resume
     resolution: int
-    step: int
+    step: int | None
 
 
-def _checkpoint_identity(checkpoint: str | os.PathLike) -> dict:
-    """Which checkpoint, cheaply: a resumed folder must come from the same file, unchanged."""
-    path = Path(checkpoint)
+def _source_identity(source: str | os.PathLike) -> dict:
+    """Which generator file, cheaply: a resumed folder must come from the same file, unchanged."""
+    path = Path(source)
     if path.is_dir():
         path = path / CHECKPOINT_FILE
     try:
         st = path.stat()
     except OSError:
-        return {"checkpoint": os.path.realpath(path)}
+        return {"checkpoint": str(source)}
     return {"checkpoint": os.path.realpath(path), "size": st.st_size, "mtime_ns": st.st_mtime_ns}
 
 
-def write_samples(checkpoint: str | os.PathLike, out: str | os.PathLike, n: int, batch_size: int = 100,
-                  seed: int = 0, device: str = "auto", use_ema: bool = True, truncation: float | None = None,
-                  noise_mode: str = "const", overwrite: bool = False, resume: bool = False) -> SampleResult:
-    """Write ``n`` images: ``out`` ending in .npz gets one file (key ``images``), anything
-    else a folder of 000000.png, …"""
-    target = Path(out)
-    if resume and noise_mode == "random":  # one noise stream runs through all images: cannot restart midway
-        raise BadInput(f"{RESUME_FLAG} needs --noise-mode const (random noise is one stream over all images); "
-                       f"pass --overwrite to sample again")
+def write_samples(source: str | os.PathLike, load: Callable[[], Any], out: str | os.PathLike, seeds: Sequence[int],
+                  batch_size: int = 32, options: dict[str, Any] | None = None, overwrite: bool = False,
+                  resume: bool = False) -> SampleResult:
+    """Write the images of ``seeds``: ``out`` ending in .npz gets one file (key ``images``, and
+    ``seeds``), anything else a folder of 000000.png, … (file i is seeds[i]'s image).
+    ``load()`` gives the generator (a :class:`ganeval.generators.Generator`), called only after
+    the outputs are checked; ``options`` are its ``sample`` keywords (truncation, noise mode, class)."""
+    options = dict(options or {})
+    target, n = Path(out), len(seeds)
+    inputs = [checkpoint_input(source)] if Path(source).exists() else []
     if target.suffix.lower() == ".npz":
         if resume:
+            from ganeval.errors import BadInput
+            from ganeval.outputs import RESUME_FLAG
+
             raise BadInput(f"{RESUME_FLAG} continues a folder of PNGs; {target} is written once, at the end")
-        check_output_file(target, [checkpoint_input(checkpoint)], overwrite)
-        data = load_checkpoint(checkpoint)
+        check_output_file(target, inputs, overwrite)
+        G = load()
         parts: list[np.ndarray] = []
         try:
             with sigterm_interrupts(), progress(total=n, desc="sample", unit="img") as bar:
-                for batch in generate_uint8_batches(data, n, batch_size, seed, device, use_ema=use_ema,
-                                                    truncation=truncation, noise_mode=noise_mode):
+                for batch in G.sample(list(seeds), batch_size=batch_size, **options):
                     parts.append(batch.numpy())
                     bar.update(len(batch))
         except KeyboardInterrupt as err:
             raise interrupted(err, f"interrupted after generating {sum(map(len, parts))} of {n} images; "
                                    f"nothing written ({target} is written once, at the end)") from None
-        save_npz(target, images=np.concatenate(parts))
-        return SampleResult(target, n, n, 0, _resolution(data), int(data.get("step", 0)))
+        save_npz(target, images=np.concatenate(parts), seeds=np.asarray(seeds, dtype=np.int64))
+        return SampleResult(target, n, n, 0, int(G.resolution or parts[0].shape[1]), G.info.get("step"))
 
-    settings = {**_checkpoint_identity(checkpoint), "seed": seed, "ema": use_ema, "truncation": truncation,
-                "noise_mode": noise_mode, "batch_size": batch_size, "names": f"{max(6, len(str(n - 1)))} digits"}
-    folder = prepare_output_dir(target, "sample", [checkpoint_input(checkpoint)], overwrite, resume=resume, settings=settings,
+    settings = {**_source_identity(source), "seeds": _seed_summary(seeds), **{k: v for k, v in options.items()},
+                "batch_size": batch_size, "names": f"{max(6, len(str(n - 1)))} digits"}
+    folder = prepare_output_dir(target, "sample", inputs, overwrite, resume=resume, settings=settings,
                                 defer=True, can_resume=True)
-    data = load_checkpoint(checkpoint)
+    G = load()
     start, kept = resume_start(folder, n, batch_size) if folder.resumed else (0, 0)
-    batches = (b.numpy() for b in generate_uint8_batches(data, n - start, batch_size, seed, device, use_ema=use_ema,
-                                                         truncation=truncation, noise_mode=noise_mode, start=start))
+    batches = (b.numpy() for b in G.sample(list(seeds[start:]), batch_size=batch_size, **options))
     written = write_numbered(batches, folder, n, start, desc="sample")
-    return SampleResult(target, n, written, kept, _resolution(data), int(data.get("step", 0)))
+    return SampleResult(target, n, written, kept, int(G.resolution or 0), G.info.get("step"))
 
 
-def _resolution(data: dict) -> int:
-    return int(data["config"]["model"]["resolution"])
+def _seed_summary(seeds: Sequence[int]) -> str:
+    """Seeds as ranges ("0-99,200"), so a resume with other seeds is refused without listing 50k numbers."""
+    parts, i = [], 0
+    while i < len(seeds):
+        j = i
+        while j + 1 < len(seeds) and seeds[j + 1] == seeds[j] + 1:
+            j += 1
+        parts.append(str(seeds[i]) if i == j else f"{seeds[i]}-{seeds[j]}")
+        i = j + 1
+    return ",".join(parts)

@@ -1,66 +1,16 @@
-"""Images from a checkpoint: the one path used by ``ganeval sample``, ``ganeval fid
---generator``, the training grids and interpolations, so their pixels always agree.
-
-Latent ``i`` of seed ``s`` depends only on ``(s, i)``: latents are drawn from a CPU
-generator seeded with ``s`` in fixed chunks of 1024, whatever the batch size. The
-generator runs in eval mode (batch norm uses its running statistics), so an image does
-not depend on which other images share its batch either.
-
-Style-based generators (stylegan2) also take per-pixel noise. ``noise_mode="random"`` (the
-default of ``generate_uint8_batches``, so of ``fid --generator`` and FID during training) is
-the reference's metric path: fresh noise, drawn for image i from a stream seeded by (seed, i).
-``"const"`` uses the noise stored in the checkpoint, as the reference's image script and
-``ganeval sample`` (default) do. Either way image i's inputs depend on (seed, i) only."""
+"""Latent-space walks and style mixing for ``ganeval interpolate``/``style-mix``/``inspect`` and
+the training grids. Every latent comes from the one sampler (:mod:`ganeval.sampler`: z of seed
+``s`` is ``RandomState(s).randn(1, z_dim)``), and every image becomes pixels through
+:func:`ganeval.images.to_uint8_nhwc`, so a seed's image here equals ``ganeval sample --seeds s``."""
 from __future__ import annotations
 
 import math
-import os
-from pathlib import Path
-from typing import TYPE_CHECKING, Any, Iterator
 
 import torch
 
-from ganeval.device import resolve_device
 from ganeval.errors import BadInput
-from ganeval.images import signed_to_uint8
-from ganeval.models.checkpoint import load_checkpoint, load_generator
-
-if TYPE_CHECKING:
-    from ganeval.api import Batches
-
-LATENT_CHUNK = 1024
-
-
-class LatentStream:
-    """Standard-normal latents, the i-th one a function of (seed, i) only."""
-
-    def __init__(self, seed: int, z_dim: int):
-        self.generator = torch.Generator().manual_seed(int(seed))
-        self.z_dim = z_dim
-        self._buffer = torch.empty(0, z_dim)
-
-    def take(self, k: int) -> torch.Tensor:
-        parts = []
-        while k > 0:
-            if len(self._buffer) == 0:
-                self._buffer = torch.randn(LATENT_CHUNK, self.z_dim, generator=self.generator)
-            part, self._buffer = self._buffer[:k], self._buffer[k:]
-            parts.append(part)
-            k -= len(part)
-        return torch.cat(parts) if parts else torch.empty(0, self.z_dim)
-
-
-def latent_for_seed(seed: int, z_dim: int) -> torch.Tensor:
-    """The latent of image 0 of ``ganeval sample --seed SEED``."""
-    return LatentStream(seed, z_dim).take(1)[0]
-
-
-def to_uint8(images: torch.Tensor) -> torch.Tensor:
-    """Generator output N×C×H×W in [-1, 1] → uint8 N×H×W×3 RGB on the CPU (gray repeated)."""
-    out = signed_to_uint8(images)
-    if out.shape[1] == 1:
-        out = out.expand(-1, 3, -1, -1)
-    return out.permute(0, 2, 3, 1).contiguous().cpu()
+from ganeval.images import to_uint8_nhwc
+from ganeval.sampler import latents_for_seeds
 
 
 def slerp(z0: torch.Tensor, z1: torch.Tensor, t: float) -> torch.Tensor:
@@ -94,87 +44,15 @@ def require_mapping(generator: torch.nn.Module, what: str, model: str = "this mo
                        f"{model} has none")
 
 
-NOISE_MODES = ("random", "const")
-
-
-def noise_generators(seed: int, first: int, count: int, device: torch.device) -> list[torch.Generator]:
-    """The per-pixel noise streams of ``noise_mode="random"``, one per image: image i's is
-    seeded by (seed, i) alone, apart from the latents' stream, so its noise does not depend on
-    the batch size or on which process of a sharded FID draws it."""
-    return [torch.Generator(device).manual_seed((int(seed) * 0x9E3779B1 + (first + i) * 0x85EBCA77 + 0x5851F42D) % 2**63)
-            for i in range(count)]
-
-
-def run_generator(generator: torch.nn.Module, z: torch.Tensor, truncation: float | None = None,
-                  model: str = "this model", noise_mode: str | None = None,
-                  noise: torch.Generator | list[torch.Generator] | None = None) -> torch.Tensor:
-    """G(z), or G(z) with truncation ψ (w = w_avg + ψ·(w − w_avg)) for style-based generators.
-    ``noise_mode``/``noise``: the per-pixel noise of style-based generators (others have none);
-    None keeps the generator's own default (const in eval mode)."""
-    if truncation is not None:
-        require_mapping(generator, "--truncation", model)
-    if not has_mapping(generator):
-        return generator(z)
-    kwargs = {} if truncation is None else {"truncation_psi": float(truncation)}
-    if noise_mode is not None:
-        kwargs.update(noise_mode=noise_mode, noise_generator=noise)
-    return generator(z, **kwargs)
-
-
-@torch.no_grad()
-def generate_uint8_batches(checkpoint: str | os.PathLike | dict[str, Any], n: int, batch_size: int, seed: int,
-                           device: str | torch.device = "auto", use_ema: bool = True,
-                           truncation: float | None = None, noise_mode: str = "random",
-                           start: int = 0) -> Iterator[torch.Tensor]:
-    """Yield ``n`` generated images as uint8 N×H×W×3 RGB CPU tensors, ``batch_size`` at a time
-    (the last batch may be smaller). Same (checkpoint, seed, batch size) → same images, in the
-    same order; a smaller ``n`` gives a prefix of a larger one. Image i's latent and noise depend
-    on (seed, i) alone, so a shard (``start``) draws exactly its images' inputs. ``truncation`` ψ: stylegan2 only.
-    ``noise_mode`` (stylegan2; ignored by generators without noise): "random", the reference's
-    metric path and the default here, or "const", the checkpoint's stored noise (``sample``).
-    ``start`` skips that many latents first (a process's share of a sharded FID)."""
-    if noise_mode not in NOISE_MODES:
-        raise BadInput(f"--noise-mode must be one of {', '.join(NOISE_MODES)}, got {noise_mode!r}")
-    if n < 0:
-        raise BadInput(f"number of images must be 0 or more, got {n}")
-    if batch_size < 1:
-        raise BadInput(f"batch size must be at least 1, got {batch_size}")
-    device = resolve_device(device)
-    data = checkpoint if isinstance(checkpoint, dict) else load_checkpoint(checkpoint)
-    require_latent_model(str(data.get("model", "")), "sampling")
-    generator, cfg = load_generator(data, device, use_ema=use_ema)
-    if truncation is not None:
-        require_mapping(generator, "--truncation", cfg.model)
-    latents = LatentStream(seed, cfg.z_dim)
-    latents.take(start)
-    done = 0
-    while done < n:
-        k = min(batch_size, n - done)
-        z = latents.take(k).to(device)
-        noise = noise_generators(seed, start + done, k, device) if noise_mode == "random" else None
-        yield to_uint8(run_generator(generator, z, truncation, cfg.model, noise_mode, noise))
-        done += k
-
-
-def checkpoint_batches(checkpoint: str | os.PathLike, n: int, batch_size: int, seed: int,
-                       device: str | torch.device = "auto", truncation: float | None = None) -> Batches:
-    """A checkpoint's ``n`` samples as one side of ``ganeval.api.compute_metrics`` (what
-    ``ganeval fid --generator`` measures); under torchrun each process draws only its share."""
-    from ganeval.api import Batches  # the FID API: loaded when FID is measured, not by sample or train
-
-    def share(start: int, count: int) -> Iterator[torch.Tensor]:
-        return generate_uint8_batches(checkpoint, count, batch_size, seed, device, truncation=truncation, start=start)
-
-    return Batches(lambda: share(0, n), f"generator {Path(checkpoint).name}", n, make_share=share)
-
-
 @torch.no_grad()
 def render_latents(generator: torch.nn.Module, z: torch.Tensor, batch_size: int = 64,
                    truncation: float | None = None) -> torch.Tensor:
     """uint8 N×H×W×3 images for given latents (eval-mode generator, any device)."""
     device = next(generator.parameters()).device
-    parts = [to_uint8(run_generator(generator, z[i:i + batch_size].to(device), truncation))
-             for i in range(0, len(z), batch_size)]
+    if truncation is not None:
+        require_mapping(generator, "--truncation")
+    kwargs = {} if truncation is None else {"truncation_psi": float(truncation)}
+    parts = [to_uint8_nhwc(generator(z[i:i + batch_size].to(device), **kwargs)) for i in range(0, len(z), batch_size)]
     return torch.cat(parts) if parts else torch.empty(0, 0, 0, 3, dtype=torch.uint8)
 
 
@@ -184,7 +62,7 @@ def interpolation_latents(seeds: list[int], z_dim: int, frames_per_pair: int, lo
         raise BadInput("give at least two seeds to interpolate between, e.g. --seeds 1,2,3")
     if frames_per_pair < 1:
         raise BadInput(f"--frames must be at least 1, got {frames_per_pair}")
-    anchors = [latent_for_seed(s, z_dim) for s in seeds]
+    anchors = list(latents_for_seeds(seeds, z_dim))
     if loop:
         anchors.append(anchors[0])
     path = [slerp(a, b, i / frames_per_pair) for a, b in zip(anchors, anchors[1:]) for i in range(frames_per_pair)]
@@ -197,10 +75,10 @@ def interpolation_latents(seeds: list[int], z_dim: int, frames_per_pair: int, lo
 
 @torch.no_grad()
 def seed_ws(generator: torch.nn.Module, seeds: list[int], truncation: float = 1.0) -> torch.Tensor:
-    """w (N×w_dim) of each seed's z (image 0 of `ganeval sample --seed s`), truncated by ψ."""
+    """w (N×w_dim) of each seed's z (the image of `ganeval sample --seeds s`), truncated by ψ."""
     require_mapping(generator, "W space")
     device = next(generator.parameters()).device
-    z = torch.stack([latent_for_seed(s, generator.z_dim) for s in seeds]).to(device)
+    z = latents_for_seeds(seeds, generator.z_dim).to(device)
     return generator.mapping(z, truncation)
 
 
@@ -211,7 +89,7 @@ def render_ws(generator: torch.nn.Module, ws: torch.Tensor, batch_size: int = 64
     device = next(generator.parameters()).device
     if ws.dim() == 2:
         ws = generator.broadcast(ws)
-    parts = [to_uint8(generator.synthesis(ws[i:i + batch_size].to(device), "const"))
+    parts = [to_uint8_nhwc(generator.synthesis(ws[i:i + batch_size].to(device), "const"))
              for i in range(0, len(ws), batch_size)]
     return torch.cat(parts)
 

@@ -120,11 +120,17 @@ def channels_at(res: int, base: int, cap: int) -> int:
 # ---------------------------------------------------------------------- generator
 
 class MappingNetwork(nn.Module):
-    """z → w: normalise, ``layers`` dense layers with lr multiplier 0.01; tracks w_avg."""
+    """z (and a class label c) → w: normalise, ``layers`` dense layers with lr multiplier 0.01;
+    tracks w_avg. A conditional network embeds c (a dense layer), normalises it like z and
+    concatenates the two before the first layer."""
 
-    def __init__(self, z_dim: int, w_dim: int, layers: int = 8, lr_mul: float = 0.01, w_avg_beta: float = 0.995):
+    def __init__(self, z_dim: int, w_dim: int, layers: int = 8, lr_mul: float = 0.01, w_avg_beta: float = 0.995,
+                 c_dim: int = 0):
         super().__init__()
-        dims = [z_dim] + [w_dim] * layers
+        self.c_dim = c_dim
+        if c_dim:
+            self.embed = EqualLinear(c_dim, w_dim)
+        dims = [z_dim + (w_dim if c_dim else 0)] + [w_dim] * layers
         self.net = nn.Sequential(*[EqualLinear(a, b, lr_mul=lr_mul, act="lrelu") for a, b in zip(dims, dims[1:])])
         self.register_buffer("w_avg", torch.zeros(w_dim))
         self.w_avg_beta = w_avg_beta
@@ -135,14 +141,23 @@ class MappingNetwork(nn.Module):
         all processes, so every rank holds the same w_avg."""
         self.w_avg.copy_(w_mean.float().lerp(self.w_avg, self.w_avg_beta))
 
-    def forward(self, z: torch.Tensor, truncation_psi: float = 1.0, update_w_avg: bool = True) -> torch.Tensor:
-        x = z * (z.float().square().mean(dim=1, keepdim=True) + 1e-8).rsqrt().to(z.dtype)
+    def forward(self, z: torch.Tensor, truncation_psi: float = 1.0, update_w_avg: bool = True,
+                c: torch.Tensor | None = None) -> torch.Tensor:
+        x = _normalize_2nd_moment(z)
+        if self.c_dim:
+            if c is None or c.shape[-1] != self.c_dim:
+                raise BadInput(f"this generator is conditional: give a class label (c of size {self.c_dim})")
+            x = torch.cat([x, _normalize_2nd_moment(self.embed(c.to(x.dtype)))], dim=1)
         w = self.net(x)
         if self.training and update_w_avg:  # training forwards move the average (as the reference)
             self.track_w_avg(w.detach().float().mean(0))
         if truncation_psi != 1:
             w = self.w_avg.to(w.dtype).lerp(w, truncation_psi)
         return w
+
+
+def _normalize_2nd_moment(x: torch.Tensor) -> torch.Tensor:
+    return x * (x.float().square().mean(dim=1, keepdim=True) + 1e-8).rsqrt().to(x.dtype)
 
 
 def modulated_conv2d(x: torch.Tensor, weight: torch.Tensor, styles: torch.Tensor, demodulate: bool,
@@ -184,14 +199,15 @@ def modulated_conv2d(x: torch.Tensor, weight: torch.Tensor, styles: torch.Tensor
 class StyleConv(nn.Module):
     """Modulated 3×3 conv (optionally ×2 upsampling first) + noise + bias + LeakyReLU."""
 
-    def __init__(self, cin: int, cout: int, w_dim: int, resolution: int, up: bool = False):
+    def __init__(self, cin: int, cout: int, w_dim: int, resolution: int, up: bool = False,
+                 conv_clamp: float | None = None):
         super().__init__()
         self.affine = EqualLinear(w_dim, cin, bias_init=1.0)
         self.weight = nn.Parameter(torch.randn(cout, cin, 3, 3))
         self.bias = nn.Parameter(torch.zeros(cout))
         self.noise_strength = nn.Parameter(torch.zeros(()))
         self.register_buffer("noise_const", torch.randn(resolution, resolution))
-        self.up, self.resolution = up, resolution
+        self.up, self.resolution, self.conv_clamp = up, resolution, conv_clamp
 
     def forward(self, x: torch.Tensor, w: torch.Tensor, noise_mode: str = "random",
                 noise_generator: torch.Generator | list[torch.Generator] | None = None) -> torch.Tensor:
@@ -207,37 +223,41 @@ class StyleConv(nn.Module):
             x = x + noise * self.noise_strength
         elif noise_mode == "const":
             x = x + self.noise_const.to(x.dtype) * self.noise_strength
-        return lrelu_gain(x + self.bias.to(x.dtype)[None, :, None, None])
+        x = lrelu_gain(x + self.bias.to(x.dtype)[None, :, None, None])
+        return x if self.conv_clamp is None else x.clamp(-self.conv_clamp, self.conv_clamp)
 
 
 class ToRGB(nn.Module):
     """Modulated 1×1 conv to image channels, no demodulation, linear."""
 
-    def __init__(self, cin: int, channels: int, w_dim: int):
+    def __init__(self, cin: int, channels: int, w_dim: int, conv_clamp: float | None = None):
         super().__init__()
         self.affine = EqualLinear(w_dim, cin, bias_init=1.0)
         self.weight = nn.Parameter(torch.randn(channels, cin, 1, 1))
         self.bias = nn.Parameter(torch.zeros(channels))
         self.weight_gain = 1 / math.sqrt(cin)
+        self.conv_clamp = conv_clamp
 
     def forward(self, x: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
         styles = self.affine(w) * self.weight_gain
         x = modulated_conv2d(x, self.weight, styles, demodulate=False, fused=not self.training)
-        return x + self.bias.to(x.dtype)[None, :, None, None]
+        x = x + self.bias.to(x.dtype)[None, :, None, None]
+        return x if self.conv_clamp is None else x.clamp(-self.conv_clamp, self.conv_clamp)
 
 
 class SynthesisBlock(nn.Module):
     """One resolution of the skip generator: (up-conv,) conv, toRGB."""
 
-    def __init__(self, cin: int, cout: int, w_dim: int, resolution: int, channels: int):
+    def __init__(self, cin: int, cout: int, w_dim: int, resolution: int, channels: int,
+                 conv_clamp: float | None = None):
         super().__init__()
         self.first = resolution == 4
         if self.first:
             self.const = nn.Parameter(torch.randn(cout, 4, 4))
         else:
-            self.conv0 = StyleConv(cin, cout, w_dim, resolution, up=True)
-        self.conv1 = StyleConv(cout, cout, w_dim, resolution)
-        self.torgb = ToRGB(cout, channels, w_dim)
+            self.conv0 = StyleConv(cin, cout, w_dim, resolution, up=True, conv_clamp=conv_clamp)
+        self.conv1 = StyleConv(cout, cout, w_dim, resolution, conv_clamp=conv_clamp)
+        self.torgb = ToRGB(cout, channels, w_dim, conv_clamp=conv_clamp)
         self.num_conv = 1 if self.first else 2
 
     def forward(self, x: torch.Tensor | None, img: torch.Tensor | None, ws: torch.Tensor, noise_mode: str,
@@ -254,7 +274,8 @@ class SynthesisBlock(nn.Module):
 
 
 class SynthesisNetwork(nn.Module):
-    def __init__(self, w_dim: int, resolution: int, channels: int, channel_base: int, channel_max: int):
+    def __init__(self, w_dim: int, resolution: int, channels: int, channel_base: int, channel_max: int,
+                 conv_clamp: float | None = None):
         super().__init__()
         n = doublings(resolution, 4)
         self.resolutions = [4 * 2**i for i in range(n + 1)]
@@ -262,7 +283,7 @@ class SynthesisNetwork(nn.Module):
         for res in self.resolutions:
             cin = channels_at(res // 2, channel_base, channel_max) if res > 4 else 0
             cout = channels_at(res, channel_base, channel_max)
-            self.blocks[f"b{res}"] = SynthesisBlock(cin, cout, w_dim, res, channels)
+            self.blocks[f"b{res}"] = SynthesisBlock(cin, cout, w_dim, res, channels, conv_clamp)
         # each block's convs take one w each; the toRGB shares the next block's first w
         self.num_ws = sum(b.num_conv for b in self.blocks.values()) + 1
 
@@ -284,24 +305,109 @@ class StyleGAN2Generator(nn.Module):
     """``G(z, truncation_psi=1)`` → N×C×R×R images (roughly [-1, 1], not clamped).
 
     Noise is random in train mode and the stored constant noise in eval mode (so samples
-    depend only on z); ``mapping``/``synthesis`` are usable on their own (style mixing)."""
+    depend only on z); ``mapping``/``synthesis`` are usable on their own (style mixing).
+    ``c_dim`` > 0 makes it conditional (a one-hot class label ``c``); ``conv_clamp`` clamps
+    every layer's output to ±conv_clamp (NVlabs' networks are trained with 256)."""
 
     def __init__(self, z_dim: int, channels: int, resolution: int, channel_base: int, channel_max: int,
-                 mapping_layers: int = 8, w_dim: int | None = None):
+                 mapping_layers: int = 8, w_dim: int | None = None, c_dim: int = 0,
+                 conv_clamp: float | None = None):
         super().__init__()
-        self.z_dim, self.w_dim = z_dim, w_dim or z_dim
-        self.mapping = MappingNetwork(z_dim, self.w_dim, mapping_layers)
-        self.synthesis = SynthesisNetwork(self.w_dim, resolution, channels, channel_base, channel_max)
+        self.z_dim, self.w_dim, self.c_dim = z_dim, w_dim or z_dim, c_dim
+        self.img_resolution, self.img_channels = resolution, channels
+        self.mapping = MappingNetwork(z_dim, self.w_dim, mapping_layers, c_dim=c_dim)
+        self.synthesis = SynthesisNetwork(self.w_dim, resolution, channels, channel_base, channel_max, conv_clamp)
         self.num_ws = self.synthesis.num_ws
 
     def broadcast(self, w: torch.Tensor) -> torch.Tensor:
         """N×w_dim → N×num_ws×w_dim (the same style for every layer)."""
         return w[:, None, :].expand(-1, self.num_ws, -1)
 
+    def ws(self, z: torch.Tensor, truncation_psi: float = 1.0, c: torch.Tensor | None = None,
+           truncation_cutoff: int | None = None) -> torch.Tensor:
+        """N×num_ws×w_dim styles of z (and c); ``truncation_cutoff``: truncate only the first
+        that many ws (coarse layers), as NVlabs' mapping does."""
+        if truncation_cutoff is None:
+            return self.broadcast(self.mapping(z, truncation_psi, c=c))
+        ws = self.broadcast(self.mapping(z, 1.0, c=c)).clone()
+        cut = slice(0, int(truncation_cutoff))
+        ws[:, cut] = self.mapping.w_avg.to(ws.dtype).lerp(ws[:, cut], truncation_psi)
+        return ws
+
     def forward(self, z: torch.Tensor, truncation_psi: float = 1.0, noise_mode: str | None = None,
-                noise_generator: torch.Generator | None = None) -> torch.Tensor:
+                noise_generator: torch.Generator | None = None, c: torch.Tensor | None = None,
+                truncation_cutoff: int | None = None) -> torch.Tensor:
         mode = noise_mode or ("random" if self.training else "const")
-        return self.synthesis(self.broadcast(self.mapping(z, truncation_psi)), mode, noise_generator)
+        return self.synthesis(self.ws(z, truncation_psi, c, truncation_cutoff), mode, noise_generator)
+
+
+# ---------------------------------------------------------------------- NVlabs snapshots
+
+def _nvlabs_keys(num_mapping_layers: int, c_dim: int, resolutions: list[int]) -> dict[str, str]:
+    """NVlabs G_ema state_dict name → this module's name (same shapes, same parametrisation:
+    weights stored as N(0, 1)/lr_mul with the equalised-lr gain applied at run time)."""
+    names = {"mapping.w_avg": "mapping.w_avg"}
+    for i in range(num_mapping_layers):
+        for p in ("weight", "bias"):
+            names[f"mapping.fc{i}.{p}"] = f"mapping.net.{i}.{p}"
+    if c_dim:
+        names.update({f"mapping.embed.{p}": f"mapping.embed.{p}" for p in ("weight", "bias")})
+    for res in resolutions:
+        ours, theirs = f"synthesis.blocks.b{res}", f"synthesis.b{res}"
+        convs = ["conv1"] if res == 4 else ["conv0", "conv1"]
+        if res == 4:
+            names[f"{theirs}.const"] = f"{ours}.const"
+        for conv in convs:
+            for p in ("weight", "bias", "noise_strength", "noise_const", "affine.weight", "affine.bias"):
+                names[f"{theirs}.{conv}.{p}"] = f"{ours}.{conv}.{p}"
+        for p in ("weight", "bias", "affine.weight", "affine.bias"):
+            names[f"{theirs}.torgb.{p}"] = f"{ours}.torgb.{p}"
+    return names
+
+
+def from_nvlabs(init_kwargs: dict[str, Any], state: dict[str, torch.Tensor]) -> StyleGAN2Generator:
+    """A StyleGAN2 ``Generator`` of stylegan2-ada-pytorch (or stylegan3's ``--cfg stylegan2``),
+    rebuilt from its stored constructor arguments with its tensors. Every layer runs in float32
+    (NVlabs runs the top ``num_fp16_res`` resolutions in float16 on CUDA)."""
+    kw = dict(init_kwargs)
+    syn, mapping = dict(kw.get("synthesis_kwargs") or {}), dict(kw.get("mapping_kwargs") or {})
+    try:
+        z_dim, c_dim, w_dim = int(kw["z_dim"]), int(kw["c_dim"]), int(kw["w_dim"])
+        resolution, channels = int(kw["img_resolution"]), int(kw["img_channels"])
+    except (KeyError, TypeError, ValueError) as exc:
+        raise BadInput(f"a StyleGAN2 generator without its constructor arguments ({exc})") from None
+    if syn.get("architecture", "skip") != "skip":
+        raise BadInput(f"StyleGAN2 architecture {syn['architecture']!r}: only 'skip' (NVlabs' default for G) is supported")
+    if list(syn.get("resample_filter", [1, 3, 3, 1])) != [1, 3, 3, 1]:
+        raise BadInput(f"resample filter {syn['resample_filter']}: only [1, 3, 3, 1] is supported")
+    layers = int(mapping.get("num_layers", 8))
+    for name, default in (("layer_features", None), ("embed_features", None)):
+        if mapping.get(name, default) not in (None, w_dim):
+            raise BadInput(f"mapping {name}={mapping[name]} differs from w_dim={w_dim}: not supported")
+    if mapping.get("activation", "lrelu") != "lrelu" or float(mapping.get("lr_multiplier", 0.01)) != 0.01:
+        raise BadInput("a mapping network other than NVlabs' default (lrelu, lr_multiplier 0.01)")
+    if z_dim < 1:
+        raise BadInput("a generator without a latent z (z_dim 0) is not supported")
+    conv_clamp = syn.get("conv_clamp")
+    G = StyleGAN2Generator(z_dim, channels, resolution, int(syn.get("channel_base", 32768)),
+                           int(syn.get("channel_max", 512)), mapping_layers=layers, w_dim=w_dim, c_dim=c_dim,
+                           conv_clamp=None if conv_clamp is None else float(conv_clamp))
+    names = _nvlabs_keys(layers, c_dim, G.synthesis.resolutions)
+    ours = {}
+    for theirs, value in state.items():
+        if theirs in names:
+            ours[names[theirs]] = value
+        elif not theirs.endswith("resample_filter"):  # the [1,3,3,1] filter: ours is built in
+            raise BadInput(f"unexpected tensor {theirs} in a StyleGAN2 generator")
+    missing = sorted(set(G.state_dict()) - set(ours))
+    if missing:
+        raise BadInput(f"StyleGAN2 generator lacks {len(missing)} tensors, e.g. {missing[0]}")
+    for name, value in ours.items():
+        expected = G.state_dict()[name].shape
+        if tuple(value.shape) != tuple(expected):
+            raise BadInput(f"{name}: shape {tuple(value.shape)} in the file, {tuple(expected)} for its arguments")
+    G.load_state_dict({k: v.float() for k, v in ours.items()}, strict=True)
+    return G.eval().requires_grad_(False)
 
 
 # ---------------------------------------------------------------------- discriminator

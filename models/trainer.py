@@ -32,7 +32,8 @@ from ganeval.models.checkpoint import load_state, save_checkpoint
 from ganeval.models.distributed import World, any_flag, gather_objects
 from ganeval.models.objective import GAN_STATS, GANObjective, Objective, StepContext, TrainingSpec
 from ganeval.models.registry import build_models, get_family
-from ganeval.models.sampling import LatentStream, require_latent_model
+from ganeval.models.sampling import require_latent_model
+from ganeval.sampler import latents_for_seeds
 from ganeval.models.spec import ModelConfig
 from ganeval.models.visualise import grid_path, save_grid
 
@@ -144,7 +145,8 @@ class Trainer:
             train_cfg.steps = max(1, math.ceil(epochs * self.real.batches_per_epoch / self.objective.batches_per_step))
 
         self.objective.setup()
-        self.fixed_z = LatentStream(train_cfg.seed, model_cfg.z_dim).take(train_cfg.grid_size)
+        # the grid shows the images of seeds seed, seed+1, …: `ganeval sample --seeds` gives the same
+        self.fixed_z = latents_for_seeds(range(train_cfg.seed, train_cfg.seed + train_cfg.grid_size), model_cfg.z_dim)
         self._stop_signal: int | None = None
         # last, because setting up data loaders draws from the global RNG
         if checkpoint is not None:

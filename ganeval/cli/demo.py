@@ -170,9 +170,12 @@ class DemoSteps:
                 f"(grids/, metrics.csv, checkpoint.pt{tracked})")
 
     def sample(self) -> str:
+        from ganeval.generators import load_generator
         from ganeval.models.samplewrite import write_samples
 
-        write_samples(str(self.checkpoint), str(self.samples), self.args.num, seed=1, device=self.args.device)
+        seeds = list(range(1, 1 + self.args.num))
+        write_samples(str(self.checkpoint), lambda: load_generator(str(self.checkpoint), device=self.args.device),
+                      str(self.samples), seeds)
         return f"{self.args.num} samples in {self.samples}"
 
     def nearest(self) -> str:
@@ -185,11 +188,13 @@ class DemoSteps:
         return f"SSIM nearest training faces of every sample in {self.nearest_dir}{extra}"
 
     def fid_generator(self) -> str:
-        from ganeval.models.sampling import checkpoint_batches
+        from ganeval.api import generator_side
+        from ganeval.generators import load_generator
 
         n = self.args.num
-        # batch size 50 and seed 0: the defaults of `ganeval fid --generator`
-        res = self._metrics(self.train_set, checkpoint_batches(str(self.checkpoint), n, 50, 0, self.args.device))
+        # seeds 0…n−1 with random noise: the defaults of `ganeval fid --generator`
+        G = load_generator(str(self.checkpoint), device=self.args.device)
+        res = self._metrics(self.train_set, generator_side(G, range(n), 50, noise_mode="random"))
         atomic.write_text(self.out / "fid_generator.json", to_json({"dcgan samples vs training faces": res}))
         return f"FID (Inception) of {n} generator samples against the training faces: {res['fid']:.2f}"
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 
 from ganeval.api import DEFAULT_METRICS, METRICS, compute_metrics
+from ganeval.cli.generator_args import GENERATOR_HELP, add_sampling_args, load_from_args, sample_options, seeds_from_args
 from ganeval.cli.common import HelpFormatter, add_device_args, add_loader_args, emit_json, note, positive_int, warn
 from ganeval.distributed import setup, teardown
 from ganeval.errors import BadInput
@@ -21,6 +22,7 @@ EXAMPLES = """examples:
   ganeval fid real/ fake/ --save-stats r.npz --save-stats f.npz --save-features feats.npz
   ganeval fid real_stats.npz generated/ --json
   ganeval fid --generator run/checkpoint.pt -n 50000 real_stats.npz   FID50k from a generator
+  ganeval fid --generator network-snapshot-025000.pkl real_stats.npz   FID50k of an NVlabs pickle
   torchrun --nproc_per_node 4 -m ganeval fid real/ generated/   split the images across 4 processes
                                                     (same FID as one process; rank 0 prints)
 """
@@ -47,11 +49,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--save-features", metavar="OUT.npz", default=None,
                    help="write the raw features of each input (keys a and b, N×D float32, input order)")
     p.add_argument("--overwrite", action="store_true", help="replace existing --save-stats/--save-features files")
-    p.add_argument("--generator", metavar="CKPT", default=None, help="sample the other side from this generator checkpoint")
-    p.add_argument("-n", "--num-samples", type=positive_int, default=50_000, help="samples to draw with --generator")
-    p.add_argument("--seed", type=int, default=0, help="latent seed for --generator, and the prdc subsampling seed")
-    p.add_argument("--truncation", type=float, metavar="PSI",
-                   help="stylegan2 only: sample --generator with truncation ψ (default 1: none)")
+    p.add_argument("--generator", metavar="GENERATOR", default=None,
+                   help="sample the other side from this generator: " + GENERATOR_HELP)
+    add_sampling_args(p, n_default=50_000, noise_default="random",
+                      seed_help="first seed of --generator's images, and the prdc subsampling seed")
     p.add_argument("--kid-subsets", type=positive_int, default=100, help="KID subsets (torch-fidelity's default)")
     p.add_argument("--kid-subset-size", type=positive_int, default=1000, help="KID subset size (shrinks to the smaller set)")
     p.add_argument("--prdc-k", default="3,5", metavar="K[,K_DC]",
@@ -79,10 +80,10 @@ def run(args) -> int:
 def _measure(args, device, world) -> int:
     sides = list(args.inputs)
     if args.generator:
-        from ganeval.models.sampling import checkpoint_batches
+        from ganeval.api import generator_side
 
-        sides.append(checkpoint_batches(args.generator, args.num_samples, args.batch_size, args.seed, device,
-                                        truncation=args.truncation))
+        G = load_from_args(args.generator, args, device)
+        sides.append(generator_side(G, seeds_from_args(args), args.batch_size, **sample_options(args)))
     result = compute_metrics(
         sides[0], sides[1] if len(sides) > 1 else None, args.metrics,
         features=args.features, weights=args.weights, device=device, resize=args.resize, fast=args.fast,

@@ -9,6 +9,8 @@ from pathlib import Path
 
 from ganeval.cli.common import (DEFAULT_WORKERS, HelpFormatter, add_device_args, add_output_args, emit_json,
                                 nonneg_int, note, positive_int)
+from ganeval.cli.generator_args import (GENERATOR_HELP, add_sampling_args, load_from_args, sample_options,
+                                        seeds_from_args)
 from ganeval.errors import BadInput
 from ganeval.features.registry import FEATURES
 from ganeval.models.flags import FAMILY_FLAGS
@@ -33,15 +35,19 @@ the run's (by content hash), another architecture, family option, batch size or 
 SAMPLE_EXAMPLES = """examples:
   ganeval sample runs/dcgan/checkpoint.pt -n 50000 -o samples/
   ganeval sample runs/dcgan -n 10000 -o samples.npz --seed 7
-  ganeval sample runs/sg2 -n 64 -o trunc/ --truncation 0.7     # stylegan2: truncation ψ
-  ganeval sample runs/sg2 -n 5000 -o fidset/ --noise-mode random   # stylegan2: the pixels `fid --generator` sees
+  ganeval sample network-snapshot-025000.pkl --seeds 0-3 --truncation 0.7 -o out.npz   # an NVlabs pickle
+  ganeval sample stylegan3-r-afhqv2-512x512.pkl --seeds 0-99 --noise-mode const -o afhq/
+  ganeval sample cond.pkl --seeds 0-15 --class 3 -o class3/       # a conditional model
+  ganeval sample mygan.models:build_G --z-dim 128 -n 100 -o mine/  # your own code (runs it)
+  ganeval sample runs/sg2 -n 5000 -o fidset/ --noise-mode random   # the pixels `fid --generator` sees
 
   ganeval sample runs/dcgan -n 50000 -o samples/ --resume      # after Ctrl-C: write the rest
   ganeval sample runs/dcgan -n 1000 -o samples/ --overwrite    # replace an earlier sample run
 
-Images are 000000.png, 000001.png, ... (or one .npz with key "images", N×H×W×3 uint8).
-Image i depends only on the checkpoint, the seed and i: a smaller -n gives a prefix of a
-larger one, and `ganeval fid --generator CKPT` sees exactly these pixels.
+Images are 000000.png, 000001.png, ... (or one .npz with keys "images", N×H×W×3 uint8, and
+"seeds"). The image of seed s has z = numpy RandomState(s).randn(1, z_dim), as NVlabs'
+gen_images.py draws it, and depends on s alone: not on -n, the batch size or the command
+(`fid --generator`, `nearest --generator` and `compare` see exactly these pixels).
 An existing .npz or a non-empty folder is refused unless --overwrite (which replaces only
 what `ganeval sample` wrote there). Interrupted (Ctrl-C, exit 130), it says how many
 images it wrote; every file is complete, and --resume writes the rest (same checkpoint,
@@ -63,7 +69,7 @@ INTERPOLATE_EXAMPLES = """examples:
   ganeval interpolate runs/dcgan --seeds 4,9 --frames 48 --no-loop --scale 2 -o walk.mp4
   ganeval interpolate runs/sg2 --seeds 1,2,3 --space w -o wwalk.gif   # stylegan2: lines in W
 
-Seed s is the latent of image 0 of `ganeval sample --seed s`; the path follows great
+Seed s is the latent of `ganeval sample --seeds s`; the path follows great
 circles (slerp) from seed to seed and back to the first. An existing output file is
 refused unless --overwrite (e.g. `ganeval interpolate runs/dcgan --seeds 1,2 -o walk.gif --overwrite`)."""
 
@@ -109,21 +115,14 @@ def register(subparsers) -> None:
     p.add_argument("--resume", action="store_true", help="continue RUN/checkpoint.pt exactly where it stopped")
     p.set_defaults(func=_train)
 
-    p = subparsers.add_parser("sample", help="write generated images from a checkpoint",
-                              description="Generate N images from a checkpoint as PNGs in a folder or one .npz.",
+    p = subparsers.add_parser("sample", help="write generated images from a checkpoint or an NVlabs pickle",
+                              description="Generate images from a generator as PNGs in a folder or one .npz.",
                               epilog=SAMPLE_EXAMPLES, formatter_class=HelpFormatter)
-    p.add_argument("checkpoint", metavar="CKPT", help="checkpoint file, or a run folder holding checkpoint.pt")
-    p.add_argument("-n", type=positive_int, required=True, help="number of images")
+    p.add_argument("checkpoint", metavar="GENERATOR", help=GENERATOR_HELP)
     p.add_argument("-o", "--out", required=True, help="output folder (new or empty), or a file ending in .npz")
     add_output_args(p, resume=True)
-    p.add_argument("--seed", type=int, default=0, help="latent seed")
-    p.add_argument("--batch-size", type=positive_int, default=100, help="images per forward pass")
-    p.add_argument("--no-ema", action="store_true", help="use the raw generator, not its EMA copy")
-    p.add_argument("--truncation", type=float, metavar="PSI",
-                   help="stylegan2 only: truncation ψ, w = w_avg + ψ(w − w_avg) (e.g. 0.7; default 1: none)")
-    p.add_argument("--noise-mode", choices=("const", "random"), default="const",
-                   help="stylegan2 only: per-pixel noise, the checkpoint's stored noise (const, as the reference's "
-                        "image script) or fresh seeded noise (random, what `fid --generator` uses)")
+    add_sampling_args(p)
+    p.add_argument("--batch-size", type=positive_int, default=32, help="images per batch (does not change any pixel)")
     add_device_args(p)
     p.set_defaults(func=_sample)
 
@@ -146,7 +145,7 @@ def register(subparsers) -> None:
     p = subparsers.add_parser("interpolate", help="animate a spherical latent walk through seeds",
                               description="Slerp between the latents of given seeds and animate the generated images.",
                               epilog=INTERPOLATE_EXAMPLES, formatter_class=HelpFormatter)
-    p.add_argument("checkpoint", metavar="CKPT", help="checkpoint file, or a run folder holding checkpoint.pt")
+    p.add_argument("checkpoint", metavar="GENERATOR", help=GENERATOR_HELP)
     p.add_argument("--seeds", required=True, help="comma-separated seeds, at least two, e.g. 1,2,3")
     p.add_argument("-o", "--out", required=True, help="output .gif or .mp4")
     add_output_args(p)
@@ -213,12 +212,20 @@ def _train(args: argparse.Namespace) -> int:
 def _sample(args: argparse.Namespace) -> int:
     from ganeval.models.samplewrite import write_samples
 
-    result = write_samples(args.checkpoint, args.out, args.n, args.batch_size, args.seed, args.device,
-                           use_ema=not args.no_ema, truncation=args.truncation, noise_mode=args.noise_mode,
+    seeds = seeds_from_args(args)
+    loaded = []
+
+    def load():
+        loaded.append(load_from_args(args.checkpoint, args, args.device))
+        return loaded[0]
+
+    result = write_samples(args.checkpoint, load, args.out, seeds, args.batch_size, sample_options(args),
                            overwrite=args.overwrite, resume=args.resume)
     kept = f" ({result.kept} kept from the interrupted run)" if result.kept else ""
-    note(f"wrote {result.written} images{kept} ({result.resolution}px, seed {args.seed}, "
-         f"{'raw G' if args.no_ema else 'EMA G'}, step {result.step}) to {result.path}")
+    G = loaded[0]
+    what = f"{G.kind} {G.label}" + (f", {'raw G' if args.no_ema else 'EMA G'}, step {result.step}" if G.kind == "ganeval" else "")
+    note(f"wrote {result.written} images{kept} ({result.resolution}px, seeds {seeds[0]}..{seeds[-1]}, {what}) "
+         f"to {result.path}")
     return 0
 
 
@@ -258,35 +265,29 @@ def _timelapse(args: argparse.Namespace) -> int:
     return 0
 
 
-def _parse_seeds(text: str) -> list[int]:
-    try:
-        seeds = [int(s) for s in text.replace(" ", "").split(",") if s]
-    except ValueError:
-        raise BadInput(f"--seeds must be comma-separated integers, e.g. 1,2,3; got {text!r}") from None
-    return seeds
-
-
 def _interpolate(args: argparse.Namespace) -> int:
-    from ganeval.device import resolve_device
-    from ganeval.models.checkpoint import load_generator
-    from ganeval.models.sampling import (interpolation_latents, render_latents, render_ws, require_latent_model,
-                                 require_mapping, w_interpolation)
+    from ganeval.generators import load_generator
+    from ganeval.models.sampling import (interpolation_latents, render_latents, render_ws, require_mapping,
+                                         w_interpolation)
     from ganeval.models.visualise import write_animation
+    from ganeval.sampler import parse_seeds
 
-    seeds = _parse_seeds(args.seeds)
+    seeds = parse_seeds(args.seeds)
     if Path(args.out).suffix.lower() not in (".gif", ".mp4"):
         raise BadInput(f"{args.out}: choose an output ending in .gif or .mp4")
     check_output_file(args.out, [checkpoint_input(args.checkpoint)], args.overwrite)
-    generator, cfg = load_generator(args.checkpoint, resolve_device(args.device), use_ema=not args.no_ema)
-    require_latent_model(cfg.model, "interpolate")
+    G = load_generator(args.checkpoint, device=args.device, use_ema=not args.no_ema)
+    generator = G.module
+    if generator is None:
+        raise BadInput(f"{G.label}: interpolate needs a torch module generator")
     if args.space == "w" or args.truncation is not None:
-        require_mapping(generator, "--space w" if args.space == "w" else "--truncation", cfg.model)
+        require_mapping(generator, "--space w" if args.space == "w" else "--truncation", G.label)
     if args.space == "w":
         ws = w_interpolation(generator, seeds, args.frames, loop=not args.no_loop,
                              truncation=1.0 if args.truncation is None else args.truncation)
         frames = render_ws(generator, ws).numpy()
     else:
-        z = interpolation_latents(seeds, cfg.z_dim, args.frames, loop=not args.no_loop)
+        z = interpolation_latents(seeds, G.z_dim, args.frames, loop=not args.no_loop)
         frames = render_latents(generator, z, truncation=args.truncation).numpy()
     if args.scale > 1:
         frames = frames.repeat(args.scale, axis=1).repeat(args.scale, axis=2)

@@ -5,8 +5,10 @@ from __future__ import annotations
 
 import argparse
 
+from ganeval.cli.generator_args import GENERATOR_HELP
 from ganeval.cli.common import HelpFormatter, add_device_args, add_output_args, note, positive_int
 from ganeval.outputs import checkpoint_input, prepare_output_dir
+from ganeval.errors import BadInput
 
 INSPECT_EXAMPLES = """examples:
   ganeval inspect runs/dcgan/checkpoint.pt --seed 3 -o inspect_dcgan/
@@ -23,7 +25,7 @@ def register(subparsers) -> None:
     p = subparsers.add_parser("inspect", help="save each generator layer's activations for one seed, with an HTML index",
                               description="Hook every generator layer, run one latent and save its channels as grids.",
                               epilog=INSPECT_EXAMPLES, formatter_class=HelpFormatter)
-    p.add_argument("checkpoint", metavar="CKPT", help="checkpoint file, or a run folder holding checkpoint.pt")
+    p.add_argument("checkpoint", metavar="GENERATOR", help=GENERATOR_HELP)
     p.add_argument("--seed", type=int, default=0, help="latent seed")
     p.add_argument("-o", "--out", required=True, metavar="DIR", help="output folder")
     add_output_args(p)
@@ -35,17 +37,20 @@ def register(subparsers) -> None:
 
 
 def _inspect(args: argparse.Namespace) -> int:
-    from ganeval.device import resolve_device
-    from ganeval.models.checkpoint import load_generator
+    from ganeval.generators import load_generator
     from ganeval.models.inspect import inspect_generator
     from ganeval.models.sampling import require_mapping
 
     out = prepare_output_dir(args.out, "inspect", [checkpoint_input(args.checkpoint)], args.overwrite, reserve=("*.png", "index.html"),
                              defer=True)
-    generator, cfg = load_generator(args.checkpoint, resolve_device(args.device), use_ema=not args.no_ema)
+    G = load_generator(args.checkpoint, device=args.device, use_ema=not args.no_ema)
+    generator = G.module
+    if generator is None:
+        raise BadInput(f"{G.label}: inspect needs a torch module generator")
     if args.truncation is not None:
-        require_mapping(generator, "--truncation", cfg.model)
-    title = f"{cfg.model} {cfg.resolution}×{cfg.resolution} ({'raw G' if args.no_ema else 'EMA G'})"
+        require_mapping(generator, "--truncation", G.label)
+    model = G.info.get("model") or G.info.get("architecture") or G.kind
+    title = f"{model} {G.resolution}×{G.resolution} ({'raw G' if args.no_ema else 'EMA G'})"
     out.open()
     try:
         layers = inspect_generator(generator, args.seed, args.out, args.max_channels, args.truncation, title)

@@ -26,6 +26,8 @@ from __future__ import annotations
 
 import argparse
 
+from ganeval.cli.generator_args import (GENERATOR_HELP, add_sampling_args, load_from_args, sample_options,
+                                        seeds_from_args)
 from ganeval.cli.common import (HelpFormatter, add_device_args, add_loader_args, add_output_args, emit_json,
                                 nonneg_int, note, positive_int)
 from ganeval.errors import BadInput
@@ -42,6 +44,7 @@ EXAMPLES = """examples:
   ganeval nearest fake/ real/ --space inception -o out          cosine neighbours in Inception features
   torchrun --nproc_per_node 4 -m ganeval nearest fake/ real/ -o out    queries sharded over 4 processes
   ganeval nearest fake/ real/ -o out --overwrite                replace the earlier run's outputs in out/
+  ganeval nearest --generator network-snapshot-025000.pkl real/ -n 1000 -o out   1,000 samples of a pickle
 """
 
 
@@ -55,8 +58,11 @@ def _threshold(text: str) -> float:
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("nearest", help="nearest training images of each generated image by exact SSIM",
                        description=__doc__, epilog=EXAMPLES, formatter_class=HelpFormatter)
-    p.add_argument("generated", metavar="GENERATED", help="generated images: folder, .zip, .npy or .npz")
+    p.add_argument("generated", metavar="GENERATED", nargs="?",
+                   help="generated images: folder, .zip, .npy or .npz (leave out with --generator)")
     p.add_argument("train", metavar="TRAIN", help="training images: folder, .zip, .npy or .npz")
+    p.add_argument("--generator", metavar="GENERATOR", default=None,
+                   help="draw the generated images from this generator instead: " + GENERATOR_HELP)
     p.add_argument("-k", type=positive_int, default=4, help="neighbours per generated image")
     p.add_argument("-o", "--outdir", default=None, help="output folder (without it, only the summary is printed)")
     add_output_args(p)
@@ -86,7 +92,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--pca", type=nonneg_int, default=0, metavar="DIM",
                    help="reduce embeddings to DIM with faiss.PCAMatrix (0: off; IVF indexes use 256)")
     p.add_argument("--rebuild", action="store_true", help="rebuild the cached training index")
-    p.add_argument("--seed", type=int, default=0, help="seed for --check-recall sampling and k-means")
+    add_sampling_args(p, seed_help="first seed of --generator's images; also seeds --check-recall sampling and k-means")
     p.add_argument("--json", action="store_true", help="print the summary as JSON")
     add_loader_args(p, batch_size=64)
     add_device_args(p)
@@ -96,8 +102,14 @@ def register(sub: argparse._SubParsersAction) -> None:
 def run(args) -> int:
     if args.shortlist is not None and args.candidates is not None and args.shortlist > args.candidates:
         raise BadInput(f"--shortlist {args.shortlist} exceeds --candidates {args.candidates}")
+    if (args.generated is None) == (args.generator is None):
+        raise BadInput("give the generated images (GENERATED) or --generator, not both")
+    generated = args.generated
+    if args.generator:  # the generated side as uint8 batches of the one sampler
+        G = load_from_args(args.generator, args, args.device)
+        generated = iter(G.sample(seeds_from_args(args), batch_size=args.batch_size, **sample_options(args)))
     summary = find_nearest(
-        say=note, generated=args.generated, train=args.train, outdir=args.outdir, overwrite=args.overwrite,
+        say=note, generated=generated, train=args.train, outdir=args.outdir, overwrite=args.overwrite,
         k=args.k, gray=args.gray, space=args.space, weights=args.weights,
         exact=args.exact, candidates=args.candidates, shortlist=args.shortlist, check_recall=args.check_recall,
         copy_threshold=args.copy_threshold, mean_all=args.mean_all, test=args.test, cells=args.cells,

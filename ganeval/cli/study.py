@@ -6,6 +6,7 @@ PostgreSQL for an online deployment. Every judgment is committed the moment it i
 from __future__ import annotations
 
 import argparse
+import tempfile
 import os
 import sys
 from pathlib import Path
@@ -102,7 +103,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     init.add_argument("study_dir", metavar="STUDY_DIR", help="new (or empty) folder for the study")
     init.add_argument("--real", required=True, help="real images: folder, .zip, .npy or .npz")
     init.add_argument("--fake", action=_FakeAction, required=True, dest="fakes", metavar="SRC",
-                      help="generated images (repeat for several models)")
+                      help="generated images (repeat for several models): a folder, .zip, .npy or .npz, or a "
+                           "generator (ganeval checkpoint or run folder, NVlabs .pkl, TorchScript), from which "
+                           "--pool images of seeds 0, 1, … are drawn")
     init.add_argument("--label", action=_LabelAction, dest="fakes", metavar="NAME",
                       help="model label of the --fake just before it (default: that source's file stem)")
     init.add_argument("--trials", type=positive_int, default=24, help="main trials per participant")
@@ -201,14 +204,41 @@ def _check_upscaler(spec: str | None) -> None:
 
 
 def _init(args: argparse.Namespace) -> int:
-    from ganeval.study_app.build import build_study
-    from ganeval.study_app.store import check_completion_url, update_settings
+    from ganeval.study_app.store import check_completion_url
 
     check_completion_url(args.completion_url)  # before any work
     _check_upscaler(args.upscaler)
 
-    fakes = [src for src, _ in args.fakes]
     labels = [label for _, label in args.fakes]
+    with tempfile.TemporaryDirectory(prefix="ganeval-study-fakes-") as tmp:
+        fakes = [_fake_images(src, args, Path(tmp)) for src, _ in args.fakes]
+        labels = [label or (Path(src).stem if Path(src).is_file() else Path(src).name) for (src, _), label
+                  in zip(args.fakes, labels)]
+        return _build(args, fakes, labels)
+
+
+def _fake_images(src: str, args: argparse.Namespace, tmp: Path) -> str:
+    """An image source stays as it is; a generator gives --pool images (seeds 0 … pool−1, the one
+    sampler) in a temporary .npz that init copies in like any other source."""
+    from ganeval.generators import is_generator_file, load_generator
+
+    if not is_generator_file(src):
+        return src
+    import numpy as np
+
+    from ganeval.atomic import save_npz
+
+    G = load_generator(src, device="auto")
+    images = np.concatenate([b.numpy() for b in G.sample(n=args.pool, seed=0, show_progress=True)])
+    out = tmp / f"{len(list(tmp.iterdir()))}-{Path(src).stem}.npz"
+    save_npz(out, images=images)
+    return str(out)
+
+
+def _build(args: argparse.Namespace, fakes: list[str], labels: list[str]) -> int:
+    from ganeval.study_app.build import build_study
+    from ganeval.study_app.store import update_settings
+
     result = build_study(args.study_dir, args.real, fakes, labels=labels, trials=args.trials,
                          qualification=args.qualification, attention=args.attention, seed=args.seed,
                          display_size=args.display_size, upscaler=args.upscaler, db_url=args.db_url,

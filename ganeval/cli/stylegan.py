@@ -6,6 +6,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from ganeval.cli.generator_args import GENERATOR_HELP
 from ganeval.cli.common import HelpFormatter, add_device_args, add_output_args, note, positive_int
 from ganeval.errors import BadInput
 from ganeval.outputs import check_output_file, checkpoint_input
@@ -22,21 +23,11 @@ colours and texture from the columns, pose and shape from the rows). Layer 0 is 
 conv; each resolution adds two. Seed s is image 0 of `ganeval sample --seed s`."""
 
 
-def _seed_list(text: str, flag: str) -> list[int]:
-    try:
-        seeds = [int(s) for s in text.replace(" ", "").split(",") if s]
-    except ValueError:
-        raise BadInput(f"{flag} must be comma-separated integers, e.g. 1,2,3; got {text!r}") from None
-    if not seeds:
-        raise BadInput(f"{flag} needs at least one seed")
-    return seeds
-
-
 def register(subparsers) -> None:
     p = subparsers.add_parser("style-mix", help="stylegan2: grid of row seeds' images with column seeds' styles",
                               description="Write StyleGAN's style-mixing grid: rows' coarse styles × columns' fine styles.",
                               epilog=STYLE_MIX_EXAMPLES, formatter_class=HelpFormatter)
-    p.add_argument("checkpoint", metavar="CKPT", help="stylegan2 checkpoint file, or a run folder holding checkpoint.pt")
+    p.add_argument("checkpoint", metavar="GENERATOR", help="a style-based generator: " + GENERATOR_HELP)
     p.add_argument("--rows", required=True, help="comma-separated seeds for the rows (they keep the other layers)")
     p.add_argument("--cols", required=True, help="comma-separated seeds for the columns (they give the --styles layers)")
     p.add_argument("--styles", help="layers taken from the column seeds, e.g. 4-9 or 0,1,2 (default: the upper half)")
@@ -50,17 +41,18 @@ def register(subparsers) -> None:
 
 
 def _style_mix(args: argparse.Namespace) -> int:
-    from ganeval.device import resolve_device
-    from ganeval.models.checkpoint import load_generator
+    from ganeval.generators import load_generator
+    from ganeval.sampler import parse_seeds
     from ganeval.models.sampling import parse_styles, require_mapping, style_mix_grid
     from ganeval.models.visualise import save_grid
 
-    rows, cols = _seed_list(args.rows, "--rows"), _seed_list(args.cols, "--cols")
+    rows, cols = parse_seeds(args.rows, "--rows"), parse_seeds(args.cols, "--cols")
     if Path(args.out).suffix.lower() != ".png":
         raise BadInput(f"{args.out}: choose an output ending in .png")
     check_output_file(args.out, [checkpoint_input(args.checkpoint)], args.overwrite)
-    generator, cfg = load_generator(args.checkpoint, resolve_device(args.device), use_ema=not args.no_ema)
-    require_mapping(generator, "style-mix", cfg.model)
+    G = load_generator(args.checkpoint, device=args.device, use_ema=not args.no_ema)
+    generator = G.module
+    require_mapping(generator, "style-mix", G.label)
     styles = parse_styles(args.styles, generator.num_ws)
     images = style_mix_grid(generator, rows, cols, styles, args.truncation).numpy()
     if args.scale > 1:

@@ -58,31 +58,29 @@ def to_uint8_images(images: np.ndarray | torch.Tensor, what: str = "images") -> 
     return np.ascontiguousarray(signed_to_uint8(x).numpy())
 
 
-def sample_generator(G: Callable[[torch.Tensor], torch.Tensor], n: int, latent_size: int, batch_size: int = 64,
-                     seed: int = 0, device: torch.device | str = "cpu") -> np.ndarray:
-    """``n`` images from ``G(z)``, z ~ N(0, I) of ``latent_size``, seeded (same seed, same images)."""
-    if n <= 0 or latent_size <= 0:
-        raise BadInput("a generator needs n > 0 images and its latent_size > 0")
-    gen = torch.Generator().manual_seed(seed)
-    out = []
-    with torch.no_grad():
-        for s in range(0, n, batch_size):
-            z = torch.randn(min(batch_size, n - s), latent_size, generator=gen).to(device)
-            out.append(to_uint8_images(G(z), "G(z)"))
-    return np.concatenate(out)
+def sample_generator(G: Any, n: int, z_dim: int | None, batch_size: int = 64, seed: int = 0,
+                     device: torch.device | str = "cpu") -> np.ndarray:
+    """The images of seeds ``seed … seed+n−1`` of a generator (anything
+    :func:`ganeval.generators.load_generator` takes), through the one sampler."""
+    from ganeval.generators import load_generator
+
+    if n is None or n <= 0:
+        raise BadInput("a generator needs n > 0 images")
+    gen = load_generator(G, z_dim=z_dim, device=device, label="G(z)")
+    return np.concatenate([b.numpy() for b in gen.sample(n=n, seed=seed, batch_size=batch_size)])
 
 
-def as_source(images: Images, what: str, n: int | None = None, latent_size: int | None = None,
+def as_source(images: Images, what: str, n: int | None = None, z_dim: int | None = None,
               batch_size: int = 64, seed: int = 0, device: torch.device | str = "cpu") -> str | os.PathLike | Source:
     """A path stays a path (the command's own loader reads it); everything else becomes an ArraySource."""
     if isinstance(images, (str, os.PathLike, Source)):
         return images
     if isinstance(images, (np.ndarray, torch.Tensor)):
         array = to_uint8_images(images, what)
-    elif callable(images):
-        if n is None or latent_size is None:
-            raise BadInput(f"{what}: a generator callable needs n= and latent_size=")
-        array = sample_generator(images, n, latent_size, batch_size, seed, device)
+    elif callable(images) or type(images).__name__ == "Generator":
+        if n is None:
+            raise BadInput(f"{what}: a generator needs n= (and z_dim= for a plain G(z))")
+        array = sample_generator(images, n, z_dim, batch_size, seed, device)
     elif isinstance(images, Iterator):
         array = np.concatenate([to_uint8_images(b, what) for b in images])
     else:
@@ -92,14 +90,15 @@ def as_source(images: Images, what: str, n: int | None = None, latent_size: int 
 
 
 def find_nearest(generated: Images, train: Images, k: int = 4, *, space: str = "ssim", n: int | None = None,
-                 latent_size: int | None = None, outdir: str | os.PathLike | None = None, overwrite: bool = False,
+                 z_dim: int | None = None, outdir: str | os.PathLike | None = None, overwrite: bool = False,
                  device: str = "auto", seed: int = 0, batch_size: int = 64, verbose: bool = False,
                  say: Callable[[str], None] | None = None, **options: Any) -> NearestResult:
     """Each generated image's ``k`` nearest training images, as ``ganeval nearest`` finds them.
 
     ``generated`` / ``train``: a folder, zip, .npy/.npz path; a uint8 array or tensor (N×H×W×3 or
     N×3×H×W; float tensors in [-1, 1] are converted); an iterator of such batches; or for
-    ``generated`` a generator callable ``G(z)`` with ``latent_size`` and ``n``. ``space``: "ssim"
+    ``generated`` a generator (``ganeval.load_generator``'s result, a checkpoint/pickle path is
+    read as images: load it first) or a callable ``G(z)`` with ``z_dim`` and ``n``. ``space``: "ssim"
     or a feature network (cosine). ``options``: any other field of
     :class:`~ganeval.nearest.pipeline.NearestOptions` (``exact``, ``candidates``, ``check_recall``,
     ``test``, ``gray``, …). Without ``outdir`` nothing is written except the cached index.
@@ -121,7 +120,7 @@ def find_nearest(generated: Images, train: Images, k: int = 4, *, space: str = "
         options["output"] = prepare_output_dir(outdir, "nearest", inputs, overwrite, reserve=OUTPUT_NAMES, defer=True)
     sample_device = resolve_device(device)
     opts = NearestOptions(
-        generated=as_source(generated, "generated", n, latent_size, batch_size, seed, sample_device),
+        generated=as_source(generated, "generated", n, z_dim, batch_size, seed, sample_device),
         train=as_source(train, "train", batch_size=batch_size), outdir=None if outdir is None else str(outdir),
         k=k, space=space, device=device, seed=seed, batch_size=batch_size,
         plots=options.pop("plots", outdir is not None),

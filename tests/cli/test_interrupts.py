@@ -277,20 +277,20 @@ class _Interrupt:
 
 def test_interrupted_sample_says_how_many_and_resume_equals_an_uninterrupted_run(ckpt, tmp_path, capsys,
                                                                                  monkeypatch):
-    import ganeval.models.samplewrite as samplewrite
+    from ganeval.generators import Generator
 
     whole, part = tmp_path / "whole", tmp_path / "part"
     argv = ["sample", str(ckpt), "-n", "10", "--batch-size", "3", "--seed", "4", "--device", "cpu"]
     assert main(argv + ["-o", str(whole)]) == 0
     capsys.readouterr()
     before = tree_hash(ckpt)
-    real = samplewrite.generate_uint8_batches
-    monkeypatch.setattr(samplewrite, "generate_uint8_batches", _Interrupt(real, after=2))
+    real = Generator.sample
+    monkeypatch.setattr(Generator, "sample", lambda self, *a, **k: _Interrupt(real, after=2)(self, *a, **k))
     assert main(argv + ["-o", str(part)]) == 130
     err = one_line_error(capsys)
     assert "interrupted after writing 6 of 10 images" in err and "--resume" in err
     assert len(pngs(part)) == 6
-    monkeypatch.setattr(samplewrite, "generate_uint8_batches", real)
+    monkeypatch.setattr(Generator, "sample", real)
     assert main(argv + ["-o", str(part)]) == 2  # a plain rerun refuses, and says what to do
     assert "--resume" in one_line_error(capsys)
     assert main(argv + ["-o", str(part), "--seed", "5", "--resume"]) == 2  # other settings: refused

@@ -13,7 +13,7 @@ from ganeval.cli.main import main
 from ganeval.synth import make_faces
 from ganeval.models.inspect import channel_grid, record_activations
 from ganeval.models.registry import get_family
-from ganeval.models.sampling import latent_for_seed
+from ganeval.sampler import latents_for_seeds
 from ganeval.models.trainer import Trainer, TrainConfig
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
@@ -57,7 +57,7 @@ def test_inspect_writes_one_grid_per_layer(name, expected, faces_npz, tmp_path):
     assert "output.png" in index and (out / "output.png").exists()
     # the channel counts listed match the generator's layers for that seed
     G = trainer.G_ema
-    z = latent_for_seed(3, trainer.model_cfg.z_dim)[None]
+    z = latents_for_seeds([3], trainer.model_cfg.z_dim)
     recorded, _ = record_activations(G, lambda: G(z))
     assert [r[0] for r in recorded] == expected
     for (layer, _kind, act), f in zip(recorded, files):

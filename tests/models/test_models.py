@@ -12,7 +12,9 @@ from ganeval.cli.main import main
 from ganeval.errors import BadInput
 from ganeval.models.checkpoint import FORMAT, load_checkpoint, save_checkpoint
 from ganeval.models.registry import FAMILIES, build_models, get_family
-from ganeval.models.sampling import LatentStream, interpolation_latents, latent_for_seed, slerp, to_uint8
+from ganeval.images import to_uint8_nhwc as to_uint8
+from ganeval.models.sampling import interpolation_latents, slerp
+from ganeval.sampler import latents_for_seeds
 from ganeval.models.spec import ModelConfig
 from ganeval.models.visualise import tile
 
@@ -148,13 +150,11 @@ def test_missing_checkpoint(tmp_path, capsys):
 
 # ---------------------------------------------------------------- latents and pictures
 
-def test_latent_i_depends_only_on_seed_and_i():
-    whole = LatentStream(3, 16).take(2500)
-    stream = LatentStream(3, 16)
-    pieces = torch.cat([stream.take(k) for k in (1, 7, 1000, 1016, 476)])
-    assert torch.equal(whole, pieces)
-    assert torch.equal(latent_for_seed(3, 16), whole[0])
-    assert not torch.equal(LatentStream(4, 16).take(1), whole[:1])
+def test_the_latent_of_a_seed_is_numpys_as_nvlabs_draws_it():
+    whole = latents_for_seeds(range(3, 40), 16)
+    assert torch.equal(whole[5], torch.from_numpy(np.random.RandomState(8).randn(1, 16)).float()[0])
+    assert torch.equal(latents_for_seeds([8], 16)[0], whole[5])  # alone or among others: the same
+    assert not torch.equal(whole[0], whole[1])
 
 
 def test_slerp_follows_the_great_circle():
@@ -176,9 +176,9 @@ def test_interpolation_path_loops_through_the_seeds():
     z = interpolation_latents([1, 2, 3], 8, frames_per_pair=4)
     assert z.shape == (12, 8)
     for i, s in enumerate([1, 2, 3]):
-        assert torch.allclose(z[4 * i], latent_for_seed(s, 8), atol=1e-6)
+        assert torch.allclose(z[4 * i], latents_for_seeds([s], 8)[0], atol=1e-6)
     open_path = interpolation_latents([1, 2], 8, frames_per_pair=4, loop=False)
-    assert open_path.shape == (5, 8) and torch.allclose(open_path[-1], latent_for_seed(2, 8), atol=1e-6)
+    assert open_path.shape == (5, 8) and torch.allclose(open_path[-1], latents_for_seeds([2], 8)[0], atol=1e-6)
     with pytest.raises(BadInput, match="at least two"):
         interpolation_latents([1], 8, 4)
 

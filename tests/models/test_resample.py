@@ -18,7 +18,8 @@ def test_the_conversions_equal_the_expressions_they_replace():
     x = torch.randint(0, 256, (2, 3, 5, 7), dtype=torch.uint8)
     assert torch.equal(uint8_to_signed(x), x.float().div_(127.5).sub_(1.0))
     y = torch.randn(2, 3, 5, 7) * 1.5  # out of range too: clamped
-    assert torch.equal(signed_to_uint8(y), y.clone().add_(1).mul_(127.5).round_().clamp_(0, 255).to(torch.uint8))
+    # NVlabs' conversion (gen_images.py): x * 127.5 + 128, clamped, truncated
+    assert torch.equal(signed_to_uint8(y), (y * 127.5 + 128).clamp(0, 255).to(torch.uint8))
     assert torch.equal(signed_to_uint8(uint8_to_signed(x)), x)  # exact round trip
     f = torch.zeros(1)
     uint8_to_signed(f)

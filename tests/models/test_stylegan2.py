@@ -16,7 +16,8 @@ from ganeval.errors import BadInput
 from ganeval.synth import make_faces
 from ganeval.models.checkpoint import load_checkpoint, load_generator
 from ganeval.models.registry import build_models, get_family
-from ganeval.models.sampling import generate_uint8_batches, render_ws, seed_ws, style_mix_grid
+from ganeval.models.sampling import render_ws, seed_ws, style_mix_grid
+from tests.draw import draw
 from ganeval.models.stylegan2 import (CHANNEL_BASE, RESOLUTIONS, MinibatchStd, channels_at, modulated_conv2d,
                                      r1_gamma_auto, stylegan2_options)
 from ganeval.models.trainer import Trainer, TrainConfig
@@ -201,12 +202,12 @@ def test_options_cannot_change_on_resume_and_bad_options_are_one_line(trained, f
 
 def test_sample_with_truncation(trained, tmp_path, capsys):
     ckpt = trained / "checkpoint.pt"  # the stored noise, so ψ = 0 leaves no per-image variation
-    full = torch.cat(list(generate_uint8_batches(ckpt, 4, 4, seed=1, device="cpu", noise_mode="const")))
-    half = torch.cat(list(generate_uint8_batches(ckpt, 4, 4, seed=1, device="cpu", truncation=0.5, noise_mode="const")))
-    zero = torch.cat(list(generate_uint8_batches(ckpt, 4, 4, seed=1, device="cpu", truncation=0.0, noise_mode="const")))
+    full = torch.cat(list(draw(ckpt, 4, 4, seed=1, device="cpu", noise_mode="const")))
+    half = torch.cat(list(draw(ckpt, 4, 4, seed=1, device="cpu", truncation=0.5, noise_mode="const")))
+    zero = torch.cat(list(draw(ckpt, 4, 4, seed=1, device="cpu", truncation=0.0, noise_mode="const")))
     assert not torch.equal(full, half)
     assert all(torch.equal(zero[0], img) for img in zero)  # ψ = 0: every sample is the average face
-    one = torch.cat(list(generate_uint8_batches(ckpt, 4, 4, seed=1, device="cpu", truncation=1.0, noise_mode="const")))
+    one = torch.cat(list(draw(ckpt, 4, 4, seed=1, device="cpu", truncation=1.0, noise_mode="const")))
     assert torch.equal(one, full)
     assert main(["sample", str(trained), "-n", "3", "-o", str(tmp_path / "t.npz"), "--truncation", "0.5",
                  "--seed", "1", "--device", "cpu", "--batch-size", "4"]) == 0
@@ -245,7 +246,7 @@ def test_style_mix_command_writes_the_grid(trained, tmp_path):
     ws = torch.stack([w_row] * 2 + [w_col] * 6)[None]
     assert np.array_equal(cell(3, 2), render_ws(G, ws)[0].numpy())
     # sample seed s, image 0 == the W-space render of seed s
-    first = next(generate_uint8_batches(trained, 1, 1, seed=4, device="cpu", noise_mode="const"))[0].numpy()
+    first = next(draw(trained, 1, 1, seed=4, device="cpu", noise_mode="const"))[0].numpy()
     assert np.abs(first.astype(int) - cell(0, 1).astype(int)).max() <= 1
     assert main(["style-mix", str(trained), "--rows", "1", "--cols", "2", "--styles", "0-99", "-o", str(out),
                  "--device", "cpu"]) == 2
@@ -367,18 +368,17 @@ def noisy_checkpoint(trained, tmp_path_factory):
 
 def test_metric_sampling_uses_random_noise_and_sample_keeps_const(noisy_checkpoint, tmp_path):
     def images(**kw):
-        return torch.cat(list(generate_uint8_batches(noisy_checkpoint, 6, 3, seed=2, device="cpu", **kw)))
+        return torch.cat(list(draw(noisy_checkpoint, 6, 3, seed=2, device="cpu", **kw)))
 
-    default, random, const = images(), images(noise_mode="random"), images(noise_mode="const")
-    assert torch.equal(default, random)  # the metric path: random noise
-    assert torch.equal(images(), default)  # seeded: the same pixels again
+    random, const = images(noise_mode="random"), images(noise_mode="const")
+    assert torch.equal(images(noise_mode="random"), random)  # seeded: the same pixels again
     assert not torch.equal(random, const)
-    # image i's noise depends on (seed, i) only: a shard drawing images 3-5 gets their noise, and
-    # another batch size changes only float rounding (the mapping's matrix products), not the noise
-    share = torch.cat(list(generate_uint8_batches(noisy_checkpoint, 3, 3, seed=2, device="cpu", start=3)))
+    # an image's noise depends on its seed only: a shard drawing images 3-5 gets their noise, and
+    # another batch size gives the same pixels
+    share = torch.cat(list(draw(noisy_checkpoint, 3, 3, seed=2, device="cpu", start=3)))
     assert torch.equal(share, random[3:])
-    other = torch.cat(list(generate_uint8_batches(noisy_checkpoint, 6, 4, seed=2, device="cpu")))
-    assert (other.int() - random.int()).abs().max() <= 1
+    other = torch.cat(list(draw(noisy_checkpoint, 6, 4, seed=2, device="cpu")))
+    assert torch.equal(other, random)
     assert main(["sample", str(noisy_checkpoint), "-n", "6", "-o", str(tmp_path / "c.npz"), "--seed", "2",
                  "--batch-size", "3", "--device", "cpu"]) == 0
     assert main(["sample", str(noisy_checkpoint), "-n", "6", "-o", str(tmp_path / "r.npz"), "--seed", "2",

@@ -21,7 +21,7 @@ from ganeval.sources import open_source
 from ganeval.synth import make_faces
 from ganeval.models.checkpoint import load_checkpoint
 from ganeval.models.registry import FAMILIES, get_family
-from ganeval.models.sampling import generate_uint8_batches
+from tests.draw import draw
 from ganeval.models.trainer import Trainer, TrainConfig
 from ganeval.models.visualise import mp4_available
 
@@ -105,7 +105,7 @@ def test_dcgan_learns_the_faces(faces_npz, tmp_path):
     trainer = Trainer(model_cfg, train_cfg, "cpu")
 
     def distance() -> float:
-        fake = np.concatenate([b.numpy() for b in generate_uint8_batches(trainer.checkpoint_payload(), 256, 128, 1, "cpu")])
+        fake = np.concatenate([b.numpy() for b in draw(trainer.checkpoint_payload(), 256, 128, 1, "cpu")])
         return _pixel_distance(fake, real)
 
     start = distance()
@@ -157,22 +157,22 @@ def test_run_folder_has_checkpoint_metrics_and_grids(trained):
 
 def test_sampling_is_deterministic_and_prefix_stable(trained):
     ckpt = trained / "checkpoint.pt"
-    first = torch.cat(list(generate_uint8_batches(ckpt, 20, 7, seed=5, device="cpu")))
-    again = torch.cat(list(generate_uint8_batches(ckpt, 20, 7, seed=5, device="cpu")))
+    first = torch.cat(list(draw(ckpt, 20, 7, seed=5, device="cpu")))
+    again = torch.cat(list(draw(ckpt, 20, 7, seed=5, device="cpu")))
     assert first.shape == (20, 32, 32, 3) and first.dtype == torch.uint8
     assert torch.equal(first, again)
-    prefix = torch.cat(list(generate_uint8_batches(ckpt, 9, 4, seed=5, device="cpu")))
+    prefix = torch.cat(list(draw(ckpt, 9, 4, seed=5, device="cpu")))
     # image i depends on (seed, i) only; other batch sizes may move a value by float rounding
     assert (prefix.int() - first[:9].int()).abs().max() <= 1
-    other = torch.cat(list(generate_uint8_batches(ckpt, 20, 7, seed=6, device="cpu")))
+    other = torch.cat(list(draw(ckpt, 20, 7, seed=6, device="cpu")))
     assert not torch.equal(first, other)
-    raw = torch.cat(list(generate_uint8_batches(ckpt, 20, 7, seed=5, device="cpu", use_ema=False)))
+    raw = torch.cat(list(draw(ckpt, 20, 7, seed=5, device="cpu", use_ema=False)))
     assert not torch.equal(first, raw)
-    assert [len(b) for b in generate_uint8_batches(ckpt, 20, 7, seed=5, device="cpu")] == [7, 7, 6]
+    assert [len(b) for b in draw(ckpt, 20, 7, seed=5, device="cpu")] == [7, 7, 6]
 
 
 def test_sample_command_writes_exactly_the_generated_pixels(trained, tmp_path):
-    expected = torch.cat(list(generate_uint8_batches(trained / "checkpoint.pt", 12, 5, seed=3, device="cpu"))).numpy()
+    expected = torch.cat(list(draw(trained / "checkpoint.pt", 12, 5, seed=3, device="cpu"))).numpy()
     assert main(["sample", str(trained), "-n", "12", "-o", str(tmp_path / "png"), "--seed", "3",
                  "--batch-size", "5", "--device", "cpu"]) == 0
     src = open_source(tmp_path / "png")
@@ -189,7 +189,7 @@ def test_sample_command_writes_exactly_the_generated_pixels(trained, tmp_path):
 def test_grayscale_samples_are_rgb(faces_npz, tmp_path):
     run = tmp_path / "gray"
     assert _train_cli("dcgan-seed", faces_npz, run, 2, "--channels", "1") == 0
-    img = next(generate_uint8_batches(run / "checkpoint.pt", 3, 3, seed=0, device="cpu"))
+    img = next(draw(run / "checkpoint.pt", 3, 3, seed=0, device="cpu"))
     assert img.shape == (3, 32, 32, 3)
     assert torch.equal(img[..., 0], img[..., 1]) and torch.equal(img[..., 1], img[..., 2])
 
@@ -206,7 +206,7 @@ def test_timelapse_and_interpolate_write_gifs(trained, tmp_path):
     # the first frame is seed 1's image, i.e. image 0 of `sample --seed 1`
     walk.seek(0)
     first = np.asarray(walk.convert("RGB"))[::2, ::2].astype(int)
-    expected = next(generate_uint8_batches(trained / "checkpoint.pt", 1, 1, seed=1, device="cpu"))[0].numpy()
+    expected = next(draw(trained / "checkpoint.pt", 1, 1, seed=1, device="cpu"))[0].numpy()
     assert np.abs(first - expected).mean() < 12  # GIF palettes quantise colours
 
 

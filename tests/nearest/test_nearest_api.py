@@ -45,10 +45,10 @@ def test_find_nearest_from_a_generator_callable(train):
     def G(z: torch.Tensor) -> torch.Tensor:  # a "generator" that copies training images 0–7
         return table[(z[:, 0].abs() * 1000).long() % 8]
 
-    res = find_nearest(G, train, k=1, n=10, latent_size=4, device="cpu", candidates=16)
+    res = find_nearest(G, train, k=1, n=10, z_dim=4, device="cpu", candidates=16)
     assert res["generated"]["n"] == 10
     assert (res.score[:, 0] > 0.999).all() and (res.index[:, 0] < 8).all()
-    with pytest.raises(BadInput, match="latent_size"):
+    with pytest.raises(BadInput, match="needs n="):
         find_nearest(G, train, k=1)
     with pytest.raises(BadInput, match="unknown option"):
         find_nearest(train[:2], train, k=1, candidate=3)
