@@ -25,7 +25,7 @@ COMMANDS: tuple[tuple[str, tuple[tuple[str, str], ...]], ...] = (
     ("ganeval.cli.weights", (("weights", "convert and list pretrained weights"),)),
     ("ganeval.cli.nearest", (("nearest", "nearest training images of each generated image by exact SSIM"),)),
     ("ganeval.cli.gan", (("train", "train a GAN from the model zoo on an image source"),
-                         ("sample", "write generated images from a checkpoint"),
+                         ("sample", "write generated images from a checkpoint or an NVlabs pickle"),
                          ("models", "list the model families, one line each"),
                          ("timelapse", "turn a run's sample grids into a GIF (and MP4)"),
                          ("interpolate", "animate a spherical latent walk through seeds"))),
