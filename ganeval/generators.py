@@ -189,7 +189,7 @@ def load_generator(source: Any, *, z_dim: int | None = None, device: str | torch
             raise BadInput(f"{label or 'the generator'}: a generator G(z) needs its latent size (z_dim=...)")
         if isinstance(source, torch.nn.Module):
             source = source.to(dev).eval()
-        return Generator(source, int(z), label or type(source).__name__, style=style,
+        return Generator(source, int(z), label or getattr(source, "__name__", type(source).__name__), style=style,
                          c_dim=int(getattr(source, "c_dim", 0) or 0), kind="module" if isinstance(source, torch.nn.Module) else "callable")
     raise BadInput(f"a generator must be a checkpoint, an NVlabs .pkl, a TorchScript file, module:function "
                    f"or a callable G(z); got {type(source).__name__}")

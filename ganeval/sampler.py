@@ -164,5 +164,6 @@ def _render_padded(render: Callable[[torch.Tensor, list[int]], torch.Tensor], se
                            "check z_dim") from None
         raise
     if torch.is_tensor(out) and out.dtype != torch.uint8 and not torch.isfinite(out).all():
-        raise BadInput(f"{label} returned NaN or Inf for seeds {seeds[0]}..{seeds[-1]}")
+        which = f"seed {seeds[0]}" if len(seeds) == 1 else f"seeds {seeds[0]}..{seeds[-1]}"
+        raise BadInput(f"{label} returned NaN or Inf for {which}; nothing was measured or written from it")
     return to_uint8_nhwc(out)

@@ -1,0 +1,178 @@
+"""NVlabs network pickles: pixel-equal to NVlabs' own rendering, and nothing stored in a file runs.
+
+The golden arrays in tests/data/nvlabs come from NVlabs' code (tests/make_nvlabs_golden.py, run
+outside the repository): small random StyleGAN2 generators at 64 px (one conditional) and 256 px,
+seeds 0-3, truncation 0.7, noise_mode const, uint8 as gen_images.py converts."""
+from __future__ import annotations
+
+import pickle
+import pickletools
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from ganeval.cli.main import main
+from ganeval.errors import BadInput
+from ganeval.generators import load_generator
+from ganeval.models.nvlabs import is_nvlabs_pickle, load_nvlabs_pickle
+
+DATA = Path(__file__).resolve().parents[1] / "data" / "nvlabs"
+GOLDEN = ["sg2_64", "sg2_64_cond", "sg2_256"]
+
+
+def _golden(name: str):
+    with np.load(DATA / f"{name}.npz") as g:
+        return {k: g[k] for k in g.files}
+
+
+@pytest.mark.parametrize("name", GOLDEN)
+def test_images_equal_nvlabs_within_one_grey_level(name):
+    gold = _golden(name)
+    G = load_generator(DATA / f"{name}.pkl", device="cpu")
+    assert G.kind == "nvlabs" and G.style and G.resolution == gold["images"].shape[1]
+    classes = gold["classes"] if G.c_dim else [None] * len(gold["seeds"])
+    ours = np.concatenate([torch.cat(list(G.sample([int(s)], truncation=float(gold["psi"]),
+                                                   class_idx=None if c is None else int(c)))).numpy()
+                           for s, c in zip(gold["seeds"], classes)])
+    diff = np.abs(ours.astype(int) - gold["images"].astype(int))
+    assert diff.max() <= 1, diff.max()
+    assert (diff > 0).mean() < 1e-4  # equal but for a rare rounding tie
+
+
+def test_sample_command_writes_nvlabs_pixels(tmp_path, capsys):
+    gold = _golden("sg2_64")
+    out = tmp_path / "out.npz"
+    assert main(["sample", str(DATA / "sg2_64.pkl"), "--seeds", "0-3", "--truncation", "0.7", "--noise-mode", "const",
+                 "-o", str(out), "--device", "cpu", "--batch-size", "3"]) == 0
+    assert "nvlabs sg2_64.pkl" in capsys.readouterr().err
+    with np.load(out) as npz:
+        assert np.array_equal(npz["seeds"], [0, 1, 2, 3])
+        assert np.abs(npz["images"].astype(int) - gold["images"].astype(int)).max() <= 1
+
+
+def test_conditional_pickle_needs_a_class(tmp_path, capsys):
+    argv = ["sample", str(DATA / "sg2_64_cond.pkl"), "--seeds", "0", "-o", str(tmp_path / "o.npz"), "--device", "cpu"]
+    assert main(argv) == 2
+    assert "conditional (5 classes): give --class 0..4" in capsys.readouterr().err
+    assert main(argv + ["--class", "7"]) == 2
+    assert "--class 7 is outside 0..4" in capsys.readouterr().err
+    assert main(argv + ["--class", "1"]) == 0
+
+
+def test_loaded_network_has_the_nvlabs_interface():
+    G = load_nvlabs_pickle(DATA / "sg2_64.pkl")
+    assert (G.z_dim, G.c_dim, G.w_dim, G.img_resolution, G.img_channels) == (32, 0, 32, 64, 3)
+    assert G.num_ws == 10 and not G.training
+    z = torch.randn(2, 32)
+    ws = G.ws(z, 0.5, truncation_cutoff=4)
+    full = G.ws(z, 1.0)
+    assert torch.allclose(ws[:, 4:], full[:, 4:]) and not torch.allclose(ws[:, :4], full[:, :4])
+
+
+# ---------------------------------------------------------------- hostile files
+
+
+class _Payload:
+    """Pickles as a call of ``fn(*args)``: what an attacker would put in a downloaded file."""
+
+    def __init__(self, fn, *args):
+        self.fn, self.args = fn, args
+
+    def __reduce__(self):
+        return self.fn, self.args
+
+
+def _write(path: Path, obj) -> Path:
+    path.write_bytes(pickle.dumps(obj, protocol=4))
+    return path
+
+
+def test_a_reduce_payload_is_refused_and_never_runs(tmp_path):
+    marker = tmp_path / "ran"
+    bad = _write(tmp_path / "evil.pkl", {"G_ema": _Payload(Path.touch, marker)})
+    with pytest.raises(BadInput, match="pathlib.*not part of a network snapshot; nothing was run"):
+        load_nvlabs_pickle(bad)
+    exec_payload = _write(tmp_path / "exec.pkl", _Payload(exec, f"open({str(marker)!r}, 'w')"))
+    with pytest.raises(BadInput, match="builtins.exec"):
+        load_nvlabs_pickle(exec_payload)
+    assert not marker.exists()
+
+
+def _with_module_src(source: str) -> bytes:
+    """The golden pickle with its placeholder source replaced by ``source``."""
+    data = (DATA / "sg2_64.pkl").read_bytes()
+    ops = [(op, arg, pos) for op, arg, pos in pickletools.genops(data)
+           if isinstance(arg, str) and arg.startswith("# NVlabs source omitted")]
+    assert len(ops) == 1
+    op, arg, pos = ops[0]
+    new = source.encode()
+    head = data[:pos]
+    if op.name == "SHORT_BINUNICODE":
+        assert len(new) < 256
+        return head + bytes([0x8C, len(new)]) + new + data[pos + 2 + len(arg.encode()):]
+    return head + b"X" + len(new).to_bytes(4, "little") + new + data[pos + 5 + len(arg.encode()):]
+
+
+def test_stored_source_is_never_executed(tmp_path):
+    marker = tmp_path / "ran"
+    planted = tmp_path / "planted.pkl"
+    planted.write_bytes(_with_module_src(f"open({str(marker)!r}, 'w').write('x')\n"))
+    G = load_nvlabs_pickle(planted)  # loads: the source is data, and never read
+    assert G.z_dim == 32 and not marker.exists()
+
+
+@pytest.mark.parametrize("content,message", [
+    (b"", "truncated"),
+    (b"not a pickle at all", "not a readable pickle"),
+])
+def test_unreadable_files_are_one_line_errors(tmp_path, content, message):
+    bad = tmp_path / "bad.pkl"
+    bad.write_bytes(content)
+    with pytest.raises(BadInput, match=message):
+        load_nvlabs_pickle(bad)
+
+
+def test_truncated_pickle_is_refused(tmp_path):
+    data = (DATA / "sg2_64.pkl").read_bytes()
+    cut = tmp_path / "cut.pkl"
+    cut.write_bytes(data[: len(data) // 2])
+    with pytest.raises(BadInput, match="truncated|not a readable"):
+        load_nvlabs_pickle(cut)
+
+
+def test_a_pickle_without_a_network_is_refused(tmp_path):
+    plain = _write(tmp_path / "plain.pkl", {"numbers": [1, 2, 3]})
+    with pytest.raises(BadInput, match="no network under 'G_ema'"):
+        load_nvlabs_pickle(plain)
+    assert not is_nvlabs_pickle(plain) and is_nvlabs_pickle(DATA / "sg2_64.pkl")
+
+
+def test_an_unknown_architecture_is_named(tmp_path):
+    data = (DATA / "sg2_64.pkl").read_bytes()
+    renamed = data.replace(b"\x8c\x09Generator", b"\x8c\x09Gnrtrxxxx", 1)
+    assert renamed != data
+    path = tmp_path / "other.pkl"
+    path.write_bytes(renamed)
+    with pytest.raises(BadInput, match="G_ema is a Gnrtrxxxx that ganeval does not know"):
+        load_nvlabs_pickle(path)
+
+
+def test_commands_refuse_hostile_pickles_with_exit_2(tmp_path, capsys):
+    marker = tmp_path / "ran"
+    evil = _write(tmp_path / "network-snapshot-000000.pkl",
+                  {"G_ema": _Payload(Path.touch, marker), "pad": "_reconstruct_persistent_obj"})
+    assert main(["sample", str(evil), "--seeds", "0", "-o", str(tmp_path / "o.npz")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "nothing was run" in err
+    other = _write(tmp_path / "other.pkl", {"x": 1})
+    assert main(["sample", str(other), "--seeds", "0", "-o", str(tmp_path / "o.npz")]) == 2
+    assert "not an NVlabs network snapshot" in capsys.readouterr().err
+    assert not marker.exists() and not (tmp_path / "o.npz").exists()
+
+
+def test_golden_files_hold_no_nvlabs_source():
+    for path in DATA.glob("*.pkl"):
+        data = path.read_bytes()
+        assert b"NVIDIA" not in data and b"def forward" not in data, path
