@@ -30,7 +30,7 @@ def register(subparsers) -> None:
     p.add_argument("-o", "--out", required=True, metavar="DIR", help="output folder")
     add_output_args(p)
     p.add_argument("--max-channels", type=positive_int, default=64, help="channels shown per layer")
-    p.add_argument("--truncation", type=float, metavar="PSI", help="stylegan2 only: truncation ψ")
+    p.add_argument("--truncation", type=float, metavar="PSI", help="style-based generators: truncation ψ")
     p.add_argument("--no-ema", action="store_true", help="use the raw generator, not its EMA copy")
     add_device_args(p)
     p.set_defaults(func=_inspect)
