@@ -23,6 +23,7 @@ COMMANDS: tuple[tuple[str, tuple[tuple[str, str], ...]], ...] = (
     ("ganeval.cli.fid", (("fid", "FID, KID, IS, precision/recall/density/coverage between two image sets"),)),
     ("ganeval.cli.synth", (("synth-faces", "write synthetic anime-style faces (the built-in dataset)"),)),
     ("ganeval.cli.weights", (("weights", "convert and list pretrained weights"),)),
+    ("ganeval.cli.compare", (("compare", "one metrics table for several generators or image sets; FID over training"),)),
     ("ganeval.cli.nearest", (("nearest", "nearest training images of each generated image by exact SSIM"),)),
     ("ganeval.cli.gan", (("train", "train a GAN from the model zoo on an image source"),
                          ("sample", "write generated images from a checkpoint or an NVlabs pickle"),
