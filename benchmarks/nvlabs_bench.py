@@ -89,8 +89,12 @@ def main() -> None:
     print("| pickle | px | load ganeval s | load NVlabs s | ganeval s/img | NVlabs s/img | ganeval ÷ NVlabs speed | max pixel diff |")
     print("|---|---|---|---|---|---|---|---|")
     for path in pickles:
-        t0 = time.perf_counter(); ours = _ours(path); load_ours = time.perf_counter() - t0
-        t0 = time.perf_counter(); theirs = _nvlabs(path, args.nvlabs); load_theirs = time.perf_counter() - t0
+        t0 = time.perf_counter()
+        ours = _ours(path)
+        load_ours = time.perf_counter() - t0
+        t0 = time.perf_counter()
+        theirs = _nvlabs(path, args.nvlabs)
+        load_theirs = time.perf_counter() - t0
         if theirs.c_dim:
             raise SystemExit(f"{path}: conditional pickles are not timed here")
         _time_ours(ours, seeds[:1]), _time_nvlabs(theirs, seeds[:1])  # warm-up

@@ -39,7 +39,6 @@ class _StripSource(pickle.Pickler):
     """Pickles as NVlabs does, then blanks module_src in every persistence record."""
 
     def reducer_override(self, obj):
-        reduce = getattr(type(obj), "__reduce__", None)
         if isinstance(obj, torch.nn.Module) and hasattr(obj, "_orig_module_src"):
             fields = list(obj.__reduce__())
             meta = dict(fields[1][0])

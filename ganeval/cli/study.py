@@ -209,11 +209,13 @@ def _init(args: argparse.Namespace) -> int:
     check_completion_url(args.completion_url)  # before any work
     _check_upscaler(args.upscaler)
 
-    labels = [label for _, label in args.fakes]
+    from ganeval.generators import is_generator_file
+
     with tempfile.TemporaryDirectory(prefix="ganeval-study-fakes-") as tmp:
         fakes = [_fake_images(src, args, Path(tmp)) for src, _ in args.fakes]
-        labels = [label or (Path(src).stem if Path(src).is_file() else Path(src).name) for (src, _), label
-                  in zip(args.fakes, labels)]
+        # a generator's images are named after the generator, not the temporary file
+        labels = [label or (Path(src).stem or Path(src).name if is_generator_file(src) else None)
+                  for src, label in args.fakes]
         return _build(args, fakes, labels)
 
 

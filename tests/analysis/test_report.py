@@ -91,6 +91,7 @@ def test_report_executes_into_notebook_and_html_with_figures(tmp_path, study, ca
     assert (participants["kind"] == "simulated").all() and (participants["n"] == 10).all()
 
 
+@pytest.mark.slow
 def test_no_execute_writes_tables_figures_and_only_given_sections(tmp_path, capsys):
     rng = np.random.default_rng(0)
     rows = [{"participant": f"p{p}", "image_id": f"i{i}", "truth": "real" if i % 2 else "fake",
@@ -226,6 +227,7 @@ def test_report_excludes_failed_attention_and_says_so(tmp_path, capsys):
     assert any("--include-all: 1 participant(s)" in c for c in stats["caveats"])
 
 
+@pytest.mark.slow
 def test_only_simulated_participants_are_analysed_with_a_caveat(tmp_path, capsys):
     csv = _responses_csv(tmp_path / "r.csv", people=0, bots=3)
     out = tmp_path / "report"

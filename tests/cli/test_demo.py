@@ -1,11 +1,14 @@
 """`ganeval demo` (what `make demo` runs) end to end with tiny settings."""
 from __future__ import annotations
 
+import pytest
+
 import json
 
 from ganeval.cli.main import main
 
 
+@pytest.mark.slow
 def test_demo_runs_every_step(tmp_path, capsys, inception_weights):
     out = tmp_path / "demo"
     code = main(["demo", "--out", str(out), "-n", "12", "--train-faces", "64", "--train-steps", "4",
@@ -90,6 +93,7 @@ def test_demo_overwrite_writes_beside_user_files_but_never_over_them(tmp_path, c
     assert (clash / "faces_b.npz").read_bytes() == b"user data"
 
 
+@pytest.mark.slow
 def test_demo_calls_library_functions_not_its_own_command_line(tmp_path, capsys, monkeypatch):
     """Issue 14: every step calls the library function behind its command; no argv is parsed
     again and no JSON is read back from stdout (offline: the three FID steps skip)."""

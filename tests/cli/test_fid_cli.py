@@ -44,6 +44,7 @@ def sets(tmp_path, faces32):
     return paths
 
 
+@pytest.mark.slow
 def test_fid_end_to_end(capsys, sets, inception_weights, tmp_path):
     w = ("--weights", inception_weights)
     same = _fid(capsys, sets["a"], sets["a_png"], *w)  # same pixels, different containers
@@ -108,6 +109,7 @@ def test_missing_weights_offline_names_the_file(capsys, sets):
     _fails(capsys, ["fid", str(sets["a"]), str(sets["b"])], 1, "pt_inception-2015-12-05-6726825d.pth")
 
 
+@pytest.mark.slow
 def test_fid_from_generator_equals_sample_then_fid(capsys, tmp_path, sets, inception_weights):
     run = tmp_path / "run"
     assert main(["train", "dcgan", "--data", str(sets["a"]), "--out", str(run), "--resolution", "32",
@@ -131,6 +133,7 @@ def test_fid_from_generator_equals_sample_then_fid(capsys, tmp_path, sets, incep
     assert last.startswith("ganeval fid: error:") and "--truncation needs a style-based generator" in last
 
 
+@pytest.mark.slow
 def test_fid_all_metrics_save_features_and_stats(capsys, sets, inception_weights, tmp_path):
     w = ("--weights", inception_weights)
     feats, stats_a = tmp_path / "feats.npz", tmp_path / "out" / "a_stats.npz"
@@ -167,6 +170,7 @@ def test_fid_all_metrics_save_features_and_stats(capsys, sets, inception_weights
     assert "IS (of B):" in text and "precision" in text and "coverage" in text and "FID" not in text
 
 
+@pytest.mark.slow
 def test_fid_metric_bad_input(capsys, sets, inception_weights, tmp_path):
     w = ["--weights", inception_weights, "--num-workers", "0"]
     a, b = str(sets["a"]), str(sets["b"])
@@ -190,6 +194,7 @@ def test_fid_metric_bad_input(capsys, sets, inception_weights, tmp_path):
     _fails(capsys, ["fid", a, b, "--resize", "clean", "--features", "illust2vec", *w], 2, "Inception features only")
 
 
+@pytest.mark.slow
 def test_strict_and_skip_warning_survive_the_cache(capsys, tmp_path, faces32, inception_weights):
     folder = tmp_path / "with_corrupt"
     folder.mkdir()

@@ -49,6 +49,7 @@ def test_top_level_help_imports_no_command():
     assert result["loaded"] == []
 
 
+@pytest.mark.slow
 def test_fid_help_imports_only_what_fid_uses():
     assert _loaded(["fid", "--help"], "parse", NOT_FOR_FID)["loaded"] == []
 

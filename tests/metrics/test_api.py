@@ -26,6 +26,7 @@ def test_import_ganeval_stays_light():
     assert out.returncode == 0, out.stderr
 
 
+@pytest.mark.slow
 def test_arrays_tensors_and_paths_agree(tmp_path, faces32, inception_weights):
     kw = dict(weights=inception_weights, device="cpu", on_warning=lambda msg: None)
     a, b = faces32[:N], faces32[N:2 * N]
@@ -38,6 +39,7 @@ def test_arrays_tensors_and_paths_agree(tmp_path, faces32, inception_weights):
         ganeval.compute_fid(a.astype(np.float32), b, **kw)
 
 
+@pytest.mark.slow
 def test_generator_callable_equals_its_samples(faces32, inception_weights):
     torch.manual_seed(0)
     G = torch.nn.Sequential(torch.nn.Linear(16, 3 * 32 * 32), torch.nn.Tanh(), torch.nn.Unflatten(1, (3, 32, 32)))
@@ -54,6 +56,7 @@ def test_generator_callable_equals_its_samples(faces32, inception_weights):
         ganeval.compute_fid(faces32[:N], G, **kw)
 
 
+@pytest.mark.slow
 def test_compute_metrics_all_keys(faces32, inception_weights):
     res = ganeval.compute_metrics(faces32[:N], faces32[N:2 * N], "all", weights=inception_weights, device="cpu",
                                   on_warning=lambda msg: None, prdc_k=2)
@@ -75,6 +78,7 @@ def _readme_fid_section() -> str:
     return text[start:end if end > 0 else None]
 
 
+@pytest.mark.slow
 def test_readme_python_examples_run(tmp_path, monkeypatch, faces32, inception_weights):
     """docs/fid.md's ```python blocks of the fid section, as doctests, on synthetic faces with
     test-built weights placed where the examples name them."""

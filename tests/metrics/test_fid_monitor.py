@@ -20,6 +20,7 @@ def _train(tmp_path, faces32, weights, *extra) -> int:
                  "--fid-ref", str(data), "--fid-n", "16", "--fid-weights", weights, *extra])
 
 
+@pytest.mark.slow
 def test_fid_curve_is_logged_and_equals_fid_of_the_checkpoint(tmp_path, faces32, inception_weights, capsys):
     assert _train(tmp_path, faces32, inception_weights, "--steps", "4", "--fid-every", "2") == 0
     with open(tmp_path / "run" / "fid.csv", newline="") as fh:
@@ -53,6 +54,7 @@ def test_fid_every_needs_a_reference_and_weights(tmp_path, faces32, inception_we
     assert not (tmp_path / "b" / "checkpoint.pt").exists()  # stopped before any training
 
 
+@pytest.mark.slow
 def test_fid_every_logs_the_other_metrics_too(tmp_path, faces32, inception_weights, capsys):
     """--fid-metrics: the same numbers `ganeval fid --generator --metrics` gives for that checkpoint."""
     assert _train(tmp_path, faces32, inception_weights, "--steps", "2", "--fid-every", "2",

@@ -177,6 +177,7 @@ def test_clean_resize_equals_clean_fid():
     assert not np.array_equal(ref, np.round(ref))  # not quantised: that is the point of clean-fid
 
 
+@pytest.mark.slow
 def test_clean_mode_features_match_clean_fid(inception_state, tmp_path, faces32):
     """clean-fid's whole clean path on files (its ResizeDataset: Pillow decode, float bicubic,
     ToTensor) and its network. Its TF-graph TorchScript cannot be downloaded in tests; its

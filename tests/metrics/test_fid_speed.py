@@ -1,6 +1,8 @@
 """Speed work on FID extraction must not move a single bit of the default (exact) features."""
 from __future__ import annotations
 
+import pytest
+
 import numpy as np
 import torch
 
@@ -25,6 +27,7 @@ def _pytorch_fid_features(state: dict, images: torch.Tensor) -> torch.Tensor:
         return reference(images.permute(0, 3, 1, 2).contiguous().float() / 255.0)[0].flatten(1)
 
 
+@pytest.mark.slow
 def test_exact_mode_bit_identical_to_pytorch_fid(tmp_path, faces32, inception_state, inception_weights):
     """Through the whole path a command takes: weight file → extractor built without random
     init → source loader (2 batches, one partial) → features."""

@@ -93,6 +93,7 @@ print(outside, inside, mmapped_inside, new_mmapped_block(1024))
 
 @pytest.mark.skipif(platform.system() != "Linux" or platform.libc_ver()[0] != "glibc"
                     or tuple(map(int, platform.libc_ver()[1].split(".")[:2])) < (2, 33), reason="glibc >= 2.33 malloc only")
+@pytest.mark.slow
 def test_large_blocks_come_from_the_heap_inside_and_from_mmap_after():
     """In a fresh process (the heap's history decides what a test in this one would see)."""
     out = subprocess.run([sys.executable, "-c", ALLOCATION_PROBE], capture_output=True, text=True, timeout=300)

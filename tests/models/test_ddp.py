@@ -62,6 +62,7 @@ def _torchrun(*args: str) -> subprocess.CompletedProcess:
     return subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
 
 
+@pytest.mark.slow
 def test_torchrun_two_processes_train_and_resume(faces, tmp_path):
     run = tmp_path / "run"
     common = ["--out", str(run), "--device", "cpu", "--num-workers", "0", "--log-every", "1"]
@@ -83,6 +84,7 @@ def test_torchrun_two_processes_train_and_resume(faces, tmp_path):
     assert all(torch.isfinite(v).all() for v in resumed["G"].values())
 
 
+@pytest.mark.slow
 def test_ddp_keeps_processes_in_sync(faces, tmp_path):
     script = tmp_path / "worker.py"
     script.write_text(WORKER)

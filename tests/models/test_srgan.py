@@ -152,6 +152,7 @@ def test_perceptual_term_on_illust2vec_features(hr_folder, tmp_path, capsys):
     assert trainer.objective.perceptual.tower[0].weight.requires_grad is False  # frozen
 
 
+@pytest.mark.slow
 def test_perceptual_choices_fail_clearly(tmp_path):
     assert build_perceptual("off")[0] is None
     tower, line, resolved = build_perceptual("auto")  # empty cache: off, said in one line

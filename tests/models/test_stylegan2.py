@@ -143,6 +143,7 @@ def test_options_are_checked():
 
 # ---------------------------------------------------------------- training
 
+@pytest.mark.slow
 def test_twenty_cpu_steps_with_every_regulariser(faces_npz, tmp_path):
     cfg = FAMILY.config(32, 3, z_dim=16, width=8, options={"pl_weight": 2.0, "r1_interval": 4, "ada_kimg": 0.1,
                                                             "ada_interval": 2, "ada_p": 0.2})
@@ -163,6 +164,7 @@ def test_twenty_cpu_steps_with_every_regulariser(faces_npz, tmp_path):
     assert trainer.objective.ema_decay(trainer.step) == pytest.approx(0.5 ** (4 / (20 * 4 * 0.05)))
 
 
+@pytest.mark.slow
 def test_resume_is_exact_with_ada_and_lazy_regularisers(faces_npz, tmp_path):
     extra = ("--pl-weight", "1", "-O", "r1_interval=3", "-O", "pl_interval=2", "-O", "ada_kimg=0.05",
              "-O", "ada_interval=1", "-O", "ada_p=0.3")

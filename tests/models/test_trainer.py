@@ -59,6 +59,7 @@ def _params(module: torch.nn.Module) -> dict[str, torch.Tensor]:
     return {k: v.detach().clone() for k, v in module.state_dict().items()}
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", sorted(FAMILIES))
 def test_twenty_steps_finite_losses_and_changing_weights(name, faces_npz, tmp_path):
     if name in ("cyclegan", "ugatit"):
@@ -97,6 +98,7 @@ def _pixel_distance(fake: np.ndarray, real: np.ndarray) -> float:
     return float(mu @ mu + np.trace(s1 + s2 - 2 * root))
 
 
+@pytest.mark.slow
 def test_dcgan_learns_the_faces(faces_npz, tmp_path):
     real = make_faces(256, 32, seed=0)
     model_cfg = get_family("dcgan").config(32, 3, width=16)
@@ -210,6 +212,7 @@ def test_timelapse_and_interpolate_write_gifs(trained, tmp_path):
     assert np.abs(first - expected).mean() < 12  # GIF palettes quantise colours
 
 
+@pytest.mark.slow
 def test_sigterm_writes_a_checkpoint_and_exits(faces_npz, tmp_path):
     run = tmp_path / "run"
     env = {**os.environ, "GANEVAL_QUIET": "1", "OMP_NUM_THREADS": "1"}

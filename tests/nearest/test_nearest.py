@@ -50,6 +50,7 @@ def test_exhaustive_is_skimage_exact_and_mean_all(faces32):
     assert nb.mean_all == pytest.approx(truth.mean(axis=1), abs=1e-6)
 
 
+@pytest.mark.slow
 def test_planted_copies_found_at_rank_one(faces96):
     """Exact copies and copies re-encoded as JPEG 75, shifted by 1 pixel or ±10% brighter.
 
@@ -67,6 +68,7 @@ def test_planted_copies_found_at_rank_one(faces96):
     assert (nb.score[40:, 0] > nb.score[40:, 1]).all()
 
 
+@pytest.mark.slow
 def test_recall_against_exhaustive_on_synthetic_faces():
     """Recall@4 ≥ 0.99 with the default embedding, far fewer candidates than images."""
     train, queries = make_faces(600, size=48, seed=0), make_faces(40, size=48, seed=1)
@@ -93,6 +95,7 @@ def test_ivf_index_and_exclude(faces32):
     assert (Searcher(pca).cascade(train[:5], k=1, candidates=8, shortlist=4).index[:, 0] == np.arange(5)).all()
 
 
+@pytest.mark.slow
 def test_ivf_sq8_recall_matches_flat():
     """The compressed index (forced by a low threshold) finds what the flat index finds."""
     train, queries = make_faces(400, size=32, seed=0), make_faces(30, size=32, seed=1)
@@ -161,6 +164,7 @@ def sets(tmp_path, faces32) -> dict[str, Path]:
     return paths
 
 
+@pytest.mark.slow
 def test_cli_end_to_end_and_cache_reuse(sets, tmp_path, capsys):
     out = tmp_path / "out"
     argv = ["nearest", str(sets["gen"]), str(sets["train"]), "-k", "3", "-o", str(out), "--check-recall", "8",

@@ -226,6 +226,7 @@ def test_consent_all_trials_then_thank_you(tmp_path, study_env):
     assert titles(again) == ["Thank you!"] and len(judgments(study)) == 5
 
 
+@pytest.mark.slow
 def test_reload_resumes_at_the_same_trial(tmp_path, study_env):
     study = make_study(tmp_path, trials=6)
     study_env(study)
@@ -274,6 +275,7 @@ def test_double_submission_is_stored_once(tmp_path, study_env):
     assert shown_trial_id(second) == shown_trial_id(first) != tid
 
 
+@pytest.mark.slow
 def test_resume_and_double_submission_on_postgresql(tmp_path, study_env, fresh_pg_url):
     """The same flows with the database on a throwaway PostgreSQL server (``--db-url``)."""
     study = make_study(tmp_path, trials=4, db_url=fresh_pg_url)
@@ -365,6 +367,7 @@ def admin_login(at: AppTest, password: str) -> AppTest:
     return no_exception(at.run())
 
 
+@pytest.mark.slow
 def test_admin_refuses_wrong_password_then_manages_the_study(tmp_path, study_env):
     study = make_study(tmp_path, trials=2)
     study_env(study)
@@ -407,6 +410,7 @@ def test_admin_refuses_wrong_password_then_manages_the_study(tmp_path, study_env
     assert titles(resumed) == ["Thank you!"]
 
 
+@pytest.mark.slow
 def test_admin_session_survives_a_reload_and_lockout_counts_in_the_database(tmp_path, study_env):
     study = make_study(tmp_path, trials=2)
     study_env(study)
@@ -442,6 +446,7 @@ def test_admin_session_survives_a_reload_and_lockout_counts_in_the_database(tmp_
     assert not no_exception(open_app(admin="1", session=session)).dataframe
 
 
+@pytest.mark.slow
 def test_crowdsourcing_link_is_one_person_one_participant(tmp_path, study_env, monkeypatch):
     study = make_study(tmp_path, trials=2, qualification=2)
     url = "https://app.prolific.com/submissions/complete?cc=C0DE"

@@ -119,6 +119,7 @@ def keep(path: Path) -> None:
         shutil.copy(path, ARTIFACTS / path.name)
 
 
+@pytest.mark.slow
 def test_browser_completes_a_six_trial_study(study, server, tmp_path):
     with StudyStore.open(study) as store:
         images = store.images_progress()
@@ -253,6 +254,7 @@ def in_view(page, locator) -> bool:
     return box is not None and box["y"] >= -1 and box["y"] + box["height"] <= PHONE["height"] + 1
 
 
+@pytest.mark.slow
 def test_phone_enter_quick_click_reconnect(study, tmp_path):
     """On a 390x844 phone: picture and Real/Fake buttons fit on screen at once; Enter in the
     "Other reason" box saves nothing and keeps the text; a click within the guard window is
@@ -314,6 +316,7 @@ def test_phone_enter_quick_click_reconnect(study, tmp_path):
             browser.close()
 
 
+@pytest.mark.slow
 def test_prolific_link_returns_and_completes(tmp_path):
     """A Prolific entry link: the same PROLIFIC_PID opened afresh resumes the same participant,
     and after the last trial the browser is taken to the completion URL."""

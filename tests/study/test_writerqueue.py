@@ -35,6 +35,7 @@ def _wait_for_ticket(lock_path: str, count: int, timeout: float = 20.0) -> None:
     raise AssertionError(f"{count} tickets not drawn in {timeout} s")
 
 
+@pytest.mark.slow
 def test_writers_enter_in_the_order_they_arrived(tmp_path):
     lock, log = str(tmp_path / "study.db.lock"), str(tmp_path / "order.txt")
     ctx = mp.get_context("spawn")
@@ -52,6 +53,7 @@ def test_writers_enter_in_the_order_they_arrived(tmp_path):
     assert Path(log).read_text().split() == ["first", "second", "third", "fourth"]
 
 
+@pytest.mark.slow
 def test_a_writer_killed_in_its_turn_lets_the_next_one_go(tmp_path):
     lock, log = str(tmp_path / "study.db.lock"), str(tmp_path / "order.txt")
     ctx = mp.get_context("spawn")
