@@ -54,10 +54,13 @@ def setup(device_spec: str) -> tuple[World, torch.device]:
     return world, device
 
 
-def teardown(clean: bool = True) -> None:
-    """Leave the process group. On a clean finish, first wait for every rank (rank 0 may
-    still be writing its output): a rank that destroys its gloo group while a peer still
-    talks to it aborts. After an error no barrier: the peers may be inside another collective."""
+def teardown(clean: bool = True, world: World | None = None) -> None:
+    """Leave the process group (given ``world``: only a group :func:`setup` started, never one a
+    user's script holds). On a clean finish, first wait for every rank (rank 0 may still be
+    writing its output): a rank that destroys its gloo group while a peer still talks to it
+    aborts. After an error no barrier: the peers may be inside another collective."""
+    if world is not None and not (world.size > 1 and world.owns_group):
+        return
     if dist.is_available() and dist.is_initialized():
         try:
             if clean:
@@ -134,3 +137,23 @@ def shard_range(n_items: int, batch_size: int, world: World) -> range:
 def barrier(world: World) -> None:
     if world.distributed:
         dist.barrier()
+
+
+def main_verdict(world: World, error: str | None = None) -> None:
+    """A barrier that carries rank 0's outcome: every rank waits here until rank 0 arrives,
+    and when rank 0 arrives with an error (a corrupt input under --strict) the others raise it
+    too, instead of waiting for ever for a result that will not come."""
+    verdict = gather_objects(error if world.is_main else None, world)[0]
+    if verdict and not world.is_main:
+        raise BadInput(verdict)
+
+
+def is_main_process() -> bool:
+    """False on torchrun ranks other than 0 (where only rank 0 prints and writes)."""
+    return not launched_by_torchrun() or int(os.environ["RANK"]) == 0
+
+
+def shard(n: int, world: World) -> slice:
+    """This rank's contiguous share of ``n`` independent items (sizes differ by at most one)."""
+    bounds = np.linspace(0, n, world.size + 1).round().astype(int)
+    return slice(int(bounds[world.rank]), int(bounds[world.rank + 1]))

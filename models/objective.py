@@ -38,7 +38,7 @@ from ganeval.images import uint8_to_signed as to_signed  # noqa: F401  (the one 
 from torch.nn.parallel import DistributedDataParallel as DDP
 
 from ganeval.models.data import RealBatches
-from ganeval.models.distributed import World
+from ganeval.distributed import World
 from ganeval.models.spec import Family, ModelConfig
 
 GAN_STATS = ("loss_d", "loss_g", "d_real", "d_fake", "gp", "cycle")

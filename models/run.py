@@ -171,7 +171,7 @@ def plan_training(req: TrainRequest) -> TrainPlan:
 def train(plan: TrainPlan, device_spec: str = "auto", report: Callable[[str], None] = print) -> TrainOutcome:
     """Run ``plan`` (joining the torchrun process group when launched by torchrun); ``report``
     gets the one-line start message on rank 0."""
-    from ganeval.models.distributed import setup, teardown
+    from ganeval.distributed import setup, teardown
 
     world, device = setup(device_spec)
     clean_exit = False

@@ -29,7 +29,7 @@ from ganeval.atomic import write_text
 from ganeval.errors import BadInput
 from ganeval.progress import progress
 from ganeval.models.checkpoint import load_state, save_checkpoint
-from ganeval.models.distributed import World, any_flag, gather_objects
+from ganeval.distributed import World, any_flag, gather_objects
 from ganeval.models.objective import GAN_STATS, GANObjective, Objective, StepContext, TrainingSpec
 from ganeval.models.registry import build_models, get_family
 from ganeval.models.sampling import require_latent_model

@@ -24,18 +24,15 @@ from ganeval.study_app import display
 from ganeval.study_app.protocol import (CONFIDENCE_LABELS, CONFIDENCE_MAX, CONFIDENCE_MIN, QUALIFICATION_THRESHOLD,
                                 REASON_LABELS, REASONS)
 from ganeval.study_app.export import csv_bytes
-from ganeval.study_app.store import (DB_URL_ENV, MAX_EXTERNAL_ID, MIN_ADMIN_PASSWORD, ParticipantState, StudyClosed,
-                                     DEFAULT_ABANDON_AFTER_S, StudyFull, StudyStore)
+from ganeval.study_app.store import (ABANDON_AFTER_ENV, ADMIN_PASSWORD_ENV, DB_URL_ENV, MAX_EXTERNAL_ID,
+                                     MAX_PARTICIPANTS_ENV, MIN_ADMIN_PASSWORD, STUDY_DIR_ENV, ParticipantState,
+                                     StudyClosed, DEFAULT_ABANDON_AFTER_S, StudyFull, StudyStore)
 
-STUDY_DIR_ENV = "GANEVAL_STUDY_DIR"
-ADMIN_PASSWORD_ENV = "GANEVAL_STUDY_ADMIN_PASSWORD"
 TOKEN_PARAM = "p"
 WRONG_PASSWORD_DELAY_S = 0.5
 ADMIN_PARAM = "admin"
 SESSION_PARAM = "session"
 ADMIN_REFRESH_S = 3
-MAX_PARTICIPANTS_ENV = "GANEVAL_STUDY_MAX_PARTICIPANTS"
-ABANDON_AFTER_ENV = "GANEVAL_STUDY_ABANDON_AFTER_S"
 # entry-link parameters that carry a crowdsourcing platform's participant id
 EXTERNAL_ID_PARAMS = ("PROLIFIC_PID", "workerId")
 # A submission this soon after a picture appeared is the second half of a double click that

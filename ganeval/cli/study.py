@@ -15,11 +15,6 @@ from ganeval.cli import study_plan
 from ganeval.cli.common import HelpFormatter, emit_json, nonneg_int, positive_int, warn
 from ganeval.errors import GanevalError
 
-STUDY_DIR_ENV = "GANEVAL_STUDY_DIR"
-ADMIN_PASSWORD_ENV = "GANEVAL_STUDY_ADMIN_PASSWORD"
-DB_URL_ENV = "GANEVAL_STUDY_DB_URL"
-MAX_PARTICIPANTS_ENV = "GANEVAL_STUDY_MAX_PARTICIPANTS"
-ABANDON_AFTER_ENV = "GANEVAL_STUDY_ABANDON_AFTER_S"
 
 EXAMPLES = """examples:
   ganeval study init my-study --real real/ --fake dcgan.npz --trials 24 --qualification 6 --attention 2
@@ -45,11 +40,11 @@ database:
   password through $GANEVAL_STUDY_DB_URL instead (it overrides study.json's URL).
 """
 
-RUN_HELP = f"""Starts the Streamlit app (headless) and prints the participant and admin URLs.
+RUN_HELP = """Starts the Streamlit app (headless) and prints the participant and admin URLs.
 This command becomes the server (exec): one signal, SIGKILL included, stops it all.
 Participants open the participant URL; their token in the URL lets a reload or a lost
 connection resume at the same trial. The admin page (live progress, accuracy and HYPE,
-close/reopen, CSV download) asks for the password in ${ADMIN_PASSWORD_ENV}, or
+close/reopen, CSV download) asks for the password in $GANEVAL_STUDY_ADMIN_PASSWORD, or
 `admin_password` in Streamlit secrets (.streamlit/secrets.toml), at least 8 characters;
 without one it stays locked. After 5 failed logins within 10 minutes (counted in the
 database, across servers) the login is locked for 10 minutes. The admin view is the
@@ -306,7 +301,8 @@ def _run(args: argparse.Namespace) -> int:
     from ganeval.extras import require
 
     require("streamlit")  # the app runs in a subprocess: say which extra is missing here, in one line
-    from ganeval.study_app.store import check_admin_password
+    from ganeval.study_app.store import (ABANDON_AFTER_ENV, ADMIN_PASSWORD_ENV, DB_URL_ENV, MAX_PARTICIPANTS_ENV,
+                                         STUDY_DIR_ENV, check_admin_password)
 
     password = os.environ.get(ADMIN_PASSWORD_ENV)
     if password:

@@ -13,7 +13,8 @@ import numpy as np
 
 from ganeval.device import resolve_device
 from ganeval.errors import BadInput
-from ganeval.nearest import copying, distributed, features, report
+from ganeval import distributed
+from ganeval.nearest import copying, features, report
 from ganeval.nearest.embed import EmbedSpec
 from ganeval.nearest.index import (RESIZE_FILTER, SCREEN_STRIDE, IndexSettings, TrainIndex, load_images,
                                    native_channels, open_index)
@@ -107,7 +108,7 @@ def run_nearest(opts: NearestOptions, say: Callable[[str], None] = lambda m: Non
 def run_nearest_full(opts: NearestOptions, say: Callable[[str], None] = lambda m: None
                      ) -> tuple[dict, Neighbours, list[str], list[str]]:
     """:func:`run_nearest`, also returning the neighbours and the generated and training keys."""
-    world, device = distributed.join(resolve_device(opts.device))
+    world, device = distributed.setup(str(resolve_device(opts.device)))
     if not world.is_main:
         say = lambda m: None  # noqa: E731 - one voice
     clean = False
@@ -116,7 +117,7 @@ def run_nearest_full(opts: NearestOptions, say: Callable[[str], None] = lambda m
         clean = True
         return summary
     finally:
-        distributed.leave(world, clean)
+        distributed.teardown(clean, world)
 
 
 is_main_process = distributed.is_main_process  # the CLI prints only on rank 0

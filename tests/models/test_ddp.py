@@ -21,7 +21,7 @@ ROOT = Path(__file__).resolve().parents[2]
 WORKER = """
 import json, sys
 import torch, torch.distributed as dist
-from ganeval.models.distributed import setup, teardown
+from ganeval.distributed import setup, teardown
 from ganeval.models.registry import get_family
 from ganeval.models.trainer import Trainer, TrainConfig
 

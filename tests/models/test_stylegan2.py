@@ -271,7 +271,7 @@ def test_interpolation_in_w(trained, tmp_path):
 DDP_WORKER = """
 import sys
 import torch, torch.distributed as dist
-from ganeval.models.distributed import setup, teardown
+from ganeval.distributed import setup, teardown
 from ganeval.models.registry import get_family
 from ganeval.models.trainer import Trainer, TrainConfig
 

@@ -403,7 +403,7 @@ def test_skipped_training_images_are_reported_once_and_recorded(tmp_path, capsys
 
 def test_an_objective_steps_from_explicit_inputs_without_a_trainer(faces_npz, tmp_path):
     """Issue 14: models, optimisers, data, step and RNG arrive as arguments (a StepContext)."""
-    from ganeval.models.distributed import World
+    from ganeval.distributed import World
     from ganeval.models.objective import GANObjective, StepContext, TrainingSpec
     from ganeval.models.registry import build_models
 

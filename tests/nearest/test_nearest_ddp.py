@@ -13,7 +13,7 @@ import pytest
 from PIL import Image
 
 from ganeval.cli.main import main
-from ganeval.nearest.distributed import World, shard
+from ganeval.distributed import World, shard
 from ganeval.nearest.index import gpu_placement
 from ganeval.synth import make_faces
 
