@@ -21,6 +21,7 @@ import torch
 from ganeval import atomic
 from ganeval.device import resolve_device
 from ganeval.errors import BadInput
+from ganeval.images import to_uint8_nhwc
 from ganeval.features.base import FeatureExtractor
 from ganeval.features.registry import build_extractor
 from ganeval.metrics.fid import frechet_distance
@@ -80,15 +81,6 @@ def parse_prdc_k(spec: int | str | Sequence[int]) -> tuple[int, int]:
 
 # ------------------------------------------------------------------ sides
 
-def _to_uint8_nhwc(images: Any, label: str) -> np.ndarray:
-    arr = images.detach().cpu().numpy() if torch.is_tensor(images) else np.asarray(images)
-    if arr.dtype != np.uint8:
-        raise BadInput(f"{label}: image arrays must be uint8 (0-255), got {arr.dtype}")
-    if arr.ndim == 4 and arr.shape[-1] not in (1, 3, 4) and arr.shape[1] in (1, 3, 4):
-        arr = arr.transpose(0, 2, 3, 1)  # N×C×H×W → N×H×W×C
-    return np.ascontiguousarray(arr)
-
-
 def generator_side(G: Any, seeds: Sequence[int], batch_size: int = 50, **options: Any) -> Batches:
     """The images of ``seeds`` of a :class:`ganeval.generators.Generator` as one side of
     :func:`compute_metrics`; under torchrun each process draws only its share (the same pixels
@@ -101,7 +93,8 @@ def generator_side(G: Any, seeds: Sequence[int], batch_size: int = 50, **options
     return Batches(lambda: share(0, len(seeds)), f"generator {G.label}", len(seeds), make_share=share)
 
 
-def _as_side(x: Any, name: str, z_dim: int | None, n: int, batch_size: int, seed: int, device: torch.device):
+def _as_side(x: Any, name: str, z_dim: int | None, n: int, batch_size: int, seed: int, device: torch.device,
+             value_range: tuple[float, float] | None = None):
     """Normalise what the user gave into a path, an ArraySource, Batches or a FeatureSet."""
     if isinstance(x, (FeatureSet, Batches, ArraySource)):
         return x
@@ -111,7 +104,7 @@ def _as_side(x: Any, name: str, z_dim: int | None, n: int, batch_size: int, seed
         return str(x)
     if isinstance(x, np.ndarray) or torch.is_tensor(x):
         label = f"array {name}"
-        return ArraySource(Path(label), _to_uint8_nhwc(x, label))
+        return ArraySource(Path(label), to_uint8_nhwc(x, value_range, label, strict_range=True).numpy())
     if hasattr(x, "sample") and hasattr(x, "z_dim"):  # a ganeval.load_generator result
         return generator_side(x, range(seed, seed + n), batch_size)
     if callable(x):  # a plain G(z): the one sampler, z per seed
@@ -249,6 +242,7 @@ def compute_metrics(
     strict: bool = False,
     cache: bool = True,
     z_dim: int | None = None,
+    value_range: tuple[float, float] | None = None,
     n: int = 50_000,
     seed: int = 0,
     kid_subsets: int = 100,
@@ -264,8 +258,9 @@ def compute_metrics(
     """Metrics of ``b`` against ``a`` (the reference), with the keys of ``ganeval fid --json``.
 
     ``a``/``b``: an image folder, .zip, .npy/.npz array, statistics .npz (``mu``, ``sigma``),
-    a uint8 N×H×W×3 (or N×3×H×W) array or tensor, a generator ``G(z)`` (give ``z_dim``; ``n``
-    samples from ``seed``), a :class:`Batches` or a :class:`ganeval.stats.FeatureSet`.
+    a uint8 N×H×W×3 (or N×3×H×W) array or tensor (float ones with ``value_range=(-1, 1)`` or
+    ``(0, 1)``), a generator from :func:`ganeval.load_generator` or a ``G(z)`` (give ``z_dim``;
+    the images of seeds ``seed … seed+n−1``), a :class:`Batches` or a :class:`ganeval.stats.FeatureSet`.
     ``b=None`` only computes (and saves) the statistics/features of ``a``.
     ``world`` (from ``ganeval.distributed.setup`` under torchrun): every process extracts a
     share and gets every feature, so the result equals one process's; only rank 0 writes."""
@@ -275,7 +270,8 @@ def compute_metrics(
     dev = resolve_device(device)
     parse_prdc_k(prdc_k)
     stats_outs = [save_stats] if isinstance(save_stats, (str, os.PathLike)) else list(save_stats or [])
-    sides = [_as_side(x, name, z_dim, n, batch_size, seed, dev) for x, name in ((a, "a"), (b, "b")) if x is not None]
+    sides = [_as_side(x, name, z_dim, n, batch_size, seed, dev, value_range)
+             for x, name in ((a, "a"), (b, "b")) if x is not None]
     _check_outputs(stats_outs, save_features, sides, len(sides), overwrite)
     if len(sides) == 1 and not (stats_outs or save_features):
         raise BadInput("one input given: add a second input to compare, or --save-stats OUT.npz")

@@ -93,19 +93,37 @@ def signed_to_uint8(images: "torch.Tensor") -> "torch.Tensor":
     return images.float().mul(127.5).add_(128).clamp_(0, 255).byte()
 
 
-def to_uint8_nhwc(images: torch.Tensor) -> torch.Tensor:
-    """A generator's output (N×C×H×W float in [-1, 1], or uint8 already) → uint8 N×H×W×3 RGB on
-    the CPU (gray repeated): how every generated image becomes pixels."""
+def to_uint8_nhwc(images: "np.ndarray | torch.Tensor", value_range: tuple[float, float] | None = (-1.0, 1.0),
+                  what: str = "the generator's output", strict_range: bool = False) -> "torch.Tensor":
+    """The one conversion of images to pixels: an N×C×H×W or N×H×W×C (or N×H×W) array or tensor
+    → uint8 N×H×W×3 RGB on the CPU (gray repeated). uint8 passes through; floats are mapped from
+    ``value_range`` — (-1, 1) as NVlabs converts (``signed_to_uint8``), or (0, 1) — and refused
+    without one. ``strict_range``: values outside the range are an error instead of clamped."""
     import torch
 
     from ganeval.errors import BadInput
 
-    if not torch.is_tensor(images) or images.ndim != 4:
-        raise BadInput(f"the generator must return an N×C×H×W tensor, got {type(images).__name__}"
-                       f"{tuple(images.shape) if torch.is_tensor(images) else ''}")
-    out = images if images.dtype == torch.uint8 else signed_to_uint8(images)
-    if out.shape[1] in (1, 3) and out.shape[-1] not in (1, 3):
-        out = out.permute(0, 2, 3, 1)
-    if out.shape[-1] == 1:
-        out = out.expand(-1, -1, -1, 3)
-    return out.contiguous().cpu()
+    x = images.detach() if torch.is_tensor(images) else torch.as_tensor(np.asarray(images))
+    if x.ndim == 3:
+        x = x[..., None]
+    if x.ndim != 4:
+        raise BadInput(f"{what}: expected N×C×H×W or N×H×W×C images, got shape {tuple(x.shape)}")
+    if x.shape[-1] not in (1, 3, 4) and x.shape[1] in (1, 3, 4):
+        x = x.permute(0, 2, 3, 1)
+    if x.shape[-1] == 4:
+        x = x[..., :3]
+    if x.dtype != torch.uint8:
+        if not x.is_floating_point():
+            raise BadInput(f"{what}: images must be uint8 (0–255) or float, got {x.dtype}")
+        if value_range is None:
+            raise BadInput(f"{what}: float images need value_range=(-1, 1) or (0, 1); or pass uint8 0–255")
+        lo, hi = (float(v) for v in value_range)
+        if (lo, hi) not in ((-1.0, 1.0), (0.0, 1.0)):
+            raise BadInput(f"{what}: value_range must be (-1, 1) or (0, 1), got {value_range}")
+        if strict_range and x.numel() and (float(x.min()) < lo - 0.01 or float(x.max()) > hi + 0.01):
+            raise BadInput(f"{what}: float images must lie in [{lo:g}, {hi:g}] (value_range); "
+                           f"got [{float(x.min()):.3g}, {float(x.max()):.3g}]")
+        x = signed_to_uint8(x) if lo < 0 else x.float().mul(255).add_(0.5).clamp_(0, 255).byte()
+    if x.shape[-1] == 1:
+        x = x.expand(-1, -1, -1, 3)
+    return x.contiguous().cpu()

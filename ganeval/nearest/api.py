@@ -13,7 +13,7 @@ from typing import Any, Callable, Union
 import numpy as np
 import torch
 
-from ganeval.images import signed_to_uint8
+from ganeval.images import to_uint8_nhwc
 from ganeval.errors import BadInput
 from ganeval.nearest.pipeline import OUTPUT_NAMES, NearestOptions, run_nearest_full
 from ganeval.outputs import prepare_output_dir
@@ -38,26 +38,6 @@ class NearestResult(dict):
         return [(self.train_keys[int(i)], float(s)) for i, s in zip(self.index[query], self.score[query]) if i >= 0]
 
 
-def to_uint8_images(images: np.ndarray | torch.Tensor, what: str = "images") -> np.ndarray:
-    """N×H×W×C uint8 from uint8 or float (GAN output in [-1, 1]) arrays/tensors, channels last or first."""
-    x = images.detach().cpu() if isinstance(images, torch.Tensor) else torch.as_tensor(np.asarray(images))
-    if x.ndim == 3:
-        x = x[..., None]
-    if x.ndim != 4:
-        raise BadInput(f"{what}: expected N×H×W×C or N×C×H×W images, got shape {tuple(x.shape)}")
-    if x.shape[-1] not in (1, 3, 4) and x.shape[1] in (1, 3, 4):
-        x = x.permute(0, 2, 3, 1)
-    if x.dtype == torch.uint8:
-        return np.ascontiguousarray(x.numpy())
-    if not x.is_floating_point():
-        raise BadInput(f"{what}: images must be uint8 (0–255) or float in [-1, 1], got {x.dtype}")
-    x = x.float()
-    if len(x) and (x.min() < -1.01 or x.max() > 1.01):
-        raise BadInput(f"{what}: float images must lie in [-1, 1] (tanh output); "
-                       f"got [{float(x.min()):.3g}, {float(x.max()):.3g}]; pass uint8 0–255 instead")
-    return np.ascontiguousarray(signed_to_uint8(x).numpy())
-
-
 def sample_generator(G: Any, n: int, z_dim: int | None, batch_size: int = 64, seed: int = 0,
                      device: torch.device | str = "cpu") -> np.ndarray:
     """The images of seeds ``seed … seed+n−1`` of a generator (anything
@@ -71,18 +51,19 @@ def sample_generator(G: Any, n: int, z_dim: int | None, batch_size: int = 64, se
 
 
 def as_source(images: Images, what: str, n: int | None = None, z_dim: int | None = None,
-              batch_size: int = 64, seed: int = 0, device: torch.device | str = "cpu") -> str | os.PathLike | Source:
+              batch_size: int = 64, seed: int = 0, device: torch.device | str = "cpu",
+              value_range: tuple[float, float] | None = None) -> str | os.PathLike | Source:
     """A path stays a path (the command's own loader reads it); everything else becomes an ArraySource."""
     if isinstance(images, (str, os.PathLike, Source)):
         return images
     if isinstance(images, (np.ndarray, torch.Tensor)):
-        array = to_uint8_images(images, what)
+        array = to_uint8_nhwc(images, value_range, what, strict_range=True).numpy()
     elif callable(images) or type(images).__name__ == "Generator":
         if n is None:
             raise BadInput(f"{what}: a generator needs n= (and z_dim= for a plain G(z))")
         array = sample_generator(images, n, z_dim, batch_size, seed, device)
     elif isinstance(images, Iterator):
-        array = np.concatenate([to_uint8_images(b, what) for b in images])
+        array = np.concatenate([to_uint8_nhwc(b, value_range, what, strict_range=True).numpy() for b in images])
     else:
         raise BadInput(f"{what}: expected a path, uint8 array/tensor, G(z) callable or iterator of batches, "
                        f"got {type(images).__name__}")
@@ -90,13 +71,13 @@ def as_source(images: Images, what: str, n: int | None = None, z_dim: int | None
 
 
 def find_nearest(generated: Images, train: Images, k: int = 4, *, space: str = "ssim", n: int | None = None,
-                 z_dim: int | None = None, outdir: str | os.PathLike | None = None, overwrite: bool = False,
+                 z_dim: int | None = None, value_range: tuple[float, float] | None = None, outdir: str | os.PathLike | None = None, overwrite: bool = False,
                  device: str = "auto", seed: int = 0, batch_size: int = 64, verbose: bool = False,
                  say: Callable[[str], None] | None = None, **options: Any) -> NearestResult:
     """Each generated image's ``k`` nearest training images, as ``ganeval nearest`` finds them.
 
     ``generated`` / ``train``: a folder, zip, .npy/.npz path; a uint8 array or tensor (N×H×W×3 or
-    N×3×H×W; float tensors in [-1, 1] are converted); an iterator of such batches; or for
+    N×3×H×W; float ones with ``value_range=(-1, 1)`` or ``(0, 1)``); an iterator of such batches; or for
     ``generated`` a generator (``ganeval.load_generator``'s result, a checkpoint/pickle path is
     read as images: load it first) or a callable ``G(z)`` with ``z_dim`` and ``n``. ``space``: "ssim"
     or a feature network (cosine). ``options``: any other field of
@@ -120,8 +101,8 @@ def find_nearest(generated: Images, train: Images, k: int = 4, *, space: str = "
         options["output"] = prepare_output_dir(outdir, "nearest", inputs, overwrite, reserve=OUTPUT_NAMES, defer=True)
     sample_device = resolve_device(device)
     opts = NearestOptions(
-        generated=as_source(generated, "generated", n, z_dim, batch_size, seed, sample_device),
-        train=as_source(train, "train", batch_size=batch_size), outdir=None if outdir is None else str(outdir),
+        generated=as_source(generated, "generated", n, z_dim, batch_size, seed, sample_device, value_range),
+        train=as_source(train, "train", batch_size=batch_size, value_range=value_range), outdir=None if outdir is None else str(outdir),
         k=k, space=space, device=device, seed=seed, batch_size=batch_size,
         plots=options.pop("plots", outdir is not None),
         contact_sheets=options.pop("contact_sheets", 64 if outdir is not None else 0), **options)

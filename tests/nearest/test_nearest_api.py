@@ -11,7 +11,8 @@ from PIL import Image
 from ganeval.cli.main import main
 from ganeval.errors import BadInput
 from ganeval.nearest import report
-from ganeval.nearest.api import find_nearest, to_uint8_images
+from ganeval.images import to_uint8_nhwc
+from ganeval.nearest.api import find_nearest
 from ganeval.ssim import ssim_matrix
 from ganeval.synth import make_faces
 
@@ -34,7 +35,9 @@ def test_find_nearest_accepts_arrays_tensors_and_paths(train, tmp_path):
     # channels-first tensor, float in [-1, 1], and a path: the same neighbours
     as_float = torch.from_numpy(gen).permute(0, 3, 1, 2).float() / 127.5 - 1
     np.save(tmp_path / "train.npy", train)
-    res2 = find_nearest(as_float, tmp_path / "train.npy", k=2, exact=True, device="cpu")
+    with pytest.raises(BadInput, match="value_range"):
+        find_nearest(as_float, tmp_path / "train.npy", k=2)
+    res2 = find_nearest(as_float, tmp_path / "train.npy", k=2, exact=True, device="cpu", value_range=(-1, 1))
     assert (res2.index == res.index).all()
     assert res2.train_keys[:2] == ["000000", "000001"]
 
@@ -56,8 +59,10 @@ def test_find_nearest_from_a_generator_callable(train):
 
 def test_to_uint8_rejects_out_of_range_floats():
     with pytest.raises(BadInput, match=r"\[-1, 1\]"):
-        to_uint8_images(np.full((1, 8, 8, 3), 200.0))
-    assert to_uint8_images(np.zeros((2, 3, 8, 8), np.float32)).shape == (2, 8, 8, 3)
+        to_uint8_nhwc(np.full((1, 8, 8, 3), 200.0), (-1, 1), strict_range=True)
+    assert to_uint8_nhwc(np.zeros((2, 3, 8, 8), np.float32)).shape == (2, 8, 8, 3)
+    half = to_uint8_nhwc(np.full((1, 2, 2, 3), 0.5, np.float32), (0, 1))
+    assert (half.numpy() == 128).all()
 
 
 def test_hubness_share_hubs_and_warning():
