@@ -24,7 +24,7 @@ from ganeval.study_app import display
 from ganeval.study_app.protocol import (CONFIDENCE_LABELS, CONFIDENCE_MAX, CONFIDENCE_MIN, QUALIFICATION_THRESHOLD,
                                 REASON_LABELS, REASONS)
 from ganeval.study_app.export import csv_bytes
-from ganeval.study_app.store import (ABANDON_AFTER_ENV, ADMIN_PASSWORD_ENV, DB_URL_ENV, MAX_EXTERNAL_ID,
+from ganeval.study_app.store import (ABANDON_AFTER_ENV, ADMIN_PASSWORD_ENV, DB_URL_ENV, check_external_id,
                                      MAX_PARTICIPANTS_ENV, MIN_ADMIN_PASSWORD, STUDY_DIR_ENV, ParticipantState,
                                      StudyClosed, DEFAULT_ABANDON_AFTER_S, StudyFull, StudyStore)
 
@@ -324,11 +324,18 @@ def trial_page(store: StudyStore, token: str, state: ParticipantState) -> None:
 
 
 def external_id_from_link() -> str | None:
-    """The crowdsourcing platform's participant id from the entry link, if any."""
+    """The crowdsourcing platform's participant id from the entry link, if any. An id that is
+    too long or holds control characters (a NUL breaks PostgreSQL) gets a friendly page."""
     for param in EXTERNAL_ID_PARAMS:
         value = st.query_params.get(param)
         if value and value.strip():
-            return value.strip()[:MAX_EXTERNAL_ID]
+            try:
+                return check_external_id(value)
+            except BadInput:
+                with _centered():
+                    st.warning("This study link is not valid (the participant id in it cannot be used). "
+                               "Please open the link your platform gave you again.")
+                st.stop()
     return None
 
 

@@ -66,7 +66,7 @@ participants = Table(
     # added later (migrated in at open, see migrate): the crowdsourcing platform's participant id
     # (Prolific PID, MTurk workerId): one person, one participant; and the last activity, after
     # which an unfinished participant counts as abandoned and releases their images
-    Column("external_id", String(200), unique=True),
+    Column("external_id", String(256), unique=True),
     Column("active_at", String(40)),
 )
 
@@ -283,7 +283,7 @@ def retry_on_disconnect(method: Callable) -> Callable:
 
 
 # columns added to existing tables since the first release: (table, column, SQL type)
-ADDED_COLUMNS = (("participants", "external_id", "VARCHAR(200)"), ("participants", "active_at", "VARCHAR(40)"))
+ADDED_COLUMNS = (("participants", "external_id", "VARCHAR(256)"), ("participants", "active_at", "VARCHAR(40)"))
 
 
 def migrate(engine: Engine) -> None:
@@ -291,8 +291,12 @@ def migrate(engine: Engine) -> None:
     so existing rows stay valid) and a unique index on external_id."""
     from sqlalchemy import inspect
 
-    existing = {c["name"] for c in inspect(engine).get_columns("participants")}
-    missing = [(t, c, ty) for t, c, ty in ADDED_COLUMNS if c not in existing]
+    columns = {c["name"]: c for c in inspect(engine).get_columns("participants")}
+    missing = [(t, c, ty) for t, c, ty in ADDED_COLUMNS if c not in columns]
+    narrow = getattr(columns.get("external_id", {}).get("type"), "length", None)
+    if engine.dialect.name == "postgresql" and narrow is not None and narrow < 256:
+        with write_tx(engine) as conn:  # ids were once cut to 200 characters; now stored whole
+            conn.exec_driver_sql("ALTER TABLE participants ALTER COLUMN external_id TYPE VARCHAR(256)")
     if not missing:
         return
     with write_tx(engine) as conn:

@@ -26,7 +26,8 @@ EXPORT_COLUMNS = (
 )
 # a spreadsheet runs a cell starting with one of these as a formula (CSV injection): such
 # cells get a leading apostrophe, which spreadsheets show as text and hide
-FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+# what spreadsheets read as the start of a formula, full-width forms and the DDE pipe included
+FORMULA_START = ("=", "+", "-", "@", "\t", "\r", "\uff1d", "\uff0b", "\uff0d", "\uff20", "|")
 
 
 def export_frame(engine: Engine) -> pd.DataFrame:

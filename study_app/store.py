@@ -44,7 +44,7 @@ ADMIN_PASSWORD_ENV = "GANEVAL_STUDY_ADMIN_PASSWORD"
 MAX_PARTICIPANTS_ENV = "GANEVAL_STUDY_MAX_PARTICIPANTS"
 ABANDON_AFTER_ENV = "GANEVAL_STUDY_ABANDON_AFTER_S"
 MAX_OTHER_TEXT = 2000
-MAX_EXTERNAL_ID = 200
+MAX_EXTERNAL_ID = 256  # bytes of UTF-8: ids are stored whole, never cut into collisions
 DEFAULT_ABANDON_AFTER_S = 30 * 60
 ACTIVE_STATUSES = ("consent", "qualification", "trials")   # not finished
 ADMIN_MAX_FAILURES = 5
@@ -129,7 +129,10 @@ MIN_ADMIN_PASSWORD = 8
 
 
 def check_admin_password(password: str) -> str:
-    """The admin password must have at least MIN_ADMIN_PASSWORD characters (BadInput)."""
+    """The admin password must have at least MIN_ADMIN_PASSWORD characters and not be blank (BadInput)."""
+    if not password.strip():
+        raise BadInput(f"the admin password (${ADMIN_PASSWORD_ENV}) is blank; choose one of at least "
+                       f"{MIN_ADMIN_PASSWORD} characters")
     if len(password) < MIN_ADMIN_PASSWORD:
         raise BadInput(f"the admin password (${ADMIN_PASSWORD_ENV}) must have at least {MIN_ADMIN_PASSWORD} "
                        f"characters, it has {len(password)}")
@@ -243,11 +246,19 @@ STAMP_SHOWN = (update(trials).where(trials.c.id == bindparam("where_trial"), tri
 TOUCH_PARTICIPANT = update(participants).where(participants.c.token == bindparam("where_token"))
 
 
-def _external(external_id: str) -> str:
+def check_external_id(external_id: str) -> str:
+    """A platform's participant id as given (surrounding blanks removed): printable, no NUL or
+    other control characters, 1..MAX_EXTERNAL_ID bytes of UTF-8. Never shortened: two long ids
+    that share a prefix stay two participants."""
     text = str(external_id).strip()
-    if not text or len(text) > MAX_EXTERNAL_ID:
-        raise BadInput(f"external participant id must be 1..{MAX_EXTERNAL_ID} characters")
+    if not text or len(text.encode("utf-8", "surrogatepass")) > MAX_EXTERNAL_ID:
+        raise BadInput(f"external participant id must be 1..{MAX_EXTERNAL_ID} bytes")
+    if not text.isprintable():
+        raise BadInput("external participant id holds control characters")
     return text
+
+
+_external = check_external_id
 
 
 def locked_until(failures: Sequence[dt.datetime]) -> dt.datetime:
@@ -281,16 +292,23 @@ class StudyStore:
 
     @classmethod
     def open(cls, study_dir: str | os.PathLike, db_url: str | None = None, max_participants: int | None = None,
-             abandon_after_s: float = DEFAULT_ABANDON_AFTER_S) -> "StudyStore":
+             abandon_after_s: float = DEFAULT_ABANDON_AFTER_S, existing: bool = False) -> "StudyStore":
         """Open an existing study; BadInput when STUDY_DIR holds no study.json.
         The database URL: ``db_url``, else $GANEVAL_STUDY_DB_URL, else study.json's, else
-        the SQLite file STUDY_DIR/study.db. Missing tables are created."""
+        the SQLite file STUDY_DIR/study.db. Missing tables are created, unless ``existing``
+        (status, export): then a missing or empty SQLite file is BadInput and nothing is made."""
         study_dir = Path(study_dir).expanduser()
         path = study_dir / SETTINGS_FILE
         if not path.is_file():
             raise BadInput(f"{study_dir}: not a study (no {SETTINGS_FILE}); create one with `ganeval study init`")
         settings = StudySettings.load(path)
         url = resolve_db_url(study_dir, settings, db_url)
+        if existing and url.startswith("sqlite:///"):
+            file = Path(url[len("sqlite:///"):])
+            if not file.is_file() or file.stat().st_size == 0:
+                state = "is empty (0 bytes)" if file.is_file() else "is missing"
+                raise BadInput(f"{file}: the study database {state}; nothing was read or created "
+                               "(restore it from a backup, or build the study again)")
         engine = db.make_engine(url)
         try:
             db.create_schema(engine)

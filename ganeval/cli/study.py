@@ -180,10 +180,12 @@ def register(sub: argparse._SubParsersAction) -> None:
     study_plan.register(actions)
 
 
-def _open(args):
+def _open(args, existing: bool = True):
+    """The study's store; ``existing``: a missing or empty SQLite database is an error (status,
+    export, close/open read a study, they never make one)."""
     from ganeval.study_app.store import StudyStore
 
-    return StudyStore.open(args.study_dir, db_url=args.db_url)
+    return StudyStore.open(args.study_dir, db_url=args.db_url, existing=existing)
 
 
 def _check_upscaler(spec: str | None) -> None:
@@ -307,7 +309,7 @@ def _run(args: argparse.Namespace) -> int:
     password = os.environ.get(ADMIN_PASSWORD_ENV)
     if password:
         check_admin_password(password)
-    store = _open(args)  # fails early, with one line, when this is not a study or the database is unreachable
+    store = _open(args, existing=False)  # fails early, with one line, when this is not a study or the database is unreachable
     store.dispose()
     app = Path(study_app.__file__).resolve().parent / "app.py"
     if not app.is_file():
@@ -323,6 +325,7 @@ def _run(args: argparse.Namespace) -> int:
            "--server.headless", "true", "--server.address", args.host, "--server.port", str(args.port),
            "--browser.gatherUsageStats", "false", "--server.fileWatcherType", "none",
            "--client.showErrorDetails", "false"]
+    _check_port_free(args.host, args.port)  # before the URLs: a clash must not look like a running study
     shown = "localhost" if args.host in ("0.0.0.0", "::") else args.host
     base = f"http://{shown}:{args.port}"
     print(f"participants: {base}/", flush=True)
@@ -334,6 +337,21 @@ def _run(args: argparse.Namespace) -> int:
     # the server replaces this process: one process, so any signal (SIGKILL included) stops it all
     os.execve(sys.executable, cmd, env)
     return 1  # not reached
+
+
+def _check_port_free(host: str, port: int) -> None:
+    import socket
+
+    from ganeval.errors import BadInput
+
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    with socket.socket(family, socket.SOCK_STREAM) as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind((host, port))
+        except OSError as err:
+            raise BadInput(f"cannot serve on {host}:{port} ({err.strerror or err}); "
+                               "another program uses the port: choose one with --port") from None
 
 
 def _has_secrets() -> bool:
