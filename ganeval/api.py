@@ -277,6 +277,8 @@ def compute_metrics(
         raise BadInput("one input given: add a second input to compare, or --save-stats OUT.npz")
     if len(sides) == 2 and "is" in metrics and isinstance(sides[1], str) and is_stats_file(sides[1]):
         raise BadInput(f"{sides[1]}: the Inception Score needs images (a statistics file holds no logits)")
+    if len(sides) == 2 and "is" in metrics:
+        _check_is_samples(sides[1])
     if extractor is None:
         extractor = build_extractor(features, weights, dev, fast=fast, resize=resize)
     if len(sides) == 2 and "is" in metrics:
@@ -304,6 +306,21 @@ def compute_metrics(
     for key, fs in zip("ab", sets):
         result[key] = describe(fs)
     return result
+
+
+def _check_is_samples(side: Any, splits: int = 10) -> None:
+    """The Inception Score's 10 splits need 10 images: say so before any network runs."""
+    if isinstance(side, FeatureSet):
+        n = side.n
+    elif isinstance(side, (Batches, ArraySource)):
+        n = side.n if isinstance(side, Batches) else len(side)
+    else:
+        from ganeval.sources import open_source
+
+        n = len(open_source(side))
+    if n is not None and n < splits:
+        label = getattr(side, "label", None) or getattr(side, "path", side)
+        raise BadInput(f"{label}: the Inception Score ({splits} splits) needs at least {splits} images, got {n}")
 
 
 def compute_fid(a: Any, b: Any, **kwargs: Any) -> float:

@@ -102,3 +102,22 @@ def test_readme_python_examples_run(tmp_path, monkeypatch, faces32, inception_we
             runner.run(test)
     result = runner.summarize(verbose=False)
     assert result.failed == 0, result
+
+
+def test_inception_score_sample_count_is_checked_before_any_network(tmp_path, monkeypatch):
+    import ganeval.api as api
+
+    def no_network(*args, **kwargs):
+        raise AssertionError("the feature network was built")
+
+    monkeypatch.setattr(api, "build_extractor", no_network)
+    with pytest.raises(BadInput, match=r"array b: the Inception Score \(10 splits\) needs at least 10 images, got 5"):
+        ganeval.compute_metrics(np.zeros((12, 8, 8, 3), np.uint8), np.zeros((5, 8, 8, 3), np.uint8), "fid,is")
+    folder = tmp_path / "few"
+    folder.mkdir()
+    from PIL import Image
+
+    for i in range(3):
+        Image.new("RGB", (8, 8)).save(folder / f"{i}.png")
+    with pytest.raises(BadInput, match="got 3"):
+        ganeval.compute_metrics(np.zeros((12, 8, 8, 3), np.uint8), str(folder), "is")
