@@ -1,8 +1,9 @@
 """NVlabs network pickles: pixel-equal to NVlabs' own rendering, and nothing stored in a file runs.
 
-The golden arrays in tests/data/nvlabs come from NVlabs' code (tests/make_nvlabs_golden.py, run
-outside the repository): small random StyleGAN2 generators at 64 px (one conditional) and 256 px,
-seeds 0-3, truncation 0.7, noise_mode const, uint8 as gen_images.py converts."""
+The golden arrays in tests/data/nvlabs come from NVlabs' code (tests/make_nvlabs_golden.py and
+tests/make_sg3_golden.py, run outside the repository): small random StyleGAN2 generators at 64 px
+(one conditional) and 256 px, StyleGAN3-T at 64 and 256 px and StyleGAN3-R at 64 px, seeds 0-3,
+truncation 0.7, noise_mode const, uint8 as gen_images.py converts."""
 from __future__ import annotations
 
 import pickle
@@ -19,7 +20,7 @@ from ganeval.generators import load_generator
 from ganeval.models.nvlabs import is_nvlabs_pickle, load_nvlabs_pickle
 
 DATA = Path(__file__).resolve().parents[1] / "data" / "nvlabs"
-GOLDEN = ["sg2_64", "sg2_64_cond", "sg2_256"]
+GOLDEN = ["sg2_64", "sg2_64_cond", "sg2_256", "sg3t_64", "sg3r_64", "sg3t_256"]
 
 
 def _golden(name: str):
@@ -59,6 +60,23 @@ def test_conditional_pickle_needs_a_class(tmp_path, capsys):
     assert main(argv + ["--class", "7"]) == 2
     assert "--class 7 is outside 0..4" in capsys.readouterr().err
     assert main(argv + ["--class", "1"]) == 0
+
+
+def test_stylegan3_pickles_render_through_every_path(tmp_path):
+    gold = _golden("sg3r_64")
+    out = tmp_path / "r.npz"
+    from ganeval.cli.main import main as cli
+
+    assert cli(["sample", str(DATA / "sg3r_64.pkl"), "--seeds", "0-3", "--truncation", "0.7", "-o", str(out),
+                "--device", "cpu"]) == 0
+    with np.load(out) as npz:
+        assert np.array_equal(npz["images"], gold["images"])
+    G = load_nvlabs_pickle(DATA / "sg3t_64.pkl")
+    assert type(G).__name__ == "StyleGAN3Generator" and G.num_ws == 16
+    ws = G.ws(torch.randn(1, 32))
+    assert G.synthesis(ws).shape == (1, 3, 64, 64)
+    assert cli(["style-mix", str(DATA / "sg3t_64.pkl"), "--rows", "1", "--cols", "2", "-o", str(tmp_path / "m.png"),
+                "--device", "cpu"]) == 0
 
 
 def test_loaded_network_has_the_nvlabs_interface():
