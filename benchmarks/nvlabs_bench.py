@@ -1,10 +1,11 @@
 """Sampling an NVlabs StyleGAN2 pickle: ganeval against NVlabs' own code on the same file, seeds
 and machine. Prints a table of seconds per image and the ratio.
 
-NVlabs' code is the reference and is never part of ganeval: fetch stylegan2-ada-pytorch outside
-this repository and pass its folder (it runs on CPU with its reference ops):
+NVlabs' code is the reference and is never part of ganeval: fetch stylegan2-ada-pytorch or stylegan3
+outside this repository and pass its folder (it runs on CPU with its reference ops; a stylegan3
+checkout also times StyleGAN3-T/-R):
 
-    python benchmarks/nvlabs_bench.py --nvlabs /tmp/nv-stylegan2-ada-pytorch [--pickle P.pkl] [--images 16]
+    python benchmarks/nvlabs_bench.py --nvlabs /tmp/nv-stylegan3 [--pickle P.pkl] [--images 16]
 
 Both render one image per forward pass, as NVlabs' gen_images.py does (ganeval does on CPU), with
 truncation 0.7 and const noise; the load (unpickling and building the network) is timed apart.
@@ -45,7 +46,10 @@ def _reference_pickle(nvlabs: Path, name: str, folder: Path) -> Path:
     import pickle
 
     sys.path.insert(0, str(ROOT / "tests"))
-    from make_nvlabs_golden import CONFIGS, build  # noqa: E402
+    if name.startswith("sg3"):
+        from make_sg3_golden import CONFIGS, build  # noqa: E402
+    else:
+        from make_nvlabs_golden import CONFIGS, build  # noqa: E402
 
     G = build(nvlabs, name, seed=list(CONFIGS).index(name))
     path = folder / f"{name}.pkl"
@@ -73,7 +77,7 @@ def _time_ours(G, seeds):
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--nvlabs", type=Path, help="a fetched stylegan2-ada-pytorch folder (the reference)")
+    ap.add_argument("--nvlabs", type=Path, help="a fetched stylegan2-ada-pytorch or stylegan3 folder (the reference)")
     ap.add_argument("--pickle", type=Path, action="append", help="NVlabs pickle(s) to time (repeat)")
     ap.add_argument("--images", type=int, default=16, help="images per timed run")
     ap.add_argument("--repeats", type=int, default=3)
@@ -84,7 +88,10 @@ def main() -> None:
         return
     torch.set_num_threads(args.threads)
     tmp = tempfile.TemporaryDirectory(prefix="nvlabs-bench-")
-    pickles = args.pickle or [_reference_pickle(args.nvlabs, name, Path(tmp.name)) for name in ("sg2_64", "sg2_256")]
+    names = ["sg2_64", "sg2_256"]
+    if (args.nvlabs / "training" / "networks_stylegan3.py").is_file():  # a stylegan3 checkout renders both
+        names += ["sg3t_64", "sg3r_64", "sg3t_256"]
+    pickles = args.pickle or [_reference_pickle(args.nvlabs, name, Path(tmp.name)) for name in names]
     seeds = list(range(args.images))
     print("| pickle | px | load ganeval s | load NVlabs s | ganeval s/img | NVlabs s/img | ganeval ÷ NVlabs speed | max pixel diff |")
     print("|---|---|---|---|---|---|---|---|")

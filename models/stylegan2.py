@@ -365,12 +365,17 @@ def _nvlabs_keys(num_mapping_layers: int, c_dim: int, resolutions: list[int]) ->
     return names
 
 
+_GENERATOR_ARGS = {"z_dim", "c_dim", "w_dim", "img_resolution", "img_channels", "mapping_kwargs", "synthesis_kwargs"}
+
+
 def from_nvlabs(init_kwargs: dict[str, Any], state: dict[str, torch.Tensor]) -> StyleGAN2Generator:
     """A StyleGAN2 ``Generator`` of stylegan2-ada-pytorch (or stylegan3's ``--cfg stylegan2``),
     rebuilt from its stored constructor arguments with its tensors. Every layer runs in float32
     (NVlabs runs the top ``num_fp16_res`` resolutions in float16 on CUDA)."""
     kw = dict(init_kwargs)
-    syn, mapping = dict(kw.get("synthesis_kwargs") or {}), dict(kw.get("mapping_kwargs") or {})
+    mapping = dict(kw.get("mapping_kwargs") or {})
+    # stylegan2-ada-pytorch nests the synthesis arguments; stylegan3's StyleGAN2 passes them flat
+    syn = dict(kw.get("synthesis_kwargs") or {k: v for k, v in kw.items() if k not in _GENERATOR_ARGS})
     try:
         z_dim, c_dim, w_dim = int(kw["z_dim"]), int(kw["c_dim"]), int(kw["w_dim"])
         resolution, channels = int(kw["img_resolution"]), int(kw["img_channels"])

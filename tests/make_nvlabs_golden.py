@@ -50,12 +50,16 @@ class _StripSource(pickle.Pickler):
 
 def build(nvlabs: Path, name: str, seed: int):
     sys.path.insert(0, str(nvlabs))
-    from training.networks import Generator  # noqa: E402  (NVlabs, from the fetched copy)
-
     res, c_dim, syn, mapping = CONFIGS[name]
     torch.manual_seed(seed)
-    G = Generator(z_dim=32, c_dim=c_dim, w_dim=32, img_resolution=res, img_channels=3,
-                  mapping_kwargs=mapping, synthesis_kwargs=syn).eval()
+    try:  # NVlabs, from the fetched copy: stylegan2-ada-pytorch nests the synthesis arguments
+        from training.networks import Generator  # noqa: E402
+        G = Generator(z_dim=32, c_dim=c_dim, w_dim=32, img_resolution=res, img_channels=3,
+                      mapping_kwargs=mapping, synthesis_kwargs=syn).eval()
+    except ImportError:  # stylegan3's StyleGAN2 takes them flat
+        from training.networks_stylegan2 import Generator  # noqa: E402
+        G = Generator(z_dim=32, c_dim=c_dim, w_dim=32, img_resolution=res, img_channels=3,
+                      mapping_kwargs=mapping, **syn).eval()
     with torch.no_grad():  # trained-looking weights: non-zero noise strengths, biases and w_avg
         for pname, p in G.named_parameters():
             if pname.endswith("noise_strength"):

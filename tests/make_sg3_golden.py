@@ -58,9 +58,16 @@ def render(G) -> np.ndarray:
     images = []
     for seed in SEEDS:
         z = torch.from_numpy(np.random.RandomState(seed).randn(1, G.z_dim))
-        img = G(z, torch.zeros(1, 0), truncation_psi=PSI, noise_mode="const")
+        img = G(z, torch.zeros(1, G.c_dim), truncation_psi=PSI, noise_mode="const")
         images.append((img.permute(0, 2, 3, 1) * 127.5 + 128).clamp(0, 255).to(torch.uint8)[0].numpy())
     return np.stack(images)
+
+
+def build_stylegan2(nvlabs: Path, seed: int):
+    """stylegan3's own StyleGAN2 (``--cfg stylegan2``), whose snapshots store flat synthesis arguments."""
+    from make_nvlabs_golden import build as build_sg2  # noqa: E402
+
+    return build_sg2(nvlabs, "sg2_64", seed)
 
 
 def main() -> None:
@@ -69,8 +76,8 @@ def main() -> None:
     ap.add_argument("--out", type=Path, default=Path(__file__).parent / "data" / "nvlabs")
     args = ap.parse_args()
     args.out.mkdir(parents=True, exist_ok=True)
-    for i, name in enumerate(CONFIGS):
-        G = build(args.nvlabs, name, seed=10 + i)
+    for i, name in enumerate([*CONFIGS, "sg2v3_64"]):
+        G = build_stylegan2(args.nvlabs, 20) if name == "sg2v3_64" else build(args.nvlabs, name, seed=10 + i)
         images = render(G)
         snapshot = dict(G=None, D=None, G_ema=copy.deepcopy(G).requires_grad_(False), augment_pipe=None,
                         training_set_kwargs=dict(resolution=G.img_resolution))

@@ -20,7 +20,7 @@ from ganeval.generators import load_generator
 from ganeval.models.nvlabs import is_nvlabs_pickle, load_nvlabs_pickle
 
 DATA = Path(__file__).resolve().parents[1] / "data" / "nvlabs"
-GOLDEN = ["sg2_64", "sg2_64_cond", "sg2_256", "sg3t_64", "sg3r_64", "sg3t_256"]
+GOLDEN = ["sg2_64", "sg2_64_cond", "sg2_256", "sg2v3_64", "sg3t_64", "sg3r_64", "sg3t_256"]
 
 
 def _golden(name: str):
