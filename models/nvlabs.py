@@ -13,10 +13,13 @@ one-line :class:`~ganeval.errors.BadInput`."""
 from __future__ import annotations
 
 import collections
+import contextlib
 import importlib
 import io
 import os
 import pickle
+import sys
+import types
 import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -56,6 +59,7 @@ class StoredNetwork:
 
     class_name: str
     state: dict[str, Any] = field(default_factory=dict)
+    loaded: dict[str, torch.Tensor] | None = None  # tensors of an exported file (load_state_dict)
 
     @property
     def init_kwargs(self) -> dict[str, Any]:
@@ -67,6 +71,8 @@ class StoredNetwork:
 
     def tensors(self, prefix: str = "") -> dict[str, torch.Tensor]:
         """The state_dict the original module would give (parameters, then buffers, then children)."""
+        if self.loaded is not None:
+            return {prefix + k: v for k, v in self.loaded.items()}
         out: dict[str, torch.Tensor] = {}
         for group in ("_parameters", "_buffers"):
             for name, value in (self.state.get(group) or {}).items():
@@ -169,13 +175,14 @@ def _read(path: Path) -> Any:
 
 
 def is_nvlabs_pickle(path: str | os.PathLike) -> bool:
-    """A cheap sniff (no unpickling): a pickle stream that names NVlabs' persistence hook."""
+    """A cheap sniff (no unpickling): a pickle stream that names NVlabs' persistence hook (their
+    snapshots) or NVlabs' network module (``ganeval export --nvlabs`` files)."""
     try:
         with open(path, "rb") as f:
             head = f.read(1 << 16)
     except OSError:
         return False
-    return head[:1] == b"\x80" and b"_reconstruct_persistent_obj" in head
+    return head[:1] == b"\x80" and (b"_reconstruct_persistent_obj" in head or b"training.networks" in head)
 
 
 def _builder(architecture: str) -> Callable[[dict[str, Any], dict[str, torch.Tensor]], nn.Module]:
@@ -203,3 +210,140 @@ def load_nvlabs_pickle(path: str | os.PathLike, key: str = "G_ema") -> nn.Module
     except BadInput as exc:
         raise BadInput(f"{path}: {exc}") from None
     return net.eval().requires_grad_(False)
+
+
+# ------------------------------------------------------------------ export
+
+# Where NVlabs' code defines StyleGAN2's generator, per repository, and whether it nests the
+# synthesis arguments (stylegan2-ada-pytorch) or takes them flat (stylegan3).
+EXPORT_TARGETS = {
+    "stylegan3": ("training.networks_stylegan2", "Generator", False),
+    "stylegan2-ada-pytorch": ("training.networks", "Generator", True),
+}
+
+
+def _nvlabs_filter() -> torch.Tensor:
+    f = torch.tensor([1.0, 3.0, 3.0, 1.0])
+    f = torch.outer(f, f)
+    return f / f.sum()
+
+
+@contextlib.contextmanager
+def _class_named(module: str, name: str):
+    """A stand-in class that pickle writes as a reference to ``module.name`` (NVlabs' class, which
+    NVlabs' loader imports from its own checkout); registered only while the file is written."""
+    stand_in = type(name, (), {"__module__": module, "__qualname__": name})
+    parts = module.split(".")
+    saved = {m: sys.modules.get(m) for m in (".".join(parts[:i + 1]) for i in range(len(parts)))}
+    for m in saved:
+        sys.modules[m] = types.ModuleType(m)
+    setattr(sys.modules[module], name, stand_in)
+    try:
+        yield stand_in
+    finally:
+        for m, old in saved.items():
+            if old is None:
+                sys.modules.pop(m, None)
+            else:
+                sys.modules[m] = old
+
+
+class _Call:
+    """Pickles as ``fn(*args)``."""
+
+    def __init__(self, fn: Any, *args: Any):
+        self.fn, self.args = fn, args
+
+    def __reduce__(self):
+        return self.fn, self.args
+
+
+def export_stylegan2(G: nn.Module, path: str | os.PathLike, target: str = "stylegan3") -> dict[str, Any]:
+    """Write ganeval's StyleGAN2 generator as a snapshot that NVlabs' ``legacy.load_network_pkl``
+    and ``gen_images.py`` load (G, D and G_ema all name the generator: there is no discriminator).
+
+    The file names NVlabs' ``Generator`` class, builds it with its constructor arguments and loads
+    the tensors (``functools.partial`` and ``operator.methodcaller`` reductions): it carries no
+    code, NVlabs' or ours. ganeval's own loader reads it as data like any other snapshot."""
+    import functools
+    import operator
+
+    from ganeval import atomic
+    from ganeval.models.stylegan2 import StyleGAN2Generator, _nvlabs_keys
+
+    if not isinstance(G, StyleGAN2Generator):
+        raise BadInput(f"--nvlabs exports StyleGAN2 generators; this is a {type(G).__name__}")
+    if target not in EXPORT_TARGETS:
+        raise BadInput(f"--nvlabs-repo must be one of {', '.join(EXPORT_TARGETS)}, got {target!r}")
+    module, name, nested = EXPORT_TARGETS[target]
+    syn = G.synthesis
+    synthesis = {"channel_base": syn.channel_base, "channel_max": syn.channel_max, "num_fp16_res": 0,
+                 "conv_clamp": syn.conv_clamp, "architecture": "skip"}
+    kwargs = {"z_dim": G.z_dim, "c_dim": G.c_dim, "w_dim": G.w_dim, "img_resolution": G.img_resolution,
+              "img_channels": G.img_channels, "mapping_kwargs": {"num_layers": len(G.mapping.net)}}
+    kwargs.update({"synthesis_kwargs": synthesis} if nested else synthesis)
+    ours = G.state_dict()
+    state = collections.OrderedDict((theirs, ours[mine].detach().cpu().clone()) for theirs, mine in
+                                    _nvlabs_keys(len(G.mapping.net), G.c_dim, syn.resolutions).items())
+    for res in syn.resolutions:
+        convs = ["conv1"] if res == 4 else ["conv0", "conv1"]
+        for owner in [f"synthesis.b{res}"] + [f"synthesis.b{res}.{c}" for c in convs]:
+            state[f"{owner}.resample_filter"] = _nvlabs_filter()
+    with _class_named(module, name) as generator_class:
+        network = _Call(functools.partial(generator_class, **kwargs))
+        # tensors in, then eval mode (NVlabs' snapshots store G_ema in eval mode: fused modulation)
+        snapshot = {"G": network, "D": network, "G_ema": network, "augment_pipe": None, "training_set_kwargs": None,
+                    "tensors_loaded": _Call(operator.methodcaller("load_state_dict", state), network),
+                    "eval_mode": _Call(operator.methodcaller("requires_grad_", False), _Call(operator.methodcaller("eval"), network))}
+        data = pickle.dumps(snapshot, protocol=4)
+    atomic.write_bytes(path, data)
+    return kwargs
+
+
+# How ganeval's loader reads an exported file: the same names, resolved to inert records.
+
+class _ExportedClass:
+    def __init__(self, name: str):
+        self.name = name
+
+
+class _Partial:
+    """``functools.partial`` of an exported class only: calling it makes a :class:`StoredNetwork`."""
+
+    def __init__(self, func: Any, *args: Any, **kwargs: Any):
+        self.func, self.kwargs = func, dict(kwargs)
+
+    def __setstate__(self, state: Any) -> None:
+        func, args, kwargs, _ = state
+        if not isinstance(func, _ExportedClass) or args:
+            raise BadInput("a functools.partial that does not build a known network")
+        self.func, self.kwargs = func, dict(kwargs or {})
+
+    def __call__(self) -> StoredNetwork:
+        if not isinstance(self.func, _ExportedClass):
+            raise BadInput("a functools.partial that does not build a known network")
+        return StoredNetwork(self.func.name, {"_init_kwargs": self.kwargs})
+
+
+class _MethodCaller:
+    """``operator.methodcaller`` of ``load_state_dict(tensors)`` (fills a record's tensors),
+    ``eval()`` or ``requires_grad_(False)`` (nothing to do on a record); any other call is refused."""
+
+    def __init__(self, name: str, *args: Any, **kwargs: Any):
+        loading = name == "load_state_dict" and len(args) == 1 and isinstance(args[0], dict)
+        if not (loading or (name == "eval" and not args) or (name == "requires_grad_" and args in ((), (False,)))):
+            raise BadInput(f"a call of {name!r}, which is not part of loading a network")
+        self.tensors = args[0] if loading else None
+
+    def __call__(self, record: Any) -> Any:
+        if not isinstance(record, StoredNetwork):
+            raise BadInput("a network method called on something that is not a network")
+        if self.tensors is not None:
+            record.loaded = {k: v for k, v in self.tensors.items() if isinstance(v, torch.Tensor)}
+        return record
+
+
+for _module, _name, _ in EXPORT_TARGETS.values():
+    SAFE_GLOBALS[(_module, _name)] = _ExportedClass(_name)
+SAFE_GLOBALS[("functools", "partial")] = _Partial
+SAFE_GLOBALS[("operator", "methodcaller")] = _MethodCaller

@@ -277,6 +277,7 @@ class SynthesisNetwork(nn.Module):
     def __init__(self, w_dim: int, resolution: int, channels: int, channel_base: int, channel_max: int,
                  conv_clamp: float | None = None):
         super().__init__()
+        self.channel_base, self.channel_max, self.conv_clamp = channel_base, channel_max, conv_clamp
         n = doublings(resolution, 4)
         self.resolutions = [4 * 2**i for i in range(n + 1)]
         self.blocks = nn.ModuleDict()

@@ -445,3 +445,28 @@ def test_checkpoints_with_the_old_names_still_load_and_resume(trained, faces_npz
                  "--data", str(faces_npz), "--device", "cpu", "--num-workers", "0"]) == 0
     resumed = load_checkpoint(old)["config"]["model"]
     assert resumed["width"] is None and resumed["options"]["channel_max"] == 8 and resumed["options"]["r1_gamma"] == 0.0064
+
+
+# ---------------------------------------------------------------- export to NVlabs
+
+
+def test_export_nvlabs_renders_the_runs_pixels(trained, tmp_path, capsys):
+    """`export --nvlabs` writes a snapshot ganeval reads back (as data, like any NVlabs file) with
+    the run's exact pixels; tests/check_nvlabs_export.py checks NVlabs' own code on it."""
+    from ganeval.generators import load_generator
+
+    out = tmp_path / "sg2.pkl"
+    for repo in ("stylegan3", "stylegan2-ada-pytorch"):
+        assert main(["export", str(trained), "--nvlabs", str(out), "--nvlabs-repo", repo, "--overwrite"]) == 0
+        assert "NVlabs" in capsys.readouterr().err
+        ours = torch.cat(list(load_generator(trained, device="cpu").sample("0-3", truncation=0.7)))
+        exported = load_generator(out, device="cpu")
+        assert exported.kind == "nvlabs"
+        theirs = torch.cat(list(exported.sample("0-3", truncation=0.7)))
+        diff = (theirs.int() - ours.int()).abs()  # the run renders channels-last, as trained: rare last-bit ties
+        assert diff.max() <= 1 and (diff > 0).float().mean() < 1e-3
+    data = out.read_bytes()
+    assert b"training.networks" in data and b"def " not in data  # a class name, no code
+    assert main(["export", str(trained), "--nvlabs", str(out)]) == 2  # exists: refused
+    assert "--overwrite" in capsys.readouterr().err
+    assert main(["export", str(trained), "--nvlabs", str(tmp_path / "x.png")]) == 2
