@@ -308,7 +308,7 @@ class AdaController:
         self.last_rt = sign_sum / count
         step = images_per_step * self.interval / (self.speed_kimg * 1000)
         adjust = 0.0 if self.last_rt == self.target else math.copysign(step, self.last_rt - self.target)
-        self.pipe.p.fill_(min(max(float(self.pipe.p) + adjust, 0.0), 1.0))
+        self.pipe.p.fill_(max(float(self.pipe.p) + adjust, 0.0))  # clipped at 0 only, as the reference
 
     def state_dict(self) -> dict:
         return {"p": float(self.pipe.p), "acc": self.acc.cpu().clone(), "steps": self.steps, "last_rt": self.last_rt}

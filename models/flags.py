@@ -7,8 +7,10 @@ one row here; anything else can be passed as ``-O KEY=VALUE``."""
 from __future__ import annotations
 
 FAMILY_FLAGS: tuple[tuple[str, str, type, str], ...] = (
-    ("--pl-weight", "pl_weight", float, "stylegan2: path-length regularisation weight (default 0: off; paper 2)"),
-    ("--r1-gamma", "r1_gamma", float, "stylegan2: R1 weight γ (default: auto, 0.0002·res²/total batch)"),
+    ("--cfg", "cfg", str, "stylegan2: NVlabs' --cfg preset auto, stylegan2, paper256, paper512 or paper1024 "
+                          "(default auto: NVlabs' defaults for the resolution and batch)"),
+    ("--pl-weight", "pl_weight", float, "stylegan2: path-length regularisation weight (default 2; 0: off)"),
+    ("--r1-gamma", "r1_gamma", float, "stylegan2: R1 weight γ (default: the cfg's; auto 0.0002·res²/total batch)"),
     ("--ada-target", "ada_target", float, "stylegan2: ADA target r_t for sign(D(real)) (default 0.6)"),
     ("--ada-kimg", "ada_kimg", float, "stylegan2: thousands of images for p to go 0 -> 1 (default 500)"),
     ("--scale", "scale", int, "srgan: upscaling factor 2, 4 or 8 (default 4); --resolution is the HR size"),

@@ -27,17 +27,13 @@ correction of lr and β (c = 16/17 for D).
 Options are named as in stylegan2-ada-pytorch: ``z_dim`` (``--z-dim``), ``w_dim`` (default:
 z_dim), ``channel_max`` (``--width`` sets it too), ``channel_base``, ``mapping_layers``, ...
 
-Resolution presets (``--res``; channels = min(channel_base / res, channel_max), the
-stylegan2-ada-pytorch rule; small presets use a smaller base so 32 px stays cheap on a CPU).
-R1 γ follows that code's "auto" rule, γ = 0.0002·res²/batch with the batch of all processes
-together (``r1_gamma_auto``), unless ``-O r1_gamma=`` sets it; at batch 32:
-
-    res   channel_base   channels 4 → res              r1_gamma at batch 32
-     32       2048       512 256 128 64                 0.0064
-     64       8192       512 512 512 256 128            0.0256
-    128      16384       512 … 512 256 128              0.1024
-    256      16384       512 … 256 128 64               0.4096
-    512      32768       512 … 256 128 64               1.6384
+Defaults are NVlabs' ``--cfg auto`` (``-O cfg=`` / ``--cfg`` picks ``stylegan2``, ``paper256``,
+``paper512`` or ``paper1024`` by the same names): channel_base 16384 below 512 px and 32768 from
+512 px (channels = min(channel_base / res, channel_max)), 2 mapping layers, Adam lr 0.0025 (0.002
+from 1024 px), R1 γ = 0.0002·res²/batch of all processes, EMA half-life batch·10/32 kimg with a
+0.05 ramp-up, path-length weight 2 with G's Adam lazily corrected, minibatch-stddev groups of 4,
+every G layer clamped to ±256, ADA p bounded below by 0 only. Any option given explicitly
+(``-O key=value``, ``--pl-weight``, ``--r1-gamma``) overrides the preset.
 """
 from __future__ import annotations
 
@@ -57,7 +53,6 @@ from ganeval.models.spec import Family, ModelConfig
 
 RESOLUTIONS = (32, 64, 128, 256, 512)
 NOISE_MODES = ("random", "const", "none")
-CHANNEL_BASE = {32: 2048, 64: 8192, 128: 16384, 256: 16384, 512: 32768}
 
 
 def r1_gamma_auto(resolution: int, total_batch: int) -> float:
@@ -67,37 +62,65 @@ def r1_gamma_auto(resolution: int, total_batch: int) -> float:
 
 R1_GAMMA = {r: round(r1_gamma_auto(r, 32), 6) for r in RESOLUTIONS}  # the rule at batch 32
 
-# option → (default (None: automatic, see the text), type, description); names as in stylegan2-ada-pytorch
+# NVlabs' train.py --cfg presets (stylegan2-ada-pytorch): fmaps × 32768 = channel_base, the Adam
+# learning rate, R1 γ, the EMA half-life (kimg), its ramp-up, mapping layers and the minibatch-stddev
+# group. "auto" derives them from the resolution and batch (see ``cfg_defaults``).
+CFG_SPECS: dict[str, dict[str, Any]] = {
+    "stylegan2": dict(fmaps=1, lr=0.002, gamma=10.0, ema=10.0, ramp=0.0, map=8, mbstd=4),
+    "paper256": dict(fmaps=0.5, lr=0.0025, gamma=1.0, ema=20.0, ramp=0.0, map=8, mbstd=8),
+    "paper512": dict(fmaps=1, lr=0.0025, gamma=0.5, ema=20.0, ramp=0.0, map=8, mbstd=8),
+    "paper1024": dict(fmaps=2, lr=0.002, gamma=2.0, ema=10.0, ramp=0.0, map=8, mbstd=4),
+}
+CFGS = ("auto", *CFG_SPECS)
+
+# option → (default (None: from --cfg, see cfg_defaults), type, description); names as in stylegan2-ada-pytorch
 OPTIONS: dict[str, tuple[Any, type, str]] = {
-    "channel_base": (None, int, "channels at resolution r: min(channel_base / r, channel_max) (default: the preset's)"),
+    "cfg": ("auto", str, "NVlabs' --cfg preset: auto, stylegan2, paper256, paper512, paper1024"),
+    "channel_base": (None, int, "channels at resolution r: min(channel_base / r, channel_max) (default: the cfg's)"),
     "channel_max": (512, int, "most feature maps of any layer (--width is the same setting)"),
     "w_dim": (None, int, "size of w, the mapping network's output (default: --z-dim)"),
-    "mapping_layers": (8, int, "dense layers of the mapping network"),
-    "r1_gamma": (None, float, "R1 weight γ (default none: auto, 0.0002·res²/batch of all processes)"),
+    "mapping_layers": (None, int, "dense layers of the mapping network (default: the cfg's; auto 2)"),
+    "r1_gamma": (None, float, "R1 weight γ (default: the cfg's; auto 0.0002·res²/batch of all processes)"),
     "r1_interval": (16, int, "D steps between lazy R1 steps (0: no R1)"),
-    "pl_weight": (0.0, float, "path-length regularisation weight (0: off; the paper uses 2)"),
+    "pl_weight": (2.0, float, "path-length regularisation weight (0: off)"),
     "pl_interval": (4, int, "G steps between lazy path-length steps"),
     "style_mixing": (0.9, float, "probability of style-mixing regularisation"),
-    "ema_kimg": (10.0, float, "half-life of G_ema in thousands of images"),
-    "ema_rampup": (0.05, float, "ramp-up: half-life ≤ images seen × this (0: no ramp-up)"),
+    "ema_kimg": (None, float, "half-life of G_ema in thousands of images (default: the cfg's; auto batch·10/32)"),
+    "ema_rampup": (None, float, "ramp-up: half-life ≤ images seen × this (0: none; default: the cfg's; auto 0.05)"),
     "ada": (True, bool, "adaptive discriminator augmentation on"),
     "ada_target": (0.6, float, "target r_t for E[sign(D(real))]"),
     "ada_kimg": (500.0, float, "thousands of images for p to move from 0 to 1"),
     "ada_interval": (4, int, "D steps between p adjustments"),
     "ada_p": (0.0, float, "initial augmentation probability (fixed when ada_kimg is 0)"),
-    "mbstd_group": (4, int, "minibatch-stddev group size"),
-    "lr": (0.0025, float, "Adam learning rate of G and D"),
+    "mbstd_group": (None, int, "minibatch-stddev group size (default: the cfg's; auto 4)"),
+    "lr": (None, float, "Adam learning rate of G and D (default: the cfg's; auto 0.0025, 0.002 from 1024 px)"),
+    "conv_clamp": (256.0, float, "clamp every G layer's output to ±this (0: off), as NVlabs' configs"),
 }
+
+
+def cfg_defaults(cfg: str, resolution: int) -> dict[str, Any]:
+    """The options a --cfg preset fixes; "auto" as NVlabs computes it (γ and the EMA half-life
+    depend on the batch, so they stay None here and are derived when training starts)."""
+    if cfg == "auto":
+        return {"channel_base": int((1 if resolution >= 512 else 0.5) * 32768), "mapping_layers": 2,
+                "lr": 0.002 if resolution >= 1024 else 0.0025, "r1_gamma": None, "ema_kimg": None,
+                "ema_rampup": 0.05, "mbstd_group": 4}
+    if cfg not in CFG_SPECS:
+        raise BadInput(f"stylegan2 option cfg must be one of {', '.join(CFGS)}, got {cfg!r}")
+    s = CFG_SPECS[cfg]
+    return {"channel_base": int(s["fmaps"] * 32768), "mapping_layers": s["map"], "lr": s["lr"],
+            "r1_gamma": s["gamma"], "ema_kimg": s["ema"], "ema_rampup": s["ramp"], "mbstd_group": s["mbstd"]}
 
 
 def stylegan2_options(resolution: int, given: dict[str, Any]) -> dict[str, Any]:
     """The complete option dict for a resolution preset, with ``given`` values checked
     (``models.options.fill_options``, the one validator, plus StyleGAN2's ranges)."""
     defaults = {key: default for key, (default, _kind, _text) in OPTIONS.items()}
-    out = fill_options("stylegan2", given, defaults, non_negative=tuple(OPTIONS),
+    out = fill_options("stylegan2", given, defaults, non_negative=tuple(k for k in OPTIONS if k != "cfg"),
                        types={key: kind for key, (_default, kind, _text) in OPTIONS.items()})
-    if out["channel_base"] is None:
-        out["channel_base"] = CHANNEL_BASE.get(resolution, 16384)
+    for key, value in cfg_defaults(out["cfg"], resolution).items():
+        if given.get(key) is None:
+            out[key] = value
     for key in ("mapping_layers", "channel_base", "channel_max", "mbstd_group", "w_dim"):
         if out[key] is not None and out[key] < 1:
             raise BadInput(f"stylegan2 option {key} must be at least 1, got {out[key]}")
@@ -474,8 +497,9 @@ class StyleGAN2Discriminator(nn.Module):
 
 def build(cfg: ModelConfig) -> tuple[nn.Module, nn.Module]:
     opts = cfg.options
+    clamp = opts.get("conv_clamp")  # checkpoints made before the option: no clamp
     G = StyleGAN2Generator(cfg.z_dim, cfg.channels, cfg.resolution, opts["channel_base"], opts["channel_max"],
-                           opts["mapping_layers"], w_dim=opts["w_dim"] or cfg.z_dim)
+                           opts["mapping_layers"], w_dim=opts["w_dim"] or cfg.z_dim, conv_clamp=clamp or None)
     D = StyleGAN2Discriminator(cfg.channels, cfg.resolution, opts["channel_base"], opts["channel_max"],
                                opts["mbstd_group"])
     return G, D
@@ -616,8 +640,9 @@ class StyleGAN2Objective(Objective):
         """β = ½^(batch / half-life), half-life = min(ema_kimg·1000, images seen · ema_rampup)."""
         o = self.o
         batch = self._images_per_step()
-        half_life = o["ema_kimg"] * 1000
-        if o["ema_rampup"] > 0:
+        ema_kimg = o["ema_kimg"] if o["ema_kimg"] is not None else batch * 10 / 32  # --cfg auto's rule
+        half_life = ema_kimg * 1000
+        if o["ema_rampup"]:
             half_life = min(half_life, step * batch * o["ema_rampup"])
         return 0.5 ** (batch / max(half_life, 1e-8))
 

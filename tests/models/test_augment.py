@@ -91,7 +91,7 @@ def test_p_rises_when_d_separates_and_falls_when_it_does_not():
     for _ in range(4000):
         ada.accumulate(confident)
         ada.update(images_per_step=8)
-    assert float(pipe.p) == 1.0  # and at 1
+    assert float(pipe.p) > 1.0  # not at 1: like the reference, p is bounded below only
 
 
 def test_controller_state_round_trips():

@@ -18,7 +18,7 @@ from ganeval.models.checkpoint import load_checkpoint, load_generator
 from ganeval.models.registry import build_models, get_family
 from ganeval.models.sampling import render_ws, seed_ws, style_mix_grid
 from tests.draw import draw
-from ganeval.models.stylegan2 import (CHANNEL_BASE, RESOLUTIONS, MinibatchStd, channels_at, modulated_conv2d,
+from ganeval.models.stylegan2 import (RESOLUTIONS, MinibatchStd, channels_at, modulated_conv2d,
                                      r1_gamma_auto, stylegan2_options)
 from ganeval.models.trainer import Trainer, TrainConfig
 
@@ -52,15 +52,16 @@ def trained(faces_npz, tmp_path_factory):
 @pytest.mark.parametrize("res", RESOLUTIONS)
 def test_every_preset_builds_with_the_paper_layout(res):
     cfg = FAMILY.config(res, 3)
-    assert cfg.options["channel_base"] == CHANNEL_BASE[res] and cfg.options["mapping_layers"] == 8
+    base = 32768 if res >= 512 else 16384  # NVlabs' --cfg auto: fmaps 1 from 512 px, else 0.5
+    assert cfg.options["channel_base"] == base and cfg.options["mapping_layers"] == 2
     G, D = build_models(cfg)
     n = int(math.log2(res))
     assert G.num_ws == 2 * n - 2  # one w per conv (2 per resolution, 1 at 4×4) + the last toRGB
-    assert len(G.mapping.net) == 8 and G.mapping.net[0].lr_mul == 0.01
+    assert len(G.mapping.net) == 2 and G.mapping.net[0].lr_mul == 0.01
     assert G.mapping.w_avg.shape == (512,)
     blocks = list(G.synthesis.blocks.values())
-    assert [b.conv1.weight.shape[0] for b in blocks] == [channels_at(4 * 2**i, CHANNEL_BASE[res], 512) for i in range(n - 1)]
-    assert blocks[-1].torgb.weight.shape == (3, channels_at(res, CHANNEL_BASE[res], 512), 1, 1)
+    assert [b.conv1.weight.shape[0] for b in blocks] == [channels_at(4 * 2**i, base, 512) for i in range(n - 1)]
+    assert blocks[-1].torgb.weight.shape == (3, channels_at(res, base, 512), 1, 1)
     assert blocks[-1].conv0.noise_const.shape == (res, res)
     assert len(D.blocks) == n - 2 and D.from_rgb.weight.shape[1] == 3
     assert D.conv.weight.shape[1] == D.conv.weight.shape[0] + 1  # + the minibatch-stddev channel
