@@ -82,6 +82,20 @@ def render(G, c_dim: int) -> np.ndarray:
     return np.stack(images)
 
 
+def write_golden(G, name: str, out: Path) -> None:
+    """``name``.pkl (a snapshot as NVlabs writes one, stored source blanked) and ``name``.npz (the
+    images NVlabs' code renders for SEEDS at PSI, one-hot class seed % c_dim when conditional)."""
+    images = render(G, G.c_dim)
+    snapshot = dict(G=None, D=None, G_ema=copy.deepcopy(G).requires_grad_(False), augment_pipe=None,
+                    training_set_kwargs=dict(resolution=G.img_resolution))
+    buf = io.BytesIO()
+    _StripSource(buf).dump(snapshot)
+    (out / f"{name}.pkl").write_bytes(buf.getvalue())
+    np.savez_compressed(out / f"{name}.npz", images=images, seeds=np.array(SEEDS), psi=PSI,
+                        classes=np.array([s % G.c_dim for s in SEEDS]) if G.c_dim else np.array([]))
+    print(f"{name}: {len(buf.getvalue()) / 1e3:.0f} kB pickle, images {images.shape}")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--nvlabs", type=Path, required=True, help="a fetched stylegan2-ada-pytorch folder")
@@ -89,17 +103,7 @@ def main() -> None:
     args = ap.parse_args()
     args.out.mkdir(parents=True, exist_ok=True)
     for i, name in enumerate(CONFIGS):
-        G = build(args.nvlabs, name, seed=i)
-        c_dim = G.c_dim
-        images = render(G, c_dim)
-        snapshot = dict(G=None, D=None, G_ema=copy.deepcopy(G).requires_grad_(False), augment_pipe=None,
-                        training_set_kwargs=dict(resolution=G.img_resolution))
-        buf = io.BytesIO()
-        _StripSource(buf).dump(snapshot)
-        (args.out / f"{name}.pkl").write_bytes(buf.getvalue())
-        np.savez_compressed(args.out / f"{name}.npz", images=images, seeds=np.array(SEEDS), psi=PSI,
-                            classes=np.array([s % c_dim for s in SEEDS]) if c_dim else np.array([]))
-        print(f"{name}: {len(buf.getvalue()) / 1e3:.0f} kB pickle, images {images.shape}")
+        write_golden(build(args.nvlabs, name, seed=i), name, args.out)
 
 
 if __name__ == "__main__":

@@ -11,16 +11,13 @@ Stored ``module_src`` fields are replaced by a placeholder (see make_nvlabs_gold
 from __future__ import annotations
 
 import argparse
-import copy
-import io
 import sys
 from pathlib import Path
 
-import numpy as np
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from make_nvlabs_golden import SEEDS, PSI, _StripSource  # noqa: E402
+from make_nvlabs_golden import write_golden  # noqa: E402
 
 # name: (resolution, extra Generator kwargs) — narrow networks so the files stay small
 CONFIGS = {
@@ -54,15 +51,6 @@ def build(nvlabs: Path, name: str, seed: int):
     return G
 
 
-def render(G) -> np.ndarray:
-    images = []
-    for seed in SEEDS:
-        z = torch.from_numpy(np.random.RandomState(seed).randn(1, G.z_dim))
-        img = G(z, torch.zeros(1, G.c_dim), truncation_psi=PSI, noise_mode="const")
-        images.append((img.permute(0, 2, 3, 1) * 127.5 + 128).clamp(0, 255).to(torch.uint8)[0].numpy())
-    return np.stack(images)
-
-
 def build_stylegan2(nvlabs: Path, seed: int):
     """stylegan3's own StyleGAN2 (``--cfg stylegan2``), whose snapshots store flat synthesis arguments."""
     from make_nvlabs_golden import build as build_sg2  # noqa: E402
@@ -78,16 +66,7 @@ def main() -> None:
     args.out.mkdir(parents=True, exist_ok=True)
     for i, name in enumerate([*CONFIGS, "sg2v3_64"]):
         G = build_stylegan2(args.nvlabs, 20) if name == "sg2v3_64" else build(args.nvlabs, name, seed=10 + i)
-        images = render(G)
-        snapshot = dict(G=None, D=None, G_ema=copy.deepcopy(G).requires_grad_(False), augment_pipe=None,
-                        training_set_kwargs=dict(resolution=G.img_resolution))
-        buf = io.BytesIO()
-        _StripSource(buf).dump(snapshot)
-        (args.out / f"{name}.pkl").write_bytes(buf.getvalue())
-        np.savez_compressed(args.out / f"{name}.npz", images=images, seeds=np.array(SEEDS), psi=PSI,
-                            classes=np.array([]))
-        print(f"{name}: {len(buf.getvalue()) / 1e3:.0f} kB pickle, images {images.shape}")
-
+        write_golden(G, name, args.out)
 
 if __name__ == "__main__":
     main()
