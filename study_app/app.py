@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import logging
 import os
+import secrets
 import time
 
 import streamlit as st
@@ -124,8 +125,10 @@ def _store() -> tuple[StudyStore | None, str | None]:
         return _open_store(study_dir, os.environ.get(DB_URL_ENV) or None,
                            int(max_participants) if max_participants else None,
                            abandon if abandon else DEFAULT_ABANDON_AFTER_S), None
-    except GanevalError as err:
-        return None, f"Cannot open the study: {err}"
+    except GanevalError as err:  # the details (paths, URLs) go to the server's log, never to the browser
+        request = secrets.token_hex(4)
+        log.error("cannot open the study (request %s): %s", request, err)
+        return None, f"The study cannot be opened right now; please try again later. (reference {request})"
 
 
 def _total_trials(store: StudyStore) -> int:
@@ -470,6 +473,20 @@ def main() -> None:
         log.error("study database error: %s: %s", type(err).__name__, str(err).splitlines()[0] if str(err) else "")
         st.error("The study is unavailable for a moment. Your answers so far are saved; "
                  "please reload the page in a little while.")
+    except Exception:  # noqa: BLE001 - anything else: one friendly line here, the traceback in the server log
+        something_went_wrong(store)
+
+
+def something_went_wrong(store: StudyStore) -> None:
+    """What a participant sees when the app fails: one line, a reference the operator can find in
+    the server log (which holds the traceback), and the way back to the platform when there is one.
+    Streamlit's own rerun/stop signals are BaseExceptions and never arrive here."""
+    request = secrets.token_hex(4)
+    log.exception("study app error (request %s)", request)
+    st.error(f"Something went wrong on our side; your answers so far are saved. (reference {request})")
+    url = getattr(store.settings, "completion_url", None)
+    if url and not st.query_params.get(ADMIN_PARAM):
+        st.link_button("Return to the study platform", url)
 
 
 main()

@@ -572,3 +572,38 @@ def test_study_with_srgan_upscaler_shows_model_output(tmp_path, study_env, srgan
     answer(at, "fake")
     assert titles(at) == ["Thank you!"]
     assert not [w for w in recwarn if "upscaler" in str(w.message)]
+
+
+def _page_text(at: AppTest) -> str:
+    parts = [e.value for e in (*at.error, *at.warning, *at.info, *at.markdown, *at.title, *at.caption)]
+    return " ".join(str(p) for p in parts)
+
+
+def test_failures_show_one_friendly_line_and_no_server_path(tmp_path, study_env):
+    """A missing image file (or any other failure) is never a traceback or a path in the browser."""
+    study = make_study(tmp_path, trials=4)
+    study_env(study)
+    at = open_app()
+    consent(at)
+    for png in (study / "images").glob("*.png"):
+        png.unlink()  # the operator lost the image folder
+    at.run()
+    assert not at.exception
+    text = _page_text(at)
+    assert "Something went wrong on our side; your answers so far are saved" in text
+    assert str(tmp_path) not in text and "Traceback" not in text
+    study_env(tmp_path / "nowhere")  # a study folder that is gone
+    at = open_app()
+    assert not at.exception
+    text = _page_text(at)
+    assert "cannot be opened right now" in text and str(tmp_path) not in text
+
+
+def test_a_bad_platform_id_gets_a_friendly_page(tmp_path, study_env):
+    study = make_study(tmp_path, trials=4)
+    study_env(study)
+    at = open_app(PROLIFIC_PID="abc\x00def")
+    assert not at.exception
+    assert "This study link is not valid" in _page_text(at)
+    with StudyStore.open(study) as store:
+        assert store.counts()["participants"] == 0
