@@ -7,8 +7,8 @@ one row here; anything else can be passed as ``-O KEY=VALUE``."""
 from __future__ import annotations
 
 FAMILY_FLAGS: tuple[tuple[str, str, type, str], ...] = (
-    ("--cfg", "cfg", str, "stylegan2: NVlabs' --cfg preset auto, stylegan2, paper256, paper512 or paper1024 "
-                          "(default auto: NVlabs' defaults for the resolution and batch)"),
+    ("--cfg", "cfg", str, "NVlabs' --cfg: stylegan2 auto, stylegan2, paper256, paper512 or paper1024; stylegan3 t or r "
+                          "(default: stylegan2 auto, NVlabs' defaults for the resolution and batch; stylegan3 t)"),
     ("--pl-weight", "pl_weight", float, "stylegan2: path-length regularisation weight (default 2; 0: off)"),
     ("--r1-gamma", "r1_gamma", float, "stylegan2: R1 weight γ (default: the cfg's; auto 0.0002·res²/total batch)"),
     ("--ada-target", "ada_target", float, "stylegan2: ADA target r_t for sign(D(real)) (default 0.6)"),

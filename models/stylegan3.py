@@ -15,9 +15,10 @@ in the paper's configs). Synthesis (paper Sec. 3 and Appendix F):
   (the last two layers critically sampled); channels are inversely proportional to the cutoff.
 - The output is scaled by 0.25.
 
-The filters and the magnitude estimates are stored in NVlabs' snapshots, so rendering needs
-no filter design; the layer schedule (sizes, rates, padding) follows from the constructor
-arguments by the paper's formulas."""
+Loading an NVlabs snapshot takes its stored filters and magnitude estimates; a new network
+designs its filters (Kaiser-windowed sinc, radially symmetric jinc for -R) and tracks the
+magnitudes while training. ``ganeval train stylegan3 --cfg t|r`` trains it with StyleGAN2-ADA's
+discriminator, losses, ADA, R1 and EMA (``models.stylegan2``)."""
 from __future__ import annotations
 
 from typing import Any
@@ -62,10 +63,17 @@ class FourierInput(nn.Module):
         super().__init__()
         self.channels, self.size = channels, int(size)
         self.sampling_rate, self.bandwidth = float(sampling_rate), float(bandwidth)
+        # frequencies drawn inside the band with a density falling off with the radius; random phases
+        freqs = torch.randn(channels, 2)
+        radii = freqs.square().sum(dim=1, keepdim=True).sqrt()
+        freqs = freqs / (radii * radii.square().exp().pow(0.25)) * bandwidth
         self.weight = nn.Parameter(torch.randn(channels, channels))
         self.affine = EqualLinear(w_dim, 4)
+        with torch.no_grad():  # identity transform at the start: no rotation, no translation
+            self.affine.weight.zero_()
+            self.affine.bias.copy_(torch.tensor([1.0, 0.0, 0.0, 0.0]))
         self.register_buffer("transform", torch.eye(3))
-        self.register_buffer("freqs", torch.randn(channels, 2))
+        self.register_buffer("freqs", freqs)
         self.register_buffer("phases", torch.rand(channels) - 0.5)
 
     def forward(self, w: torch.Tensor) -> torch.Tensor:
@@ -111,8 +119,8 @@ class AliasFreeLayer(nn.Module):
     """Modulated conv, then bias + leaky ReLU between an upsampling and a downsampling low-pass."""
 
     def __init__(self, w_dim: int, in_channels: int, out_channels: int, kernel: int, is_torgb: bool,
-                 up: int, down: int, padding: list[int], up_taps: int, down_taps: int, radial: bool,
-                 conv_clamp: float | None):
+                 up: int, down: int, padding: list[int], up_taps: int, down_taps: int,
+                 design: tuple[torch.Tensor | None, torch.Tensor | None], conv_clamp: float | None):
         super().__init__()
         self.is_torgb, self.kernel, self.up, self.down = is_torgb, kernel, up, down
         self.padding, self.conv_clamp, self.in_channels = tuple(padding), conv_clamp, in_channels
@@ -120,11 +128,15 @@ class AliasFreeLayer(nn.Module):
         self.weight = nn.Parameter(torch.randn(out_channels, in_channels, kernel, kernel))
         self.bias = nn.Parameter(torch.zeros(out_channels))
         self.register_buffer("magnitude_ema", torch.ones(()))
-        self.register_buffer("up_filter", torch.zeros(up_taps) if up_taps > 1 else None)
-        shape = (down_taps, down_taps) if radial else (down_taps,)
-        self.register_buffer("down_filter", torch.zeros(shape) if down_taps > 1 else None)
+        self.magnitude_ema_beta = 0.999
+        self.register_buffer("up_filter", design[0] if up_taps > 1 else None)
+        self.register_buffer("down_filter", design[1] if down_taps > 1 else None)
 
     def forward(self, x: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
+        if self.training:  # the input magnitude the layer divides by, tracked as the paper's EMA
+            with torch.no_grad():
+                self.magnitude_ema.copy_(x.detach().float().square().mean().lerp(self.magnitude_ema,
+                                                                                 self.magnitude_ema_beta))
         styles = self.affine(w)
         if self.is_torgb:
             styles = styles / np.sqrt(self.in_channels * self.kernel ** 2)
@@ -136,6 +148,26 @@ class AliasFreeLayer(nn.Module):
         if self.conv_clamp is not None:
             x = x.clamp(-self.conv_clamp, self.conv_clamp)
         return fir_resample(x, self.down_filter, down=self.down)
+
+
+def lowpass_filter(taps: int, cutoff: float, width: float, rate: float, radial: bool = False) -> torch.Tensor | None:
+    """A Kaiser-windowed low-pass of ``taps`` taps (None for one tap): separable sinc (scipy's
+    firwin) or, for StyleGAN3-R's downsampling, a radially symmetric jinc (paper, Appendix F)."""
+    import scipy.signal
+    import scipy.special
+
+    if taps == 1:
+        return None
+    if not radial:
+        return torch.as_tensor(scipy.signal.firwin(numtaps=taps, cutoff=cutoff, width=width, fs=rate),
+                               dtype=torch.float32)
+    x = (np.arange(taps) - (taps - 1) / 2) / rate
+    r = np.hypot(*np.meshgrid(x, x))
+    f = scipy.special.j1(2 * cutoff * (np.pi * r)) / (np.pi * r)
+    beta = scipy.signal.kaiser_beta(scipy.signal.kaiser_atten(taps, width / (rate / 2)))
+    window = np.kaiser(taps, beta)
+    f = f * np.outer(window, window)
+    return torch.as_tensor(f / np.sum(f), dtype=torch.float32)
 
 
 def layer_schedule(img_resolution: int, img_channels: int, channel_base: int = 32768, channel_max: int = 512,
@@ -205,12 +237,14 @@ class StyleGAN3Generator(nn.Module):
             down_taps = filter_size * down if down > 1 and not is_torgb else 1
             kernel = 1 if is_torgb else conv_kernel
             in_size, out_size = int(s["sizes"][prev]), int(s["sizes"][i])
+            radial = use_radial_filters and i < num_layers - num_critical
+            design = (lowpass_filter(up_taps, s["cutoffs"][prev], s["half_widths"][prev] * 2, tmp_rate),
+                      lowpass_filter(down_taps, s["cutoffs"][i], s["half_widths"][i] * 2, tmp_rate, radial))
             # pad so that the output lands on the symmetric sample positions (paper, Appendix C.3)
             total = (out_size - 1) * down + 1 - (in_size + kernel - 1) * up + up_taps + down_taps - 2
             lo = (total + up) // 2
             layer = AliasFreeLayer(w_dim, int(s["channels"][prev]), int(s["channels"][i]), kernel, is_torgb, up, down,
-                                   [lo, total - lo, lo, total - lo], up_taps, down_taps,
-                                   use_radial_filters and i < num_layers - num_critical, conv_clamp)
+                                   [lo, total - lo, lo, total - lo], up_taps, down_taps, design, conv_clamp)
             self.synthesis.add(f"L{i}_{out_size}_{int(s['channels'][i])}", layer)
 
     def ws(self, z: torch.Tensor, truncation_psi: float = 1.0, c: torch.Tensor | None = None,
@@ -267,3 +301,61 @@ def from_nvlabs(init_kwargs: dict[str, Any], state: dict[str, torch.Tensor]) -> 
             raise BadInput(f"{name}: shape {tuple(value.shape)} in the file, {tuple(expected[name].shape)} expected")
     G.load_state_dict({k: v.float() for k, v in ours.items()}, strict=True)
     return G.eval().requires_grad_(False)
+
+
+# ---------------------------------------------------------------------- the zoo family
+
+CFGS = {"t": dict(channel_base=32768, channel_max=512, conv_kernel=3, radial=False),
+        "r": dict(channel_base=65536, channel_max=1024, conv_kernel=1, radial=True)}
+
+
+def stylegan3_options(resolution: int, given: dict[str, Any]) -> dict[str, Any]:
+    """StyleGAN2-ADA's options (one validator) with NVlabs' StyleGAN3 configs: ``cfg`` t or r sets
+    channel_base/channel_max (32768/512, 65536/1024), 2 mapping layers, no path-length or
+    style-mixing regularisation (as NVlabs' stylegan3 configs); explicit values win."""
+    from ganeval.models.stylegan2 import stylegan2_options
+
+    given = dict(given)
+    cfg = str(given.pop("cfg", "t"))
+    if cfg not in CFGS:
+        raise BadInput(f"stylegan3 option cfg must be t or r, got {cfg!r}")
+    spec = CFGS[cfg]
+    defaults = {"channel_base": spec["channel_base"], "channel_max": spec["channel_max"], "mapping_layers": 2,
+                "pl_weight": 0.0, "style_mixing": 0.0}
+    out = stylegan2_options(resolution, {**{k: v for k, v in defaults.items() if given.get(k) is None}, **given,
+                                         "cfg": "auto"})
+    out["cfg"] = cfg
+    return out
+
+
+def build(cfg_model: Any) -> tuple[nn.Module, nn.Module]:
+    from ganeval.models.stylegan2 import StyleGAN2Discriminator
+
+    o = cfg_model.options
+    spec = CFGS[o["cfg"]]
+    G = StyleGAN3Generator(cfg_model.z_dim, 0, o["w_dim"] or cfg_model.z_dim, cfg_model.resolution, cfg_model.channels,
+                           mapping_layers=o["mapping_layers"], channel_base=o["channel_base"],
+                           channel_max=o["channel_max"], conv_kernel=spec["conv_kernel"],
+                           use_radial_filters=spec["radial"], conv_clamp=o.get("conv_clamp") or None)
+    G.mapping.w_avg_beta = 0.998  # NVlabs' StyleGAN3 mapping
+    shrink = 2 if spec["radial"] else 1  # D as in NVlabs' configs: -R doubles G's width only
+    D = StyleGAN2Discriminator(cfg_model.channels, cfg_model.resolution, o["channel_base"] // shrink,
+                               o["channel_max"] // shrink, o["mbstd_group"])
+    return G, D
+
+
+def _family():
+    from ganeval.models.spec import Family
+    from ganeval.models.stylegan2 import StyleGAN2Objective
+
+    return Family(
+        name="stylegan3",
+        summary="StyleGAN3 (alias-free): Fourier input, filtered nonlinearities, --cfg t or r; "
+                "StyleGAN2-ADA's D, losses, ADA, R1 and EMA",
+        build=build, lr_g=0.0025, lr_d=0.002, betas=(0.0, 0.99), z_dim=512, width=None,
+        width_option="channel_max", batch_size=32, resolutions=(32, 64, 128, 256, 512),
+        objective=StyleGAN2Objective, options=stylegan3_options,
+        reference="Karras et al. Alias-free generative adversarial networks (2021)")
+
+
+STYLEGAN3 = _family()

@@ -1,0 +1,77 @@
+"""StyleGAN3 in the zoo: filters designed as NVlabs designs them, training with StyleGAN2-ADA's
+machinery, bit-exact resume, and sampling through the one sampler."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from ganeval.cli.main import main
+from ganeval.errors import BadInput
+from ganeval.models.checkpoint import load_checkpoint
+from ganeval.models.nvlabs import _read
+from ganeval.models.stylegan3 import StyleGAN3Generator, stylegan3_options
+
+DATA = Path(__file__).resolve().parents[1] / "data" / "nvlabs"
+
+
+@pytest.mark.parametrize("name", ["sg3t_64", "sg3r_64"])
+def test_designed_filters_equal_nvlabs_stored_ones(name):
+    record = _read(DATA / f"{name}.pkl")["G_ema"]
+    kw = dict(record.init_kwargs)
+    mapping = kw.pop("mapping_kwargs", {})
+    core = {k: kw.pop(k) for k in ("z_dim", "c_dim", "w_dim", "img_resolution", "img_channels")}
+    ours = StyleGAN3Generator(**core, mapping_layers=mapping.get("num_layers", 2), **kw).state_dict()
+    stored = record.tensors()
+    filters = [k for k in stored if k.endswith("_filter")]
+    assert filters and all(k in ours for k in filters)
+    for k in filters:
+        assert torch.allclose(ours[k], stored[k].float(), atol=1e-7, rtol=0), k
+    assert torch.equal(ours["synthesis.input.transform"], torch.eye(3))
+
+
+def test_options_follow_nvlabs_configs():
+    t, r = stylegan3_options(64, {}), stylegan3_options(64, {"cfg": "r"})
+    assert (t["cfg"], t["channel_base"], t["channel_max"], t["mapping_layers"]) == ("t", 32768, 512, 2)
+    assert (r["channel_base"], r["channel_max"]) == (65536, 1024)
+    assert t["pl_weight"] == 0 and t["style_mixing"] == 0  # NVlabs' stylegan3 configs turn both off
+    assert stylegan3_options(64, t) == t  # stored in checkpoints: passes through unchanged
+    with pytest.raises(BadInput, match="cfg must be t or r"):
+        stylegan3_options(64, {"cfg": "paper256"})
+
+
+@pytest.fixture(scope="module")
+def faces_npz(tmp_path_factory):
+    from ganeval.synth import make_faces
+
+    path = tmp_path_factory.mktemp("sg3data") / "faces.npz"
+    np.savez(path, images=make_faces(32, size=32, seed=0))
+    return path
+
+
+def _train(data, run, steps, *extra) -> int:
+    return main(["train", "stylegan3", "--data", str(data), "--out", str(run), "--steps", str(steps), "--batch-size",
+                 "4", "--resolution", "32", "--width", "8", "-O", "channel_base=256", "--z-dim", "8", "--device", "cpu",
+                 "--num-workers", "0", "--log-every", "2", "--ckpt-every", "100", *extra])
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("cfg", ["t", "r"])
+def test_training_resumes_exactly_and_samples(cfg, faces_npz, tmp_path):
+    straight, split = tmp_path / "straight", tmp_path / "split"
+    assert _train(faces_npz, straight, 4, "--cfg", cfg) == 0
+    assert _train(faces_npz, split, 2, "--cfg", cfg) == 0
+    assert main(["train", "stylegan3", "--out", str(split), "--resume", "--steps", "4", "--device", "cpu",
+                 "--num-workers", "0"]) == 0
+    a, b = load_checkpoint(straight), load_checkpoint(split)
+    for key in ("G", "D", "G_ema"):
+        for k, v in a[key].items():
+            assert torch.equal(v, b[key][k]), f"{key}.{k} differs after resume"
+    mags = [v for k, v in a["G"].items() if k.endswith("magnitude_ema")]
+    assert mags and any(float(m) != 1.0 for m in mags)  # tracked while training
+    out = tmp_path / "s.npz"
+    assert main(["sample", str(straight), "--seeds", "0-2", "-o", str(out), "--device", "cpu"]) == 0
+    with np.load(out) as npz:
+        assert npz["images"].shape == (3, 32, 32, 3)
