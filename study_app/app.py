@@ -184,20 +184,30 @@ def thank_you_page(completion_url: str | None = None) -> None:
             st.balloons()
 
 
-def full_page() -> None:
+def full_page(return_url: str | None = None, came_back: bool = False) -> None:
     with _centered():
         st.title("This study is full")
-        st.write("Thank you for your interest. The study has all the participants it needs.")
+        if came_back:
+            st.write("After a long pause your place went to another participant, and the study now has all "
+                     "the participants it needs. Your answers so far are saved. Thank you for your time.")
+        else:
+            st.write("Thank you for your interest. The study has all the participants it needs.")
+        if return_url:
+            st.link_button("Return to the study platform", return_url)
 
 
-def failed_page() -> None:
+def failed_page(return_url: str | None = None) -> None:
     with _centered():
         st.title("Thank you for taking part")
         st.write(
             "The warm-up pictures are there to make sure the task works for everyone, and this "
             "time the answers did not reach the level the study needs, so the study ends here. "
             "This says nothing about you: telling these pictures apart is genuinely hard. "
-            "Your answers are saved and help us. You can close this tab now.")
+            "Your answers are saved and help us."
+            + (" Please return to the study platform with the button below." if return_url
+               else " You can close this tab now."))
+        if return_url:  # the platform's screened-out link: the participant can be paid or released
+            st.link_button("Return to the study platform", return_url, type="primary")
 
 
 def consent_page(store: StudyStore, token: str | None, external_id: str | None = None) -> None:
@@ -271,7 +281,7 @@ def trial_page(store: StudyStore, token: str, state: ParticipantState) -> None:
         if state is not None and state.status == "done":
             thank_you_page(s.completion_url)
         elif state is not None and state.status == "failed":
-            failed_page()
+            failed_page(store.settings.screened_out_url)
         else:
             st.error("Something went wrong loading the next picture; please reload the page.")
         return
@@ -358,13 +368,15 @@ def participant_view(store: StudyStore) -> None:
     if state is not None and state.status == "done":
         thank_you_page(store.settings.completion_url)
     elif state is not None and state.status == "failed":
-        failed_page()
+        failed_page(store.settings.screened_out_url)
     elif not store.is_open:
         closed_page(started=state is not None and state.status != "consent")
     elif state is None and st.session_state.get("_full"):
         full_page()
     elif state is None or state.status == "consent":
         consent_page(store, token, external_id)
+    elif not store.keep_place(token):
+        full_page(store.settings.screened_out_url, came_back=True)
     else:
         trial_page(store, token, state)
 

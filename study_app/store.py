@@ -83,6 +83,7 @@ class StudySettings:
     db_url: str | None = None         # None = sqlite file STUDY_DIR/study.db
     labels: list[str] = field(default_factory=list)   # the fake sources' model labels
     completion_url: str | None = None  # crowdsourcing: where participants go after the last trial
+    screened_out_url: str | None = None  # crowdsourcing: where those who end early go (e.g. Prolific's screened-out code)
     max_participants: int | None = None
     created_at: str | None = None
     version: int = 1
@@ -478,6 +479,29 @@ class StudyStore:
                 db.run_prepared(conn, TOUCH_PARTICIPANT, {"where_token": str(token), "active_at": now})
         return Trial(int(trial.id), int(trial.position), trial.phase, trial.image_id,
                      int(trial.position) + 1, int(trial.total))
+
+    @db.retry_on_disconnect
+    def keep_place(self, token: str) -> bool:
+        """Whether a participant in the middle of the study still holds a place, and mark them
+        active. One who was away longer than ``abandon_after_s`` lost it when others took the
+        places; they come back only while a place is free, so ``max_participants`` holds at every
+        moment (checked and claimed under the same lock as sign-ups)."""
+        now_t = db.utcnow()
+        with db.write_tx(self.engine) as conn:
+            conn.execute(select(study_state.c.is_open).where(study_state.c.id == 1).with_for_update())
+            row = conn.execute(select(participants.c.id, participants.c.status, participants.c.created_at,
+                                      participants.c.active_at).where(participants.c.token == str(token))).first()
+            if row is None:
+                return False
+            cutoff = db.iso(now_t - dt.timedelta(seconds=self.abandon_after_s))
+            away = row.status in ACTIVE_STATUSES and (row.active_at or row.created_at) < cutoff
+            if away and self.max_participants:
+                others = conn.execute(select(func.count()).select_from(participants)
+                                      .where(~_abandoned(cutoff), participants.c.id != row.id)).scalar()
+                if others >= self.max_participants:
+                    return False
+            db.run_prepared(conn, TOUCH_PARTICIPANT, {"where_token": str(token), "active_at": db.iso(now_t)})
+        return True
 
     def _first_open_trial(self, token: str):
         with db.one_statement(self.engine) as conn:

@@ -124,6 +124,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     init.add_argument("--completion-url", default=None, metavar="URL",
                       help="crowdsourcing: where participants go after the last trial (e.g. Prolific's completion "
                            "link); shown as a button and followed automatically")
+    init.add_argument("--screened-out-url", default=None, metavar="URL",
+                      help="crowdsourcing: where participants go who end early (failed warm-up, or their place went "
+                           "to someone else after a long pause), e.g. Prolific's screened-out link with its code")
     init.add_argument("--max-participants", type=positive_int, default=None, metavar="N",
                       help="accept at most N participants (abandoned ones free their place); `run` can override")
     init.add_argument("--json", action="store_true", help="print a summary as JSON")
@@ -204,6 +207,7 @@ def _init(args: argparse.Namespace) -> int:
     from ganeval.study_app.store import check_completion_url
 
     check_completion_url(args.completion_url)  # before any work
+    check_completion_url(args.screened_out_url)
     _check_upscaler(args.upscaler)
 
     from ganeval.generators import is_generator_file
@@ -243,9 +247,10 @@ def _build(args: argparse.Namespace, fakes: list[str], labels: list[str]) -> int
                          display_size=args.display_size, upscaler=args.upscaler, db_url=args.db_url,
                          title=args.title, pool=args.pool, image_size=args.image_size, equalize=args.equalize,
                          warn=warn)
-    if args.completion_url or args.max_participants:
+    if args.completion_url or args.max_participants or args.screened_out_url:
         result.settings = update_settings(result.study_dir, completion_url=args.completion_url,
-                                          max_participants=args.max_participants)
+                                          max_participants=args.max_participants,
+                                          screened_out_url=args.screened_out_url)
     s = result.settings
     leak = None if args.no_audit else _init_audit(result.study_dir, args.db_url, args.seed)
     if args.json:

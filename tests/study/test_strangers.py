@@ -78,3 +78,21 @@ def test_run_checks_the_port_before_printing_urls(study, capsys, monkeypatch):
         assert main(["study", "run", str(study), "--port", str(port), "--host", "127.0.0.1"]) == 2
     captured = capsys.readouterr()
     assert "participants:" not in captured.out and f"127.0.0.1:{port}" in captured.err
+
+
+def test_the_participant_cap_holds_when_someone_comes_back(study):
+    """Two places; A pauses too long, C takes A's place; A comes back: refused (not a third
+    active participant), while B, who stayed, goes on."""
+    from ganeval.study_app import db
+    from ganeval.study_app.db import participants
+
+    with StudyStore.open(study, max_participants=2, abandon_after_s=60) as store:
+        a, b = store.start_participant(), store.start_participant()
+        with db.write_tx(store.engine) as conn:  # A has been away for an hour
+            conn.execute(participants.update().where(participants.c.token == a)
+                         .values(active_at="2000-01-01T00:00:00+00:00", created_at="2000-01-01T00:00:00+00:00"))
+        c = store.start_participant()  # A's place is free
+        assert not store.keep_place(a)
+        assert store.keep_place(b) and store.keep_place(c)
+        with pytest.raises(Exception, match="full"):
+            store.start_participant()

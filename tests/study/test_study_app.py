@@ -323,6 +323,10 @@ def test_double_click_on_the_next_picture_is_ignored(tmp_path, study_env, monkey
 
 def test_failed_qualification_ends_politely(tmp_path, study_env):
     study = make_study(tmp_path, trials=4, qualification=4)
+    url = "https://app.prolific.com/submissions/complete?cc=SCREENED"  # the platform's screened-out link
+    from ganeval.study_app.store import update_settings
+
+    update_settings(study, screened_out_url=url)
     study_env(study)
     truth = truths(study)
     at = open_app()
@@ -336,6 +340,7 @@ def test_failed_qualification_ends_politely(tmp_path, study_env):
         answer(at, "fake" if truth[image_id] == "real" else "real")  # always wrong
     assert titles(at) == ["Thank you for taking part"]
     assert not at.button and not at.image
+    assert [b.proto.url for b in at.get("link_button")] == [url]  # the way back to the platform
     frame = judgments(study)
     assert len(frame) == 4 and set(frame["phase"]) == {"qualification"} and frame["correct"].sum() == 0
     with StudyStore.open(study) as store:
