@@ -1,7 +1,7 @@
 """DINOv2 ViT-L/14 features for FD_DINOv2 (Stein et al. 2023, dgm-eval).
 
-As dgm-eval: images resized to 224×224 (bicubic, antialiased, rounded to 8 bits as
-Pillow does), scaled to [0, 1], normalised with ImageNet mean/std; the feature is the CLS
+As dgm-eval: images resized to 224×224 by Pillow (bicubic, on the 8-bit image, as torchvision's
+``Resize`` does on a PIL image), scaled to [0, 1], normalised with ImageNet mean/std; the feature is the CLS
 token after the final LayerNorm (1024-d). The architecture is timm's
 ``vit_large_patch14_dinov2`` at 224 px (``timm`` is an optional dependency). The published
 checkpoint (facebookresearch format, 518 px) has a 37×37 position grid; it is resampled
@@ -10,6 +10,8 @@ once at load time to 16×16 exactly as the DINOv2 hub model does on every 224-px
 from __future__ import annotations
 
 import math
+
+import numpy as np
 import os
 from pathlib import Path
 from typing import Any
@@ -109,10 +111,15 @@ class DinoV2Extractor(FeatureExtractor):
         self.info = ExtractorInfo("dinov2", int(arch["embed_dim"]), INPUT_SIZE, weights_id, standard, "exact", "native")
 
     def preprocess(self, images: torch.Tensor) -> torch.Tensor:
+        """uint8 N×3×H×W → normalised N×3×224×224: each image resized by Pillow's bicubic filter,
+        as dgm-eval's transform does (torch's antialiased bicubic differs by a level on ~20% of values)."""
+        from ganeval.resample import resize_rgb
+
+        if images.shape[-2:] != (INPUT_SIZE, INPUT_SIZE):
+            arrays = images.permute(0, 2, 3, 1).to(torch.uint8).cpu().numpy()
+            resized = np.stack([resize_rgb(a, INPUT_SIZE, "bicubic") for a in arrays])
+            images = torch.from_numpy(resized).permute(0, 3, 1, 2).to(images.device)
         x = images.float()
-        if x.shape[-2:] != (INPUT_SIZE, INPUT_SIZE):
-            x = F.interpolate(x, size=(INPUT_SIZE, INPUT_SIZE), mode="bicubic", antialias=True, align_corners=False)
-            x = x.round().clamp(0, 255)  # Pillow hands back 8-bit images
         return (x / 255.0 - self.mean) / self.std
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:

@@ -4,7 +4,9 @@ from __future__ import annotations
 import math
 
 import pytest
+import numpy as np
 import torch
+from PIL import Image
 import torch.nn.functional as F
 
 from ganeval.compat import ensure_torchvision_importable  # noqa: E402
@@ -45,13 +47,17 @@ def test_wrapper_equals_timm_forward():
     images = torch.randint(0, 256, (3, 3, 64, 64), dtype=torch.uint8, generator=torch.Generator().manual_seed(1))
     with torch.inference_mode():
         got = ours(images)
-        x = F.interpolate(images.float(), size=(224, 224), mode="bicubic", antialias=True).round().clamp(0, 255) / 255
+        pil = [np.asarray(Image.fromarray(a).resize((224, 224), Image.BICUBIC)) for a in images.permute(0, 2, 3, 1).numpy()]
+        raw = torch.from_numpy(np.stack(pil)).permute(0, 3, 1, 2).float()  # dgm-eval: Pillow bicubic
+        x = raw / 255
         x = (x - torch.tensor(IMAGENET_MEAN).view(1, 3, 1, 1)) / torch.tensor(IMAGENET_STD).view(1, 3, 1, 1)
         want = plain.forward_head(plain.forward_features(x), pre_logits=True)
         cls_after_norm = plain.forward_features(x)[:, 0]
     assert got.shape == (3, 48) and ours.info.dim == 48 and ours.info.name == "dinov2"
     assert torch.allclose(got, want, atol=1e-5, rtol=0)
     assert got.std(0).mean() > 1e-2  # the images give different features
+    pre = ours.preprocess(images) * torch.tensor(IMAGENET_STD).view(1, 3, 1, 1) + torch.tensor(IMAGENET_MEAN).view(1, 3, 1, 1)
+    assert torch.equal((pre * 255).round(), raw)  # the network's input is Pillow's, exactly
     # the CLS token after the final norm
     assert torch.allclose(want, cls_after_norm, atol=1e-6)
 
