@@ -251,6 +251,7 @@ def compute_metrics(
     prdc_n: int = 10_000,
     save_stats: Sequence[str | os.PathLike] | str | os.PathLike | None = None,
     save_features: str | os.PathLike | None = None,
+    per_image: str | os.PathLike | None = None,
     overwrite: bool = False,
     on_warning: Callable[[str], None] | None = None,
     world: World | None = None,
@@ -261,7 +262,9 @@ def compute_metrics(
     a uint8 N×H×W×3 (or N×3×H×W) array or tensor (float ones with ``value_range=(-1, 1)`` or
     ``(0, 1)``), a generator from :func:`ganeval.load_generator` or a ``G(z)`` (give ``z_dim``;
     the images of seeds ``seed … seed+n−1``), a :class:`Batches` or a :class:`ganeval.stats.FeatureSet`.
-    ``b=None`` only computes (and saves) the statistics/features of ``a``.
+    ``b=None`` only computes (and saves) the statistics/features of ``a``. ``per_image``: a CSV
+    of every image of ``b``'s realism and rarity scores, nearest ``a`` image and Gaussian
+    log-density (:mod:`ganeval.metrics.per_image`).
     ``world`` (from ``ganeval.distributed.setup`` under torchrun): every process extracts a
     share and gets every feature, so the result equals one process's; only rank 0 writes."""
     world = World() if world is None else world
@@ -273,6 +276,14 @@ def compute_metrics(
     sides = [_as_side(x, name, z_dim, n, batch_size, seed, dev, value_range)
              for x, name in ((a, "a"), (b, "b")) if x is not None]
     _check_outputs(stats_outs, save_features, sides, len(sides), overwrite)
+    if per_image is not None:
+        if len(sides) != 2:
+            raise BadInput("--per-image scores the second input against the first: give two inputs")
+        check_output_file(per_image, [s for s in sides if isinstance(s, str)], overwrite=overwrite, flag="--per-image")
+        for side in sides:
+            if isinstance(side, str) and is_stats_file(side) or isinstance(side, FeatureSet) and side.features is None:
+                raise BadInput(f"--per-image needs images on both sides: {getattr(side, 'label', side)} is a "
+                               "statistics file (mu and sigma only)")
     if len(sides) == 1 and not (stats_outs or save_features):
         raise BadInput("one input given: add a second input to compare, or --save-stats OUT.npz")
     if len(sides) == 2 and "is" in metrics and isinstance(sides[1], str) and is_stats_file(sides[1]):
@@ -296,6 +307,10 @@ def compute_metrics(
         atomic.save_npz(save_features, **{key: np.asarray(fs.features, dtype=np.float32)
                                           for key, fs in zip("ab", sets)})
     result: dict[str, Any] = {}
+    if per_image is not None and world.is_main:
+        from ganeval.metrics.per_image import per_image_scores, write_scores_csv
+
+        write_scores_csv(per_image, per_image_scores(sets[0].features, sets[1].features, device=dev))
     if len(sets) == 2:
         result.update(metrics_from_features(sets[0], sets[1], metrics, extractor, kid_subsets=kid_subsets,
                                             kid_subset_size=kid_subset_size, prdc_k=prdc_k, prdc_n=prdc_n,

@@ -48,7 +48,10 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="write the statistics of the first input in pytorch-fid's format; give it again for the second")
     p.add_argument("--save-features", metavar="OUT.npz", default=None,
                    help="write the raw features of each input (keys a and b, N×D float32, input order)")
-    p.add_argument("--overwrite", action="store_true", help="replace existing --save-stats/--save-features files")
+    p.add_argument("--per-image", metavar="OUT.csv", default=None,
+                   help="write every image of the second input's realism and rarity scores, nearest first-input "
+                        "image and Gaussian log-density (needs images on both sides)")
+    p.add_argument("--overwrite", action="store_true", help="replace existing --save-stats/--save-features/--per-image files")
     p.add_argument("--generator", metavar="GENERATOR", default=None,
                    help="sample the other side from this generator: " + GENERATOR_HELP)
     add_sampling_args(p, n_default=50_000, noise_default="random",
@@ -90,6 +93,7 @@ def _measure(args, device, world) -> int:
         batch_size=args.batch_size, num_workers=args.num_workers, strict=args.strict, cache=not args.no_cache,
         seed=args.seed, kid_subsets=args.kid_subsets, kid_subset_size=args.kid_subset_size,
         prdc_k=args.prdc_k, prdc_n=args.prdc_n, save_stats=args.save_stats, save_features=args.save_features,
+        per_image=args.per_image,
         overwrite=args.overwrite, on_warning=warn if world.is_main else (lambda msg: None), world=world)
     if not world.is_main:  # every rank holds all features; rank 0 writes and prints
         return 0
@@ -97,6 +101,8 @@ def _measure(args, device, world) -> int:
         note(f"saved statistics of {result[key]['path']} ({result[key]['n']} images) to {out}")
     if args.save_features:
         note(f"saved features to {args.save_features}")
+    if args.per_image:
+        note(f"saved per-image scores of {result['b']['n']} images to {args.per_image}")
     if "b" not in result:
         return 0
     if args.json:
