@@ -36,7 +36,7 @@ from ganeval.device import resolve_device  # noqa: E402
 from ganeval.features.inception import build_inception  # noqa: E402
 from ganeval.metrics.fid import frechet_distance, mean_and_covariance  # noqa: E402
 from ganeval.sources import open_source  # noqa: E402
-from ganeval.stats import source_features  # noqa: E402
+from ganeval.features.extract import source_features  # noqa: E402
 from ganeval.synth import write_faces  # noqa: E402
 from tests.conftest import random_inception_state  # noqa: E402
 

@@ -6,7 +6,10 @@ The flat Python API, the same functions the commands run (each loads its module 
 - ``compute_fid(a, b)``, ``compute_metrics(a, b, metrics=[...])``, ``metrics_from_features`` (``ganeval fid``)
 - ``find_nearest(generated, train, k=4)`` (``ganeval nearest``)
 - ``load_generator(x)``, ``sample(x, seeds=...)`` (``ganeval sample``: checkpoints, NVlabs pickles,
-  TorchScript, your own ``G(z)``)"""
+  TorchScript, your own ``G(z)``)
+
+Results are the ``--json`` objects: ``MetricsResult`` and ``NearestResult`` are dicts whose keys
+are also attributes, and ``as_dict()`` equals what the command prints."""
 __version__ = "0.1.0"
 
 _API = {
@@ -17,6 +20,9 @@ _API = {
     "load_generator": "ganeval.generators",
     "sample": "ganeval.generators",
     "Generator": "ganeval.generators",
+    "MetricsResult": "ganeval.api",
+    "NearestResult": "ganeval.nearest.api",
+    "FeatureSet": "ganeval.features.featureset",
 }
 __all__ = ["__version__", *_API]
 

@@ -23,21 +23,28 @@ from ganeval.device import resolve_device
 from ganeval.errors import BadInput
 from ganeval.images import to_uint8_nhwc
 from ganeval.features.base import FeatureExtractor
-from ganeval.features.registry import build_extractor
+from ganeval.features.registry import build_extractor, preset_of, preset_resize
 from ganeval.metrics.fid import frechet_distance
 from ganeval.metrics.inception_score import inception_score
 from ganeval.metrics.kid import kernel_inception_distance
 from ganeval.metrics.prdc import prdc, subsample
 from ganeval.outputs import check_output_file
-from ganeval.progress import progress
+from ganeval.results import Result
 from ganeval.sources import ArraySource
-from ganeval.distributed import World, gather_rows, shard_range
-from ganeval.stats import FeatureSet, extract_features, is_stats_file, path_features, source_features
+from ganeval.distributed import World, shard_range
+from ganeval.features.extract import generator_features, source_features
+from ganeval.features.featureset import FeatureSet
+from ganeval.stats import is_stats_file, path_features
 from ganeval.stats import save_stats as write_stats
 
 METRICS = ("fid", "kid", "is", "prdc")
 DEFAULT_METRICS = ("fid", "kid")
 PRDC_KEYS = ("precision", "recall", "density", "coverage")
+
+
+class MetricsResult(Result):
+    """FID, KID, IS, PRDC values and how they were measured: the keys of ``fid --json``
+    (``fid``, ``kid_mean``, ``kid_std``, ``is_mean``, ``precision``, …, ``features``, ``a``, ``b``)."""
 
 
 @dataclass
@@ -127,28 +134,20 @@ def _features_of(side, extractor: FeatureExtractor, device: torch.device, batch_
                  world: World | None = None) -> FeatureSet:
     world = World() if world is None else world
     if isinstance(side, FeatureSet):
-        return side
+        return side.require_statistics()
     if isinstance(side, str):
-        return path_features(side, extractor, device, batch_size, num_workers, strict, use_cache=cache,
+        fs = path_features(side, extractor, device, batch_size, num_workers, strict, use_cache=cache,
+                           on_skip=on_warning, world=world)
+    elif isinstance(side, ArraySource):
+        fs = source_features(side, extractor, device, batch_size, num_workers, strict, use_cache=cache,
                              on_skip=on_warning, world=world)
-    if isinstance(side, ArraySource):
-        return source_features(side, extractor, device, batch_size, num_workers, strict, use_cache=cache,
-                               on_skip=on_warning, world=world)
-    sharded = world.distributed and side.make_share is not None and side.n is not None
-    share = shard_range(side.n, batch_size, world) if sharded else None
-
-    def counted():
+    else:
+        sharded = world.distributed and side.make_share is not None and side.n is not None
+        share = shard_range(side.n, batch_size, world) if sharded else None
         made = side.make_share(share.start, len(share)) if sharded else side.make()
-        with progress(total=len(share) if sharded else side.n, desc=f"sampling {side.label}", unit="img") as bar:
-            for images in made:
-                bar.update(len(images))
-                yield images
-
-    features = extract_features(extractor, counted(), device)
-    if sharded:
-        features = gather_rows(features, world, device)
-    return FeatureSet.from_features(side.label, features, extractor=extractor.info.name, origin="generator",
-                                    resize=extractor.info.resize)
+        fs = generator_features(made, extractor, device, len(share) if sharded else side.n, side.label,
+                                world if sharded else None)
+    return fs.require_statistics()
 
 
 def describe(fs: FeatureSet) -> dict:
@@ -236,6 +235,7 @@ def compute_metrics(
     extractor: FeatureExtractor | None = None,
     device: str | torch.device = "auto",
     resize: str = "pytorch-fid",
+    preset: str | None = None,
     fast: bool = False,
     batch_size: int = 50,
     num_workers: int = 0,
@@ -255,16 +255,19 @@ def compute_metrics(
     overwrite: bool = False,
     on_warning: Callable[[str], None] | None = None,
     world: World | None = None,
-) -> dict[str, Any]:
-    """Metrics of ``b`` against ``a`` (the reference), with the keys of ``ganeval fid --json``.
+) -> "MetricsResult":
+    """Metrics of ``b`` against ``a`` (the reference): a :class:`MetricsResult` whose
+    ``as_dict()`` is what ``ganeval fid --json`` prints (``result.fid`` or ``result["fid"]``).
 
     ``a``/``b``: an image folder, .zip, .npy/.npz array, statistics .npz (``mu``, ``sigma``),
     a uint8 N×H×W×3 (or N×3×H×W) array or tensor (float ones with ``value_range=(-1, 1)`` or
     ``(0, 1)``), a generator from :func:`ganeval.load_generator` or a ``G(z)`` (give ``z_dim``;
-    the images of seeds ``seed … seed+n−1``), a :class:`Batches` or a :class:`ganeval.stats.FeatureSet`.
+    the images of seeds ``seed … seed+n−1``), a :class:`Batches` or a :class:`ganeval.features.featureset.FeatureSet`.
     ``b=None`` only computes (and saves) the statistics/features of ``a``. ``per_image``: a CSV
     of every image of ``b``'s realism and rarity scores, nearest ``a`` image and Gaussian
-    log-density (:mod:`ganeval.metrics.per_image`).
+    log-density (:mod:`ganeval.metrics.per_image`). ``preset``: "pytorch-fid" (default),
+    "torch-fidelity" or "clean-fid", the reference package whose Inception preprocessing every
+    metric of the run uses, so its numbers equal that package's on the same images and weights.
     ``world`` (from ``ganeval.distributed.setup`` under torchrun): every process extracts a
     share and gets every feature, so the result equals one process's; only rank 0 writes."""
     world = World() if world is None else world
@@ -291,7 +294,7 @@ def compute_metrics(
     if len(sides) == 2 and "is" in metrics:
         _check_is_samples(sides[1])
     if extractor is None:
-        extractor = build_extractor(features, weights, dev, fast=fast, resize=resize)
+        extractor = build_extractor(features, weights, dev, fast=fast, resize=preset_resize(preset, resize))
     if len(sides) == 2 and "is" in metrics:
         extractor.logits(torch.zeros(1, extractor.info.dim))  # no classifier: fail before the work
     if not extractor.info.standard:
@@ -306,7 +309,7 @@ def compute_metrics(
     if save_features and world.is_main:
         atomic.save_npz(save_features, **{key: np.asarray(fs.features, dtype=np.float32)
                                           for key, fs in zip("ab", sets)})
-    result: dict[str, Any] = {}
+    result = MetricsResult()
     if per_image is not None and world.is_main:
         from ganeval.metrics.per_image import per_image_scores, write_scores_csv
 
@@ -316,7 +319,7 @@ def compute_metrics(
                                             kid_subset_size=kid_subset_size, prdc_k=prdc_k, prdc_n=prdc_n,
                                             seed=seed, device=dev, on_warning=on_warning))
     result.update(metrics=list(metrics), features=extractor.info.name, feature_dim=extractor.info.dim,
-                  resize=extractor.info.resize,
+                  resize=extractor.info.resize, preset=preset_of(extractor.info.resize),
                   standard_weights=extractor.info.standard)
     for key, fs in zip("ab", sets):
         result[key] = describe(fs)

@@ -25,7 +25,7 @@ from ganeval.errors import BadInput
 from ganeval.features.registry import build_extractor
 from ganeval.generators import is_generator_file, load_generator
 from ganeval.metrics.fid import frechet_distance
-from ganeval.stats import FeatureSet
+from ganeval.features.featureset import FeatureSet
 
 TABLE_FILES = ("comparison.csv", "comparison.md", "comparison.json", "comparison.png")
 CURVE_FILES = ("over_training.csv", "over_training.png")

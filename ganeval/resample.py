@@ -8,6 +8,7 @@ live in ``ganeval.models``; this module knows only filters."""
 from __future__ import annotations
 
 import numpy as np
+import torch
 from PIL import Image
 
 from ganeval.errors import BadInput
@@ -64,3 +65,21 @@ def downscale(img: np.ndarray, factor: int) -> np.ndarray:
 def downscale_batch(images: np.ndarray, factor: int) -> np.ndarray:
     """N×H×W×3 uint8 → N×(H/f)×(W/f)×3, image by image through ``downscale``."""
     return np.stack([downscale(img, factor) for img in images])
+
+
+def tf1_bilinear_resize(x: torch.Tensor, size: int) -> torch.Tensor:
+    """TensorFlow 1.x's ``resize_bilinear`` (align_corners=False, no half-pixel centres), the
+    resize of the TF Inception graph that torch-fidelity reproduces: output pixel i samples the
+    input at i·in/out (the top-left corner convention), interpolating between floor and
+    floor+1 (clamped at the edge); rows, then columns. float N×C×H×W in, N×C×size×size out."""
+    def axis(n_in: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        pos = torch.arange(size, dtype=torch.float32, device=x.device) * torch.tensor(n_in / size, dtype=torch.float32)
+        lo = pos.long()
+        return lo, (lo + 1).clamp_max(n_in - 1), pos - lo.float()
+
+    ylo, yhi, dy = axis(x.shape[2])
+    xlo, xhi, dx = axis(x.shape[3])
+    top, bottom = x[:, :, ylo, :], x[:, :, yhi, :]
+    top = top[:, :, :, xlo] + (top[:, :, :, xhi] - top[:, :, :, xlo]) * dx.view(1, 1, 1, size)
+    bottom = bottom[:, :, :, xlo] + (bottom[:, :, :, xhi] - bottom[:, :, :, xlo]) * dx.view(1, 1, 1, size)
+    return top + (bottom - top) * dy.view(1, 1, size, 1)

@@ -3,10 +3,15 @@
 Each high-resolution image is degraded by ``ganeval.resample.downscale`` (the same degradation
 SRGAN trains on), then rebuilt by bicubic, Lanczos and, when one is handed in, a learned
 upscaler; PSNR and SSIM are measured against the original. The learned upscaler reaches this
-module as a plain callable (uint8 LR → uint8 HR), so the core never imports a model."""
+module as a plain callable (uint8 LR → uint8 HR), so the core never imports a model.
+
+Other parts that only need pixels (the study's display) find a learned upscaler through the
+``ganeval.image_upscalers`` entry-point group that pyproject.toml declares: the package names
+its own implementation there, and nothing imports ``ganeval.models`` around the layer contract."""
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from importlib.metadata import entry_points
 from typing import Callable
 
 import numpy as np
@@ -20,6 +25,21 @@ from ganeval.ssim import ssim
 
 Upscaler = Callable[[np.ndarray], np.ndarray]  # h×w×3 uint8 → (s·h)×(s·w)×3 uint8
 MIN_SIDE = 11  # SSIM's 11-px Gaussian window must fit inside an image
+UPSCALER_GROUP = "ganeval.image_upscalers"
+# upscale_image(rgb, (h, w), "srgan:CKPT", device) -> h×w×3 uint8
+
+
+def image_upscaler(kind: str) -> Callable[..., np.ndarray] | None:
+    """The installed ``upscale_image`` function registered under ``kind`` (e.g. "srgan"), or
+    None where none is installed or it cannot be imported."""
+    for entry in entry_points(group=UPSCALER_GROUP, name=kind):
+        try:
+            fn = entry.load()
+        except ImportError:
+            continue
+        if callable(fn):
+            return fn
+    return None
 
 
 def psnr(reference: np.ndarray, test: np.ndarray) -> float:

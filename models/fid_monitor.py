@@ -16,7 +16,9 @@ from ganeval.atomic import write_text
 from ganeval.errors import BadInput
 from ganeval.features.registry import build_extractor
 from ganeval.api import metrics_from_features, parse_metrics
-from ganeval.stats import FeatureSet, generator_features, path_features
+from ganeval.features.extract import generator_features
+from ganeval.stats import path_features
+from ganeval.features.featureset import FeatureSet
 from ganeval.models.checkpoint import load_generator
 from ganeval.sampler import renderer, sample_batches
 
@@ -59,7 +61,7 @@ class FIDMonitor:
         G, cfg = load_generator(checkpoint, self.device)
         batches = sample_batches(renderer(G, noise_mode="random"), cfg.z_dim, range(self.seed, self.seed + self.n),
                                  self.batch_size, self.device)
-        fake = generator_features(batches, self.extractor, self.device, self.n, f"step {checkpoint.get('step')}")
+        fake = generator_features(batches, self.extractor, self.device, self.n, f"generator step {checkpoint.get('step')}")
         values = metrics_from_features(self.reference, fake, self.metrics, self.extractor, seed=self.seed,
                                        device=self.device, on_warning=lambda msg: None)
         fid = float(values["fid"])

@@ -2,8 +2,9 @@
 PNG bytes, so the page embeds pixels only (no file name, path or URL that could hint at truth).
 
 Lanczos (Pillow) by default. A study whose settings name ``upscaler: "srgan:CKPT"`` goes
-through the image-to-image upscaler (``ganeval.models.upscale``), looked up by name only
-when asked for (the study never imports a model); where it is missing or fails, Lanczos is used and a warning is logged once.
+through the image-to-image upscaler registered under "srgan" in the ``ganeval.image_upscalers``
+entry points (:func:`ganeval.upscale.image_upscaler`), looked up only when asked for (the study
+never imports a model); where it is missing or fails, Lanczos is used and a warning is logged once.
 Results are cached in memory: every participant sees the same few hundred images."""
 from __future__ import annotations
 
@@ -20,11 +21,11 @@ from PIL import Image
 
 from ganeval.images import decode_image
 from ganeval.resample import fit_size, resize_rgb
+from ganeval.upscale import image_upscaler
 
 log = logging.getLogger(__name__)
 
-# the image-to-image module providing ``upscale_image(rgb, (h, w), method, device)``
-UPSCALER_MODULES = ("ganeval.models.upscale",)
+UPSCALER_KIND = "srgan"  # the entry point providing ``upscale_image(rgb, (h, w), method, device)``
 UPSCALER_DEVICE = "auto"
 CACHE_SIZE = 256
 
@@ -36,17 +37,7 @@ def lanczos(arr: np.ndarray, size: int) -> np.ndarray:
 
 def _find_model_upscaler() -> Callable[..., np.ndarray] | None:
     """The image-to-image ``upscale_image``, or None where it is not installed."""
-    import importlib
-
-    for name in UPSCALER_MODULES:
-        try:
-            module = importlib.import_module(name)
-        except ImportError:
-            continue
-        fn = getattr(module, "upscale_image", None)
-        if callable(fn):
-            return fn
-    return None
+    return image_upscaler(UPSCALER_KIND)
 
 
 _FAILED: set[str] = set()  # upscalers that failed in this process: not retried per picture
@@ -71,7 +62,7 @@ def upscale(arr: np.ndarray, size: int, upscaler: str | None = None) -> np.ndarr
                 pass  # failed before: every picture of the study gets the same Lanczos display
             elif fn is None:
                 _warn_once(f"upscaler {upscaler!r} is configured but no SRGAN module is installed "
-                           f"({' or '.join(UPSCALER_MODULES)}); using Lanczos")
+                           f"(no {UPSCALER_KIND!r} in the ganeval.image_upscalers entry points); using Lanczos")
             else:
                 try:
                     out = np.asarray(fn(arr, fit_size(arr.shape[0], arr.shape[1], size), method,

@@ -2,10 +2,11 @@
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import sys
 from typing import Any
+
+from ganeval.results import json_text
 
 # DataLoader decoding workers when --num-workers is not given (and in the demo)
 DEFAULT_WORKERS = min(4, os.cpu_count() or 1)
@@ -71,8 +72,8 @@ def positive_int_list(text: str) -> tuple[int, ...]:
 
 
 def to_json(obj: Any) -> str:
-    """A result as the JSON that --json prints (NumPy numbers as floats)."""
-    return json.dumps(obj, indent=2, sort_keys=False, default=float)
+    """A result as the JSON that --json prints (NumPy numbers as Python numbers)."""
+    return json_text(obj)
 
 
 def emit_json(obj: Any) -> None:

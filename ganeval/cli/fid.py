@@ -9,13 +9,14 @@ from ganeval.cli.generator_args import GENERATOR_HELP, add_sampling_args, load_f
 from ganeval.cli.common import HelpFormatter, add_device_args, add_loader_args, emit_json, note, positive_int, warn
 from ganeval.distributed import setup, teardown
 from ganeval.errors import BadInput
-from ganeval.features.registry import FEATURES, RESIZES
+from ganeval.features.registry import FEATURES, PRESETS
 
 EXAMPLES = """examples:
   ganeval fid real/ generated/                      FID + KID on Inception pool3
   ganeval fid real/ generated/ --metrics all        + Inception Score, precision/recall, density/coverage
   ganeval fid real/ generated/ --metrics fid,prdc --prdc-k 5 --prdc-n 5000
-  ganeval fid real/ generated/ --resize clean       clean-fid's resize (Pillow bicubic on floats)
+  ganeval fid real/ generated/ --preset clean-fid   clean-fid's preprocessing (Pillow bicubic on floats)
+  ganeval fid real/ generated/ --metrics fid,kid,is --preset torch-fidelity   torch-fidelity's numbers
   ganeval fid real/ generated/ --features dinov2    FD_DINOv2 (ViT-L/14 CLS token)
   ganeval fid real.zip fake.npz --features illust2vec
   ganeval fid real/ --save-stats real_stats.npz     statistics only (pytorch-fid format)
@@ -37,8 +38,11 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help=f"comma-separated, from {', '.join(METRICS)}, or all (default: fid,kid)")
     p.add_argument("--features", choices=FEATURES, default="inception", help="feature network")
     p.add_argument("--weights", default=None, help="weight file for the feature network (default: cache or download)")
-    p.add_argument("--resize", choices=RESIZES, default="pytorch-fid",
-                   help="Inception preprocessing: pytorch-fid's bilinear resize, or clean-fid's Pillow bicubic")
+    p.add_argument("--preset", "--resize", dest="preset", default="pytorch-fid",
+                   metavar="{" + ",".join(PRESETS) + "}",
+                   help="whose Inception preprocessing every metric uses, so the numbers equal that package's: "
+                        "pytorch-fid (bilinear, 2x/255-1), torch-fidelity (TF1 bilinear, (x-128)/128), "
+                        "clean-fid (Pillow bicubic on floats)")
     p.add_argument("--fast", action="store_true",
                    help="Inception with BatchNorm folded and channels-last: faster, features differ from "
                         "pytorch-fid's by ~1e-4 (float32 rounding), so not bit-identical")
@@ -89,7 +93,7 @@ def _measure(args, device, world) -> int:
         sides.append(generator_side(G, seeds_from_args(args), args.batch_size, **sample_options(args)))
     result = compute_metrics(
         sides[0], sides[1] if len(sides) > 1 else None, args.metrics,
-        features=args.features, weights=args.weights, device=device, resize=args.resize, fast=args.fast,
+        features=args.features, weights=args.weights, device=device, preset=args.preset, fast=args.fast,
         batch_size=args.batch_size, num_workers=args.num_workers, strict=args.strict, cache=not args.no_cache,
         seed=args.seed, kid_subsets=args.kid_subsets, kid_subset_size=args.kid_subset_size,
         prdc_k=args.prdc_k, prdc_n=args.prdc_n, save_stats=args.save_stats, save_features=args.save_features,

@@ -70,17 +70,10 @@ def _convert(args: argparse.Namespace) -> int:
 
 
 def known_specs() -> list:
-    """Every WeightSpec ganeval uses; feature modules not written yet are skipped."""
-    from ganeval.features.illust2vec import ILLUST2VEC_WEIGHTS
+    """Every WeightSpec ganeval uses."""
+    from ganeval.features.registry import weight_specs
 
-    specs = []
-    try:
-        from ganeval.features.inception import INCEPTION_WEIGHTS
-    except ImportError:
-        pass
-    else:
-        specs.append(INCEPTION_WEIGHTS)
-    return specs + [ILLUST2VEC_WEIGHTS]
+    return weight_specs()
 
 
 def _size(path: Path) -> str:

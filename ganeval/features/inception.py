@@ -19,6 +19,7 @@ from ganeval.compat import import_torchvision
 from ganeval.errors import BadInput
 from ganeval.features.base import ExtractorInfo, FeatureExtractor
 from ganeval.features.pools import avg_pool3_valid, max_pool3
+from ganeval.resample import tf1_bilinear_resize
 from ganeval.weights import WeightSpec, file_sha256, load_state_dict, locate_weights
 
 _tv_inception = import_torchvision().models.inception
@@ -141,7 +142,7 @@ def load_inception_state(path: Path) -> dict[str, torch.Tensor]:
 
 # the TF graph's 1008-way softmax layer, as pytorch-fid and torch-fidelity store it
 CLASSIFIER_SHAPES = {"fc.weight": (1008, 2048), "fc.bias": (1008,)}
-RESIZE_MODES = ("pytorch-fid", "clean")
+RESIZE_MODES = ("pytorch-fid", "clean", "torch-fidelity")
 
 
 def clean_resize(images: torch.Tensor, size: int = 299) -> torch.Tensor:
@@ -191,7 +192,8 @@ class InceptionExtractor(FeatureExtractor):
 
     ``resize="pytorch-fid"`` (default): pytorch-fid's preprocessing, bilinear resize in
     torch and 2x/255-1. ``resize="clean"``: clean-fid's, Pillow bicubic on floats
-    (``clean_resize``) and the TF graph's own (x-128)/128.
+    (``clean_resize``) and the TF graph's own (x-128)/128. ``resize="torch-fidelity"``:
+    torch-fidelity's, TF1's bilinear resize (``tf1_bilinear_resize``) and (x-128)/128.
     ``fast=False`` runs pytorch-fid's exact op order: bit-identical features on CPU.
     ``fast=True`` folds BatchNorm into the convolutions and runs channels-last: faster,
     and as close to a float64 evaluation as the exact path (both ~1e-4 at unit-scale
@@ -223,9 +225,9 @@ class InceptionExtractor(FeatureExtractor):
         return features.mm(self.fc_weight.T)
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
-        if self.resize == "clean":
-            x = (clean_resize(images) - 128.0) / 128.0
-            return self.net(x.contiguous(memory_format=self.memory_format))
+        if self.resize in ("clean", "torch-fidelity"):
+            x = clean_resize(images) if self.resize == "clean" else tf1_bilinear_resize(images.float(), 299)
+            return self.net(((x - 128) / 128).contiguous(memory_format=self.memory_format))
         # lay out the uint8 batch first (1 byte per value, not 4): NCHW as pytorch-fid's ToTensor
         # gives in exact mode, so resizing runs its kernel too; channels-last in fast mode
         x = images.contiguous(memory_format=self.memory_format).float() / 255.0

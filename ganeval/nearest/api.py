@@ -17,13 +17,14 @@ from ganeval.images import to_uint8_nhwc
 from ganeval.errors import BadInput
 from ganeval.nearest.pipeline import OUTPUT_NAMES, NearestOptions, run_nearest_full
 from ganeval.outputs import prepare_output_dir
+from ganeval.results import Result
 from ganeval.sources import ArraySource, Source
 
 Images = Union[str, os.PathLike, np.ndarray, torch.Tensor, Source, Callable[[torch.Tensor], torch.Tensor],
                Iterator]
 
 
-class NearestResult(dict):
+class NearestResult(Result):
     """The summary (same keys as ``summary.json``), with the neighbours themselves as attributes:
     ``index`` Q×k training positions, ``score`` Q×k similarities (SSIM, or cosine in a feature
     space), ``generated_keys`` and ``train_keys`` naming the rows and the positions."""

@@ -14,7 +14,8 @@ import numpy as np
 from ganeval.device import resolve_device
 from ganeval.errors import BadInput
 from ganeval import distributed
-from ganeval.nearest import copying, features, report
+from ganeval.features.extract import source_features
+from ganeval.nearest import copying, cosine, report
 from ganeval.nearest.embed import EmbedSpec
 from ganeval.nearest.index import (RESIZE_FILTER, SCREEN_STRIDE, IndexSettings, TrainIndex, load_images,
                                    native_channels, open_index)
@@ -286,7 +287,7 @@ class _SSIMSpace:
 
 
 class _FeatureSpace:
-    """Training features of one network, exact cosine search (:mod:`ganeval.nearest.features`)."""
+    """Training features of one network, exact cosine search (:mod:`ganeval.nearest.cosine`)."""
 
     def __init__(self, opts: NearestOptions, source: Source, device):
         from ganeval.features.registry import build_extractor
@@ -295,14 +296,15 @@ class _FeatureSpace:
         self.extractor = build_extractor(opts.space, opts.weights, device).eval()
         self.score_name = f"cosine similarity of {opts.space} features"
         t = time.perf_counter()
-        self.fs = features.source_features(source, self.extractor, device, opts.batch_size, opts.num_workers,
-                                           opts.strict, f"{opts.space} features of {source.path.name}",
-                                           cache=not opts.rebuild)
+        self.fs = source_features(source, self.extractor, device, opts.batch_size, opts.num_workers, opts.strict,
+                                  use_cache=not opts.rebuild, desc=f"{opts.space} features of {source.path.name}")
         self.seconds = time.perf_counter() - t
-        self.n, self.size = len(self.fs.features), self.fs.size
+        self.train = cosine.unit_rows(self.fs.features)
+        self.n = len(self.train)
+        self.size = tuple(source.read(int(self.fs.source_index[0])).shape[:2])  # display size: the first image's
         self.keys = [source.key(int(i)) for i in self.fs.source_index]
-        self.skipped = len(self.fs.skipped)
-        self.skipped_first = self.fs.skipped[0][0] if self.fs.skipped else ""
+        self.skipped = self.fs.skipped
+        self.skipped_first = self.fs.skipped_files[0][0] if self.fs.skipped_files else ""
         self.resized_from: dict = {}
 
     def describe(self) -> str:
@@ -316,11 +318,11 @@ class _FeatureSpace:
 
     def search(self, images: np.ndarray, k: int) -> Neighbours:
         batches = (images[i : i + self.opts.batch_size] for i in range(0, len(images), self.opts.batch_size))
-        queries = features.embed_batches(self.extractor, batches, self.device)
-        return features.cosine_search(queries, self.fs.features, k, self.opts.space)
+        queries = cosine.embed_batches(self.extractor, batches, self.device)
+        return cosine.cosine_search(queries, self.train, k, self.opts.space)
 
     def images(self, ids) -> np.ndarray:
-        return features.read_images(self.source, self.fs.source_index, ids, self.size)
+        return cosine.read_images(self.source, self.fs.source_index, ids, self.size)
 
 
 def _check_recall(searcher: Searcher, images: np.ndarray, nb: Neighbours, opts: NearestOptions) -> dict:

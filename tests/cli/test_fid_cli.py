@@ -219,7 +219,7 @@ def test_tf32_is_off_only_during_extraction():
     import torch
 
     from ganeval.features.base import ExtractorInfo, FeatureExtractor
-    from ganeval.stats import extract_features
+    from ganeval.features.extract import extract_features
 
     seen = []
 

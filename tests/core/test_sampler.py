@@ -134,3 +134,5 @@ def test_the_flat_api_lists_its_names():
     for name in ("compute_fid", "compute_metrics", "find_nearest", "load_generator", "sample"):
         assert name in dir(ganeval) and name in ganeval.__all__
         assert callable(getattr(ganeval, name))
+    for name in ("MetricsResult", "NearestResult", "FeatureSet", "Generator"):
+        assert name in dir(ganeval) and isinstance(getattr(ganeval, name), type)

@@ -9,7 +9,8 @@ from ganeval.compat import ensure_torchvision_importable
 from ganeval.features.inception import InceptionExtractor, load_inception_state
 from ganeval.metrics.fid import frechet_distance, mean_and_covariance
 from ganeval.metrics.kid import kernel_inception_distance
-from ganeval.stats import FeatureSet, load_stats, save_stats
+from ganeval.features.featureset import FeatureSet
+from ganeval.stats import load_stats, save_stats
 
 ensure_torchvision_importable()
 from pytorch_fid import fid_score as pfid_score  # noqa: E402

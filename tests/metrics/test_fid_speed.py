@@ -9,7 +9,7 @@ import torch
 from ganeval.compat import ensure_torchvision_importable
 from ganeval.features.inception import FIDInceptionNet, build_inception
 from ganeval.sources import open_source
-from ganeval.stats import source_features
+from ganeval.features.extract import source_features
 
 ensure_torchvision_importable()
 from pytorch_fid import inception as pfid_inception  # noqa: E402

@@ -132,7 +132,7 @@ def test_display_png_is_lanczos_at_display_size(tmp_path):
 
 
 def test_display_missing_upscaler_falls_back_to_lanczos(tmp_path, monkeypatch):
-    monkeypatch.setattr(display, "UPSCALER_MODULES", ("no_such_module_for_ganeval_tests",))
+    monkeypatch.setattr(display, "UPSCALER_KIND", "no_such_upscaler_for_ganeval_tests")
     display._warn_once.cache_clear()
     arr = np.random.default_rng(0).integers(0, 256, (16, 16, 3), dtype=np.uint8)
     with pytest.warns(RuntimeWarning, match="using Lanczos"):
@@ -142,24 +142,26 @@ def test_display_missing_upscaler_falls_back_to_lanczos(tmp_path, monkeypatch):
 
 
 def test_display_uses_model_upscaler_when_present(monkeypatch):
-    import sys
-    import types
-
     calls = []
-    fake_module = types.ModuleType("ganeval_test_upscaler")
 
     def upscale_image(rgb, size, method, device):
         calls.append((size, method))
         return np.repeat(np.repeat(rgb, size[0] // rgb.shape[0], axis=0), size[1] // rgb.shape[1], axis=1)
 
-    fake_module.upscale_image = upscale_image
-    monkeypatch.setitem(sys.modules, "ganeval_test_upscaler", fake_module)
-    monkeypatch.setattr(display, "UPSCALER_MODULES", ("ganeval_test_upscaler",))
+    monkeypatch.setattr(display, "image_upscaler", lambda kind: upscale_image)
     arr = np.random.default_rng(1).integers(0, 256, (16, 16, 3), dtype=np.uint8)
     out = display.upscale(arr, 64, "srgan:/ckpt.pt")
     assert calls == [((64, 64), "srgan:/ckpt.pt")]
     np.testing.assert_array_equal(out, np.repeat(np.repeat(arr, 4, axis=0), 4, axis=1))
     assert display.upscaler_status("srgan:/ckpt.pt").startswith("srgan:/ckpt.pt")
+
+
+def test_the_installed_package_registers_its_srgan_upscaler():
+    from ganeval.models.upscale import upscale_image
+    from ganeval.upscale import image_upscaler
+
+    assert image_upscaler("srgan") is upscale_image
+    assert image_upscaler("no_such_upscaler") is None
 
 
 def test_display_broken_checkpoint_falls_back_to_lanczos(tmp_path):
