@@ -4,8 +4,9 @@ the study folder in ``GANEVAL_STUDY_DIR`` (and an optional database URL in
 
 Participants: consent and instructions → optional qualification → the trials → thank you.
 Every step reads and writes through ``StudyStore`` (Streamlit's session state is never the
-store), and the participant's token lives in the URL (``?p=TOKEN``), so a reload or a lost
-connection resumes at the same trial and a double click is stored once.
+store), and the participant's token lives in the URL (``?p=TOKEN``) and in a cookie of the
+study's site, so a reload, a lost connection, Back, a new tab or the plain study link again
+resume the same participant at the same trial, and a double click is stored once.
 
 Admin: the same app at ``?admin=1``, behind the password in ``GANEVAL_STUDY_ADMIN_PASSWORD``
 or ``st.secrets["admin_password"]`` (not a pages/ entry, which would show participants an
@@ -30,6 +31,9 @@ from ganeval.study_app.store import (ABANDON_AFTER_ENV, ADMIN_PASSWORD_ENV, DB_U
                                      StudyClosed, DEFAULT_ABANDON_AFTER_S, StudyFull, StudyStore)
 
 TOKEN_PARAM = "p"
+# the browser's participant: a plain link, Back or a new tab finds it again (one person, one participant)
+TOKEN_COOKIE = "ganeval_participant"
+TOKEN_COOKIE_MAX_AGE_S = 30 * 24 * 3600
 WRONG_PASSWORD_DELAY_S = 0.5
 ADMIN_PARAM = "admin"
 SESSION_PARAM = "session"
@@ -231,8 +235,9 @@ def consent_page(store: StudyStore, token: str | None, external_id: str | None =
         st.markdown(
             "**Your data.** We store your answers, confidence and reasons, and how long each answer "
             "took, under a random code: no name, e-mail or IP address. Taking part is voluntary and "
-            "you can stop at any time. Your code is kept in the page address, so reloading the page "
-            "or coming back to the same link continues where you left off.")
+            "you can stop at any time. Your code is kept in the page address and in a cookie of this "
+            "site, so reloading the page, going back or opening the study link again continues "
+            "where you left off.")
         with st.form("consent", border=True):
             agreed = st.checkbox("I have read the above and agree to take part.")
             start = st.form_submit_button("Start", type="primary", width="stretch")
@@ -244,8 +249,8 @@ def consent_page(store: StudyStore, token: str | None, external_id: str | None =
         try:
             if token is None:
                 token = store.start_participant("human", external_id=external_id)
-                # in the URL before anything else, so even an interrupted run resumes this participant
-                st.query_params[TOKEN_PARAM] = token
+                # remembered before anything else, so even an interrupted run resumes this participant
+                remember_participant(token)
             store.give_consent(token)
         except StudyClosed:
             st.rerun()
@@ -352,19 +357,42 @@ def external_id_from_link() -> str | None:
     return None
 
 
+def remember_participant(token: str) -> None:
+    """The token in the page address and in a cookie (set by the page itself: Streamlit cannot
+    send headers), so that Back to the plain link, a new tab or the link opened again later
+    finds the same participant. Written on every page of a known participant: cheap, and it
+    survives a run that was cut short."""
+    st.session_state["_token"] = token
+    if st.query_params.get(TOKEN_PARAM) != token:
+        st.query_params[TOKEN_PARAM] = token
+    st.html(f'<script>document.cookie = "{TOKEN_COOKIE}={token}; Path=/; Max-Age={TOKEN_COOKIE_MAX_AGE_S}; '
+            'SameSite=Lax";</script>', unsafe_allow_javascript=True)
+
+
+def remembered_participant(store: StudyStore) -> str | None:
+    """This browser's participant: from this session (Back keeps the session), else its cookie
+    (a reload, a new tab, the plain link again); None when the browser has none the study knows."""
+    for token in (st.session_state.get("_token"), st.context.cookies.get(TOKEN_COOKIE)):
+        if token and store.state(token) is not None:
+            return token
+    return None
+
+
 def participant_view(store: StudyStore) -> None:
     token = st.query_params.get(TOKEN_PARAM) or None
     external_id = external_id_from_link()
     if token is None and external_id is not None:
         # one person, one participant: a known platform id comes back to its own participant
         token = store.participant_for(external_id)
-        if token is not None:
-            st.query_params[TOKEN_PARAM] = token
+    elif token is None:
+        token = remembered_participant(store)
     state = store.state(token) if token else None
     if token and state is None:
         del st.query_params[TOKEN_PARAM]
         token = None
         st.info("This link is not known to the study; you can start afresh below.")
+    if token is not None:
+        remember_participant(token)
     if state is not None and state.status == "done":
         thank_you_page(store.settings.completion_url)
     elif state is not None and state.status == "failed":

@@ -129,7 +129,8 @@ def test_browser_completes_a_six_trial_study(study, server, tmp_path):
     with sync_api.sync_playwright() as p:
         browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
         try:
-            page = browser.new_page(viewport={"width": 1280, "height": 900})
+            person = browser.new_context(viewport={"width": 1280, "height": 900})  # one person's browser
+            page = person.new_page()
             page.set_default_timeout(30_000)
             page.goto(server + "/")
             page.get_by_role("heading", name="Real or fake?").wait_for()
@@ -187,7 +188,25 @@ def test_browser_completes_a_six_trial_study(study, server, tmp_path):
                     page.reload()  # a reload (or a lost connection) resumes at the same picture
                     previous_src = None
                     page.get_by_text(f"Picture {i + 2} of {TRIALS}").wait_for()
+                if i == 3:
+                    # one person, one participant: the plain study link in a new tab, and Back
+                    # to it, resume the same participant at the same picture
+                    tab = page.context.new_page()
+                    tab.goto(server + "/")
+                    tab.get_by_text(f"Picture {i + 2} of {TRIALS}").wait_for()
+                    assert parse_qs(urlparse(tab.url).query)["p"][0] == token
+                    tab.close()
+                    page.goto(server + "/")
+                    page.get_by_text(f"Picture {i + 2} of {TRIALS}").wait_for()
+                    page.go_back()
+                    page.go_back()
+                    page.get_by_text(f"Picture {i + 2} of {TRIALS}").wait_for()
+                    previous_src = None
             page.get_by_role("heading", name="Thank you!").wait_for()
+            again = page.context.new_page()  # the link again after the end: thanks, not a new start
+            again.goto(server + "/")
+            again.get_by_role("heading", name="Thank you!").wait_for()
+            again.close()
             page.screenshot(path=tmp_path / "study_done.png", full_page=True)
             keep(tmp_path / "study_done.png")
 
