@@ -150,7 +150,7 @@ def _study_cells(has_images: bool, simulated: bool) -> list:
         _code("reasons = per_image.reason_counts(main)\n"
               "if len(reasons):\n    plots.reasons_bars(reasons)\n"
               "print('other reasons given:', per_image.other_reasons(main) or 'none')\nreasons"),
-        _code("if main['response_ms'].notna().any():\n    plots.response_time_hist(main)\nper_image.response_times(main)"),
+        _code("if main['rt_ms'].notna().any():\n    plots.response_time_hist(main)\nper_image.response_times(main)"),
     ]
     return cells
 

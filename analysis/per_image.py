@@ -18,7 +18,7 @@ def image_table(df: pd.DataFrame) -> pd.DataFrame:
     table = pd.DataFrame({
         "truth": g["truth"].first(), "model_label": g["model_label"].first(), "judgments": g.size(),
         "judged_real": g["judged_real"].sum(), "fool_rate": g["wrong"].mean(),
-        "mean_confidence": g["confidence"].mean(), "median_response_ms": g["response_ms"].median(),
+        "mean_confidence": g["confidence"].mean(), "median_response_ms": g["rt_ms"].median(),
     }).reset_index()
     return table.sort_values(["truth", "fool_rate", "judgments", "image_id"],
                              ascending=[True, False, False, True]).reset_index(drop=True)
@@ -60,14 +60,15 @@ def other_reasons(df: pd.DataFrame) -> list[str]:
 
 
 def response_times(df: pd.DataFrame) -> pd.DataFrame:
-    """Response-time distribution (ms) overall and by truth × correct: n, mean, quantiles."""
-    rt = df[np.isfinite(df["response_ms"].astype(float))]
+    """Response-time distribution (ms; the browser's where the study measured it, else the
+    server's) overall and by truth × correct: n, mean, quantiles."""
+    rt = df[np.isfinite(df["rt_ms"].astype(float))]
     groups = [("all", "all", rt)]
     for (truth, correct), part in rt.groupby(["truth", "correct"]):
         groups.append((truth, "correct" if correct else "wrong", part))
     rows = []
     for truth, outcome, part in groups:
-        v = part["response_ms"].to_numpy(dtype=float)
+        v = part["rt_ms"].to_numpy(dtype=float)
         row = {"truth": truth, "outcome": outcome, "n": len(v), "mean_ms": float(v.mean()) if len(v) else np.nan}
         row.update({f"q{int(q * 100):02d}_ms": float(np.quantile(v, q)) if len(v) else np.nan for q in QUANTILES})
         rows.append(row)

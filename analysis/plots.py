@@ -182,11 +182,11 @@ def reasons_bars(reasons: pd.DataFrame):
 
 
 def response_time_hist(df: pd.DataFrame):
-    """Response times of right and wrong answers (seconds; the slowest 1% are clipped so one
-    participant who left the tab open does not squash the rest)."""
+    """Response times of right and wrong answers (seconds, the browser's where measured; the
+    slowest 1% are clipped so one participant who left the tab open does not squash the rest)."""
     plt, sns = _plt(), _sns()
-    rt = df[np.isfinite(df["response_ms"].astype(float))]
-    seconds = rt["response_ms"].astype(float).to_numpy() / 1000
+    rt = df[np.isfinite(df["rt_ms"].astype(float))]
+    seconds = rt["rt_ms"].astype(float).to_numpy() / 1000
     top = float(np.quantile(seconds, 0.99)) if len(seconds) else 1.0
     frame = pd.DataFrame({"seconds": np.minimum(seconds, top),
                           "answer": np.where(rt["correct"] == 1, "correct", "wrong")})

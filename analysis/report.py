@@ -143,7 +143,7 @@ def write_study(outdir: Path, df: pd.DataFrame, res: dict, images_dir: Path | No
         figs["mixed_model"] = lambda: plots.mixed_model_bars(res["mixed"].effects)
     if len(res["reasons"]):
         figs["reasons"] = lambda: plots.reasons_bars(res["reasons"])
-    if main["response_ms"].notna().any():
+    if main["rt_ms"].notna().any():
         figs["response_times"] = lambda: plots.response_time_hist(main)
     if images_dir is not None and images_dir.is_dir():
         figs["gallery"] = lambda: plots.gallery(gallery_groups(res["images"]), images_dir)

@@ -19,6 +19,9 @@ COLUMNS = ("participant", "participant_kind", "image_id", "truth", "model_label"
 # appended by studies that time trials in the browser (HYPE-time and client response times);
 # kept when present, blank otherwise
 TIMING_COLUMNS = ("rt_client_ms", "shown_client_at", "protocol", "exposure_ms", "exposure_shown_ms")
+# derived: the response time every statistic uses, the browser's (first paint to press) where the
+# study measured it, else the server's (which also holds page build and transfer)
+DERIVED_COLUMNS = ("rt_ms",)
 # without these nothing can be computed; the rest get defaults (hand-built tables may omit them)
 REQUIRED = ("participant", "image_id", "truth", "answer")
 LABELS = ("real", "fake")  # row/column order of every confusion matrix
@@ -83,7 +86,8 @@ def validate(frame: pd.DataFrame, where: str) -> pd.DataFrame:
     for col in ("shown_client_at", "protocol"):
         df[col] = df[col].fillna("").astype(str) if col in df.columns else ""
     df.loc[df["protocol"] == "", "protocol"] = "hype-infinity"
-    return df[list(COLUMNS) + list(TIMING_COLUMNS)].reset_index(drop=True)
+    df["rt_ms"] = df["rt_client_ms"].where(np.isfinite(df["rt_client_ms"]), df["response_ms"])
+    return df[list(COLUMNS) + list(TIMING_COLUMNS) + list(DERIVED_COLUMNS)].reset_index(drop=True)
 
 
 def main_trials(df: pd.DataFrame) -> pd.DataFrame:

@@ -26,9 +26,10 @@ from ganeval.study_app import display
 from ganeval.study_app.protocol import (CONFIDENCE_LABELS, CONFIDENCE_MAX, CONFIDENCE_MIN, QUALIFICATION_THRESHOLD,
                                 REASON_LABELS, REASONS)
 from ganeval.study_app.export import csv_bytes
-from ganeval.study_app.store import (ABANDON_AFTER_ENV, ADMIN_PASSWORD_ENV, DB_URL_ENV, check_external_id,
-                                     MAX_PARTICIPANTS_ENV, MIN_ADMIN_PASSWORD, STUDY_DIR_ENV, ParticipantState,
-                                     StudyClosed, DEFAULT_ABANDON_AFTER_S, StudyFull, StudyStore)
+from ganeval.study_app.store import (ABANDON_AFTER_ENV, ADMIN_PASSWORD_ENV, DB_URL_ENV, DEFAULT_MIN_DISPLAY_MS,
+                                     MAX_PARTICIPANTS_ENV, MIN_ADMIN_PASSWORD, MIN_DISPLAY_ENV, STUDY_DIR_ENV,
+                                     DEFAULT_ABANDON_AFTER_S, ParticipantState, StudyClosed, StudyFull, StudyStore,
+                                     check_external_id, parse_client_timing)
 
 TOKEN_PARAM = "p"
 # the browser's participant: a plain link, Back or a new tab finds it again (one person, one participant)
@@ -40,10 +41,6 @@ SESSION_PARAM = "session"
 ADMIN_REFRESH_S = 3
 # entry-link parameters that carry a crowdsourcing platform's participant id
 EXTERNAL_ID_PARAMS = ("PROLIFIC_PID", "workerId")
-# A submission this soon after a picture appeared is the second half of a double click that
-# landed on the next picture's button, not an answer: nobody judges a face in 0.4 s.
-DEBOUNCE_ENV = "GANEVAL_STUDY_DEBOUNCE_MS"
-DEFAULT_DEBOUNCE_MS = 400
 
 log = logging.getLogger("ganeval.study_app")
 
@@ -66,6 +63,8 @@ div[data-testid="stImage"] img {border-radius: 6px; box-shadow: 0 1px 8px rgba(0
   div[data-testid="stImage"] img {max-height: 46vh;}
   h4 {font-size: 1rem; margin: 0; padding: 0.2rem 0;}
 }
+[class*="st-key-client-"] {display: none;}
+body.ganeval-timed [class*="st-key-answer-"]:not([data-ganeval-ready]) button {pointer-events: none; opacity: .45;}
 #ganeval-offline {position: fixed; top: 0; left: 0; right: 0; z-index: 1000000; display: none;
   padding: 0.7rem 1rem; text-align: center; font-weight: 600; color: #fff; background: #b3261e;}
 </style>
@@ -98,6 +97,68 @@ OFFLINE_SCRIPT = """
       top.scrollIntoView({block: "start"});
     }
   }, 200);
+})();
+</script>
+"""
+
+# Trials are timed in the browser. The Real and Fake buttons take clicks only once the picture
+# has been on screen MIN_DISPLAY_MS, counted from its first paint (two animation frames after it
+# loaded), and only once: the late second click of a double click, or a double click on Start,
+# lands on buttons that are not ready and does nothing. At the press the script writes the
+# response time (first paint to press) and the browser's clock at the first paint into the
+# trial's hidden field, which the form submits with the answer. Without the script (or when
+# its field arrives empty) the server falls back to its own clock from the draw.
+TIMING_SCRIPT = """
+<script>
+(function () {
+  if (window.__ganevalTiming) return;
+  window.__ganevalTiming = true;
+  document.body.classList.add("ganeval-timed");
+  const MIN_MS = __MIN_DISPLAY_MS__;
+  const setValue = Object.getOwnPropertyDescriptor(HTMLInputElement.prototype, "value").set;
+  let trial = null, paintedAt = null, paintedClock = null, pressed = false;
+  const answerBoxes = () => document.querySelectorAll('[class*="st-key-answer-"]');
+  const trialKey = () => {
+    const field = document.querySelector('[class*="st-key-client-"]');
+    const img = document.querySelector('[data-testid="stImage"] img');
+    return field && img ? field.className.match(/st-key-client-[0-9]+/)[0] + " " + img.src : null;
+  };
+  setInterval(function () {
+    const key = trialKey();
+    const img = document.querySelector('[data-testid="stImage"] img');
+    if (key !== trial) {
+      if (!key || !(img.complete && img.naturalWidth > 0)) return;
+      trial = key; paintedAt = null; pressed = false;
+      requestAnimationFrame(() => requestAnimationFrame(() => {
+        if (trial === key) { paintedAt = performance.now(); paintedClock = Date.now(); }
+      }));
+    }
+    const ready = paintedAt !== null && !pressed && performance.now() - paintedAt >= MIN_MS;
+    answerBoxes().forEach(box => box.toggleAttribute("data-ganeval-ready", ready));
+  }, 25);
+  const notReady = e => {
+    const box = e.target.closest && e.target.closest('[class*="st-key-answer-"]');
+    if (box && !box.hasAttribute("data-ganeval-ready")) { e.preventDefault(); e.stopImmediatePropagation(); return null; }
+    return box;
+  };
+  function stamp(e) {
+    if (e.type === "keydown" && e.key !== "Enter" && e.key !== " ") return;
+    const box = notReady(e);
+    if (!box || paintedAt === null) return;
+    const form = box.closest('[data-testid="stForm"]');
+    const field = form && form.querySelector('[class*="st-key-client-"] input');
+    if (!field) return;
+    setValue.call(field, JSON.stringify({rt: Math.round(performance.now() - paintedAt), shown: paintedClock}));
+    field.dispatchEvent(new Event("input", {bubbles: true}));
+  }
+  document.addEventListener("pointerdown", stamp, true);
+  document.addEventListener("keydown", stamp, true);
+  document.addEventListener("click", function (e) {
+    if (notReady(e)) {
+      pressed = true;  // one answer per picture: the next click waits for the next picture
+      setTimeout(() => answerBoxes().forEach(box => box.removeAttribute("data-ganeval-ready")), 0);
+    }
+  }, true);
 })();
 </script>
 """
@@ -140,16 +201,18 @@ def _total_trials(store: StudyStore) -> int:
     return s.qualification + s.trials + s.attention
 
 
-def _debounce_s() -> float:
+def min_display_ms() -> int:
+    """How long a picture must have been on screen before an answer to it counts."""
     try:
-        return max(0.0, float(os.environ.get(DEBOUNCE_ENV, DEFAULT_DEBOUNCE_MS)) / 1000)
+        return max(0, int(float(os.environ.get(MIN_DISPLAY_ENV, DEFAULT_MIN_DISPLAY_MS))))
     except ValueError:
-        return DEFAULT_DEBOUNCE_MS / 1000
+        return DEFAULT_MIN_DISPLAY_MS
 
 
 def _first_seen(trial_id: int) -> float:
-    """When this browser session first rendered this trial (monotonic clock). Session state
-    is only a debounce memory here: answers and progress live in the store."""
+    """When this browser session first rendered this trial (monotonic clock): the guard for a
+    page whose timing script did not run. Session state is only that memory here: answers and
+    progress live in the store."""
     seen = st.session_state.get("_trial_seen")
     if not seen or seen[0] != trial_id:
         seen = (trial_id, time.monotonic())
@@ -260,7 +323,7 @@ def consent_page(store: StudyStore, token: str | None, external_id: str | None =
 
 
 def _record(store: StudyStore, token: str, trial_id: int, answer: str, confidence: int | None,
-            ticked: list[str], other_text: str) -> None:
+            ticked: list[str], other_text: str, timing=None) -> None:
     """Save one answer. An answer already saved (double click, second tab) is not saved twice:
     the store returns False, and the participant simply moves on to their current trial."""
     reasons: list[str] = []
@@ -269,7 +332,8 @@ def _record(store: StudyStore, token: str, trial_id: int, answer: str, confidenc
         other = other_text.strip() or None
         reasons = [r for r in REASONS if r in ticked or (r == "other" and other)]
     try:
-        saved = store.record(token, trial_id, answer, confidence=confidence, reasons=reasons, other_text=other)
+        saved = store.record(token, trial_id, answer, confidence=confidence, reasons=reasons, other_text=other,
+                             client=timing)
     except BadInput as err:  # a stale trial from another tab: nothing to save, move on
         log.info("answer not saved: %s", err)
         saved = False
@@ -307,15 +371,14 @@ def trial_page(store: StudyStore, token: str, state: ParticipantState) -> None:
 
     # Enter in the text box does not submit: only the Real and Fake buttons give an answer. The
     # form is not cleared on submit (each trial has its own form), so a refused click keeps it.
-    with st.form(f"trial-{trial.trial_id}", enter_to_submit=False, border=False):
+    # Question, confidence and reasons come before the buttons, so on a phone (one column) a
+    # person reads what they answer before reaching Real and Fake.
+    tid = trial.trial_id
+    with st.form(f"trial-{tid}", enter_to_submit=False, border=False):
         left, right = st.columns([5, 4], gap="large")
         with left:
             png = display.display_png(store.image_path(trial.image_id), s.display_size, s.upscaler)
             st.image(png, width="content", output_format="PNG")  # never JPEG: its artefacts would bias answers
-            col_real, col_fake = st.columns(2)
-            real = col_real.form_submit_button("Real", width="stretch")
-            fake = col_fake.form_submit_button("Fake", width="stretch")
-            too_soon = st.empty()
         with right:
             st.markdown("**Drawn by a person, or generated?** Answer **Real** if you think a person drew this "
                         "face, **Fake** if a computer program generated it. Confidence and reasons are optional; "
@@ -323,22 +386,29 @@ def trial_page(store: StudyStore, token: str, state: ParticipantState) -> None:
             confidence = st.radio(
                 "How sure are you? (optional)", options=list(range(CONFIDENCE_MIN, CONFIDENCE_MAX + 1)),
                 format_func=lambda c: CONFIDENCE_LABELS.get(c, str(c)), index=None, horizontal=True,
-                key=f"confidence-{trial.trial_id}")
-            st.markdown("**If you answer Fake:** what gave it away? (optional)")
-            ticked = [code for code in REASONS
-                      if st.checkbox(REASON_LABELS[code], key=f"reason-{code}-{trial.trial_id}")]
-            other_text = st.text_input("Other reason", max_chars=300, placeholder="Describe it briefly",
-                                       label_visibility="collapsed", key=f"other-{trial.trial_id}")
-    if (real or fake) and time.monotonic() - seen < _debounce_s():
-        log.info("refused a submission %.0f ms after trial %s appeared (double click?)",
-                 (time.monotonic() - seen) * 1000, trial.trial_id)
+                key=f"confidence-{tid}")
+            with st.expander("If you answer Fake: what gave it away? (optional)"):
+                ticked = [code for code in REASONS if st.checkbox(REASON_LABELS[code], key=f"reason-{code}-{tid}")]
+                other_text = st.text_input("Other reason", max_chars=300, placeholder="Describe it briefly",
+                                           label_visibility="collapsed", key=f"other-{tid}")
+            client = st.text_input("timing", label_visibility="collapsed", key=f"client-{tid}")  # hidden
+            col_real, col_fake = st.columns(2)
+            real = col_real.form_submit_button("Real", width="stretch", key=f"answer-real-{tid}")
+            fake = col_fake.form_submit_button("Fake", width="stretch", key=f"answer-fake-{tid}")
+            too_soon = st.empty()
+    if not (real or fake):
+        return
+    timing = parse_client_timing(client)
+    on_screen_ms = timing.rt_ms if timing else (time.monotonic() - seen) * 1000  # no script: the server's clock
+    if on_screen_ms < min_display_ms():
+        log.info("refused an answer %.0f ms after trial %s appeared (double click?)", on_screen_ms, tid)
         too_soon.warning("That was very quick: please look at the picture, then press Real or Fake again.")
-    elif real or fake:
-        try:
-            _record(store, token, trial.trial_id, "real" if real else "fake", confidence, ticked, other_text)
-        except StudyClosed:
-            pass  # the closed page comes on the rerun
-        st.rerun()
+        return
+    try:
+        _record(store, token, tid, "real" if real else "fake", confidence, ticked, other_text, timing)
+    except StudyClosed:
+        pass  # the closed page comes on the rerun
+    st.rerun()
 
 
 def external_id_from_link() -> str | None:
@@ -501,6 +571,7 @@ def main() -> None:
     st.set_page_config(page_title=title, layout="wide", initial_sidebar_state="collapsed")
     st.markdown(STYLE, unsafe_allow_html=True)
     st.html(OFFLINE_SCRIPT, unsafe_allow_javascript=True)
+    st.html(TIMING_SCRIPT.replace("__MIN_DISPLAY_MS__", str(min_display_ms())), unsafe_allow_javascript=True)
     if store is None:
         st.error(problem)
         return

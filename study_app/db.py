@@ -93,6 +93,9 @@ judgments = Table(
     Column("reason_other", Text),
     Column("response_ms", Integer),
     Column("answered_at", String(40), nullable=False),
+    # added later (migrated in at open): the browser's own timing of the trial, when it sent one
+    Column("rt_client_ms", Integer),        # first paint of the picture → the press, in the browser
+    Column("shown_client_at", String(40)),  # the browser's clock at that first paint (UTC ISO)
     UniqueConstraint("participant_id", "trial_id", name="uq_judgment_participant_trial"),
 )
 
@@ -283,7 +286,8 @@ def retry_on_disconnect(method: Callable) -> Callable:
 
 
 # columns added to existing tables since the first release: (table, column, SQL type)
-ADDED_COLUMNS = (("participants", "external_id", "VARCHAR(256)"), ("participants", "active_at", "VARCHAR(40)"))
+ADDED_COLUMNS = (("participants", "external_id", "VARCHAR(256)"), ("participants", "active_at", "VARCHAR(40)"),
+                 ("judgments", "rt_client_ms", "INTEGER"), ("judgments", "shown_client_at", "VARCHAR(40)"))
 
 
 def migrate(engine: Engine) -> None:
@@ -291,8 +295,10 @@ def migrate(engine: Engine) -> None:
     so existing rows stay valid) and a unique index on external_id."""
     from sqlalchemy import inspect
 
-    columns = {c["name"]: c for c in inspect(engine).get_columns("participants")}
-    missing = [(t, c, ty) for t, c, ty in ADDED_COLUMNS if c not in columns]
+    present = {table: {c["name"]: c for c in inspect(engine).get_columns(table)}
+               for table in {t for t, _, _ in ADDED_COLUMNS}}
+    columns = present["participants"]
+    missing = [(t, c, ty) for t, c, ty in ADDED_COLUMNS if c not in present[t]]
     narrow = getattr(columns.get("external_id", {}).get("type"), "length", None)
     if engine.dialect.name == "postgresql" and narrow is not None and narrow < 256:
         with write_tx(engine) as conn:  # ids were once cut to 200 characters; now stored whole

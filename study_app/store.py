@@ -43,6 +43,10 @@ DB_URL_ENV = "GANEVAL_STUDY_DB_URL"
 ADMIN_PASSWORD_ENV = "GANEVAL_STUDY_ADMIN_PASSWORD"
 MAX_PARTICIPANTS_ENV = "GANEVAL_STUDY_MAX_PARTICIPANTS"
 ABANDON_AFTER_ENV = "GANEVAL_STUDY_ABANDON_AFTER_S"
+# an answer counts only once its picture has been on screen this long (in the browser, from the
+# picture's first paint; a page without the timing script falls back to the server's draw time)
+MIN_DISPLAY_ENV = "GANEVAL_STUDY_MIN_DISPLAY_MS"
+DEFAULT_MIN_DISPLAY_MS = 300
 MAX_OTHER_TEXT = 2000
 MAX_EXTERNAL_ID = 256  # bytes of UTF-8: ids are stored whole, never cut into collisions
 DEFAULT_ABANDON_AFTER_S = 30 * 60
@@ -260,6 +264,33 @@ def check_external_id(external_id: str) -> str:
 
 
 _external = check_external_id
+
+MAX_CLIENT_RT_MS = 3_600_000  # an hour: anything longer from a browser is not a response time
+
+
+@dataclass(frozen=True)
+class ClientTiming:
+    """The browser's timing of one trial: from the picture's first paint to the press."""
+
+    rt_ms: int
+    shown_at: str | None  # the browser's clock at the first paint (UTC ISO), as the browser says
+
+
+def parse_client_timing(text: str | None) -> ClientTiming | None:
+    """What the page's script sent (``{"rt": ms, "shown": epoch ms}``), or None when it sent
+    nothing usable: the browser is untrusted, so anything malformed is dropped, never an error."""
+    try:
+        data = json.loads(text) if text else None
+        rt = data.get("rt") if isinstance(data, dict) else None
+        if isinstance(rt, bool) or not isinstance(rt, (int, float)) or not 0 <= rt <= MAX_CLIENT_RT_MS:
+            return None
+        shown = data.get("shown")
+        shown_at = None
+        if isinstance(shown, (int, float)) and not isinstance(shown, bool) and 0 < shown < 1e14:
+            shown_at = db.iso(dt.datetime.fromtimestamp(shown / 1000, dt.timezone.utc))
+        return ClientTiming(int(round(rt)), shown_at)
+    except (ValueError, TypeError, OverflowError, OSError):
+        return None
 
 
 def locked_until(failures: Sequence[dt.datetime]) -> dt.datetime:
@@ -517,9 +548,11 @@ class StudyStore:
         return path
 
     def record(self, token: str, trial_id: int, answer: str, confidence: int | None = None,
-               reasons: Sequence[str] = (), other_text: str | None = None) -> bool:
+               reasons: Sequence[str] = (), other_text: str | None = None,
+               client: "ClientTiming | None" = None) -> bool:
         """Store one judgment, committed at once. False (and nothing stored) when that trial was
-        already answered. Reasons and other_text are kept only for 'fake' answers. Raises
+        already answered. Reasons and other_text are kept only for 'fake' answers; ``client``
+        is the browser's timing of the trial, stored next to the server's. Raises
         BadInput for an invalid answer/confidence/reason, an unknown token or a trial that is
         not this participant's to answer now, StudyClosed when the study is closed."""
         received = db.utcnow()  # server time of the answer, before any lock wait
@@ -545,7 +578,9 @@ class StudyStore:
             trial_id = int(trial_id)
         except (TypeError, ValueError):
             raise BadInput(f"not a trial id: {trial_id!r}") from None
-        values = {"answer": answer, "confidence": confidence, "reasons": reason_text, "reason_other": other}
+        values = {"answer": answer, "confidence": confidence, "reasons": reason_text, "reason_other": other,
+                  "rt_client_ms": client.rt_ms if client else None,
+                  "shown_client_at": client.shown_at if client else None}
         try:
             return self._record(str(token), trial_id, values, received)
         except IntegrityError:

@@ -152,12 +152,17 @@ def register(sub: argparse._SubParsersAction) -> None:
     run.add_argument("--abandon-after", type=positive_int, default=30, metavar="MINUTES",
                      help="an unfinished participant idle this long is abandoned: their unanswered images go to "
                           "others and their place is free")
+    run.add_argument("--min-display-ms", type=nonneg_int, default=None, metavar="MS",
+                     help="an answer counts only after its picture has been on screen this long, timed in the "
+                          "browser from the picture's first paint (a late second click of a double click is "
+                          "not taken as the next picture's answer; default 300)")
     run.set_defaults(func=_run)
 
     export = actions.add_parser("export", help="write every judgment to a CSV file",
                                 description="One row per judgment: participant, participant_kind, image_id, truth, "
                                             "model_label, phase, trial_number, answer, correct, confidence, reasons, "
-                                            "reason_other, response_ms, shown_at, answered_at.",
+                                            "reason_other, response_ms, shown_at, answered_at, external_id, "
+                                            "rt_client_ms, shown_client_at.",
                                 epilog=EXAMPLES, formatter_class=HelpFormatter)
     export.add_argument("study_dir", metavar="STUDY_DIR", help="a folder made by `ganeval study init`")
     export.add_argument("-o", "--output", required=True, help="CSV file to write")
@@ -309,7 +314,7 @@ def _run(args: argparse.Namespace) -> int:
 
     require("streamlit")  # the app runs in a subprocess: say which extra is missing here, in one line
     from ganeval.study_app.store import (ABANDON_AFTER_ENV, ADMIN_PASSWORD_ENV, DB_URL_ENV, MAX_PARTICIPANTS_ENV,
-                                         STUDY_DIR_ENV, check_admin_password)
+                                         MIN_DISPLAY_ENV, STUDY_DIR_ENV, check_admin_password)
 
     password = os.environ.get(ADMIN_PASSWORD_ENV)
     if password:
@@ -326,6 +331,8 @@ def _run(args: argparse.Namespace) -> int:
     if args.max_participants:
         env[MAX_PARTICIPANTS_ENV] = str(args.max_participants)
     env[ABANDON_AFTER_ENV] = str(args.abandon_after * 60)
+    if args.min_display_ms is not None:
+        env[MIN_DISPLAY_ENV] = str(args.min_display_ms)
     cmd = [sys.executable, "-m", "streamlit", "run", str(app),
            "--server.headless", "true", "--server.address", args.host, "--server.port", str(args.port),
            "--browser.gatherUsageStats", "false", "--server.fileWatcherType", "none",

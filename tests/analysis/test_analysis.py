@@ -224,6 +224,20 @@ def test_per_image_fool_rates_and_rankings(original_layout):
     assert rt.loc[0, "n"] == 120 and rt.loc[0, "q50_ms"] == pytest.approx(np.median(df["response_ms"]))
 
 
+def test_statistics_use_the_browsers_response_time_where_measured(original_layout):
+    from ganeval.analysis.per_image import response_times
+
+    _, _, df = original_layout
+    timed = df.assign(rt_client_ms=[800 if i % 2 else "" for i in range(len(df))])
+    loaded = load_responses(timed)
+    browser = loaded["rt_client_ms"].notna()
+    assert browser.sum() == len(df) // 2
+    assert (loaded.loc[browser, "rt_ms"] == 800).all()
+    assert (loaded.loc[~browser, "rt_ms"] == loaded.loc[~browser, "response_ms"]).all()
+    rt = response_times(loaded)
+    assert rt.loc[0, "q50_ms"] == pytest.approx(np.median(loaded["rt_ms"]))
+
+
 # ---------------------------------------------------------------- inputs and bad input
 
 def test_load_csv_and_overview(tmp_path, original_layout):
@@ -232,7 +246,7 @@ def test_load_csv_and_overview(tmp_path, original_layout):
     path = tmp_path / "responses.csv"
     pd.concat([df, extra]).to_csv(path, index=False)
     loaded = load_responses(path)
-    assert len(loaded) == 122 and list(loaded.columns) == list(COLUMNS) + list(TIMING_COLUMNS)
+    assert len(loaded) == 122 and list(loaded.columns) == list(COLUMNS) + list(TIMING_COLUMNS) + ["rt_ms"]
     assert len(main_trials(loaded)) == 120
     ov = study_overview(loaded)
     assert ov["participants"] == 5 and ov["attention_trials"] == 2 and ov["attention_correct_share"] == 1.0

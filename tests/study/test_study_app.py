@@ -46,7 +46,7 @@ def study_env(monkeypatch):
             monkeypatch.setenv("GANEVAL_STUDY_DB_URL", db_url)
         else:
             monkeypatch.delenv("GANEVAL_STUDY_DB_URL", raising=False)
-        monkeypatch.setenv("GANEVAL_STUDY_DEBOUNCE_MS", str(debounce_ms))
+        monkeypatch.setenv("GANEVAL_STUDY_MIN_DISPLAY_MS", str(debounce_ms))
         if password is None:
             monkeypatch.delenv("GANEVAL_STUDY_ADMIN_PASSWORD", raising=False)
         else:
@@ -311,16 +311,40 @@ def test_double_click_on_the_next_picture_is_ignored(tmp_path, study_env, monkey
     consent(at)
     answer(at, "fake")           # a considered answer
     tid = shown_trial_id(at)
-    monkeypatch.setenv("GANEVAL_STUDY_DEBOUNCE_MS", "60000")
+    monkeypatch.setenv("GANEVAL_STUDY_MIN_DISPLAY_MS", "60000")
     answer(at, "fake", confidence=3, reasons=["artefacts"])  # within the window: refused
     assert shown_trial_id(at) == tid and len(judgments(study)) == 1
     assert "very quick" in at.warning[0].value  # said so, not dropped silently
     # the form is kept as the participant filled it in
     assert at.radio(key=f"confidence-{tid}").value == 3 and at.checkbox(key=f"reason-artefacts-{tid}").value
-    monkeypatch.setenv("GANEVAL_STUDY_DEBOUNCE_MS", "0")
+    monkeypatch.setenv("GANEVAL_STUDY_MIN_DISPLAY_MS", "0")
     answer(at, "real")           # a considered answer is taken
     frame = judgments(study)
     assert frame["answer"].tolist() == ["fake", "real"] and shown_trial_id(at) != tid
+
+
+def test_browser_timing_is_stored_and_guards_the_answer(tmp_path, study_env, monkeypatch):
+    """The page's script sends the time from the picture's first paint to the press: it is
+    stored next to the server's time, and it (not the server's draw time) decides whether the
+    picture was on screen long enough. Anything malformed from the browser is ignored."""
+    study = make_study(tmp_path, trials=4)
+    study_env(study, debounce_ms=300)
+    at = open_app()
+    consent(at)
+    tid = shown_trial_id(at)
+    at.text_input(key=f"client-{tid}").input('{"rt": 120, "shown": 1764806400000}')
+    answer(at, "real")  # 120 ms on screen by the browser's clock: the late half of a double click
+    assert shown_trial_id(at) == tid and len(judgments(study)) == 0 and "very quick" in at.warning[0].value
+    at.text_input(key=f"client-{tid}").input('{"rt": 812.4, "shown": 1764806400000}')
+    answer(at, "real")
+    tid2 = shown_trial_id(at)
+    at.text_input(key=f"client-{tid2}").input('{"rt": "<script>", "shown": -1}')
+    monkeypatch.setenv("GANEVAL_STUDY_MIN_DISPLAY_MS", "0")
+    answer(at, "fake")
+    frame = judgments(study)
+    assert frame["rt_client_ms"].tolist()[0] == 812 and pd_isna(frame["rt_client_ms"].tolist()[1])
+    assert frame["shown_client_at"].tolist() == ["2025-12-04T00:00:00.000000+00:00", ""]
+    assert frame["response_ms"].notna().all()  # the server's own time is kept as well
 
 
 def test_failed_qualification_ends_politely(tmp_path, study_env):

@@ -78,7 +78,7 @@ def running(study: Path, tmp_path: Path, port: int | None = None, **env_extra: s
     port = port or free_port()
     env = dict(os.environ)
     env.pop("GANEVAL_STUDY_DB_URL", None)
-    env.pop("GANEVAL_STUDY_DEBOUNCE_MS", None)
+    env.pop("GANEVAL_STUDY_MIN_DISPLAY_MS", None)
     env["GANEVAL_STUDY_ADMIN_PASSWORD"] = "browser-test"
     env.update(env_extra)
     log = open(tmp_path / "server.log", "wb")
@@ -176,6 +176,7 @@ def test_browser_completes_a_six_trial_study(study, server, tmp_path):
                     continue
                 if i % 2 == 1:
                     page.get_by_text("4", exact=True).click()
+                    page.get_by_text("If you answer Fake: what gave it away?").click()
                     page.get_by_text(REASON_LABELS["deformation"]).click()
                     page.get_by_role("button", name="Fake", exact=True).click()
                     given.append(("fake", 4, "deformation"))
@@ -245,6 +246,8 @@ def test_browser_completes_a_six_trial_study(study, server, tmp_path):
         assert (conf is None and row.confidence is pd_na()) or row.confidence == conf
         assert row.correct == int(row.answer == row.truth)
         assert row.response_ms > 0
+        assert 300 <= row.rt_client_ms <= row.response_ms  # the browser's time: from paint, without transfer
+        assert dt.datetime.fromisoformat(row.shown_client_at).utcoffset() == dt.timedelta(0)
         shown, answered = dt.datetime.fromisoformat(row.shown_at), dt.datetime.fromisoformat(row.answered_at)
         assert shown.utcoffset() == dt.timedelta(0) and shown < answered
         assert abs((answered - shown).total_seconds() * 1000 - row.response_ms) < 5
@@ -275,11 +278,13 @@ def in_view(page, locator) -> bool:
 
 @pytest.mark.slow
 def test_phone_enter_quick_click_reconnect(study, tmp_path):
-    """On a 390x844 phone: picture and Real/Fake buttons fit on screen at once; Enter in the
-    "Other reason" box saves nothing and keeps the text; a click within the guard window is
-    refused with a message and the form kept; the next picture is scrolled into view; after a
-    SIGKILL of `ganeval study run` the page says it is reconnecting and no server survives."""
-    with running(study, tmp_path, GANEVAL_STUDY_DEBOUNCE_MS=str(GUARD_MS)) as (url, proc), \
+    """On a 390x844 phone: the picture fits the screen, and the question, confidence and
+    reasons come before the Real/Fake buttons; Enter in the "Other reason" box saves nothing
+    and keeps the text; a click before the picture has been on screen for the minimum time does
+    nothing (the buttons are not ready) and keeps the form; the answer after it carries the
+    browser's response time; the next picture is scrolled into view; after a SIGKILL of
+    `ganeval study run` the page says it is reconnecting and no server survives."""
+    with running(study, tmp_path, GANEVAL_STUDY_MIN_DISPLAY_MS=str(GUARD_MS)) as (url, proc), \
             sync_api.sync_playwright() as p:
         browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
         try:
@@ -287,39 +292,46 @@ def test_phone_enter_quick_click_reconnect(study, tmp_path):
             page.set_default_timeout(30_000)
             page.goto(url + "/")
             page.get_by_text("I have read the above and agree to take part.").click()
-            page.get_by_role("button", name="Start").click()
+            page.get_by_role("button", name="Start").dblclick()  # a double click on Start answers nothing
             page.get_by_text(f"Picture 1 of {TRIALS}").wait_for()
             src = loaded_picture(page)
             picture = page.locator('[data-testid="stImage"] img')
             real = page.get_by_role("button", name="Real", exact=True)
             fake = page.get_by_role("button", name="Fake", exact=True)
-            page.screenshot(path=tmp_path / "study_phone.png")
+            question = page.get_by_text("Drawn by a person, or generated?")
+            sureness = page.get_by_text("How sure are you? (optional)")
+            reasons = page.get_by_text("If you answer Fake: what gave it away?")
+            page.screenshot(path=tmp_path / "study_phone.png", full_page=True)
             keep(tmp_path / "study_phone.png")
-            assert in_view(page, picture) and in_view(page, real) and in_view(page, fake)
-            assert picture.bounding_box()["y"] < real.bounding_box()["y"]  # picture first
+            assert in_view(page, picture) and in_view(page, question)
+            y = [loc.bounding_box()["y"] for loc in (picture, question, sureness, reasons, real)]
+            assert y == sorted(y), y  # picture, question, confidence, reasons, then the buttons
+            assert fake.bounding_box()["y"] >= y[-1]
 
+            reasons.click()
             other = page.get_by_placeholder("Describe it briefly")
             other.fill("odd ears")
             page.get_by_text(REASON_LABELS["artefacts"]).click()
-            fake.click()  # well within the guard window of the picture appearing
-            page.get_by_text("That was very quick").wait_for()
-            assert other.input_value() == "odd ears" and page.get_by_text(f"Picture 1 of {TRIALS}").is_visible()
-            assert page.get_by_role("checkbox", name=REASON_LABELS["artefacts"]).is_checked()
+            box = fake.bounding_box()
+            page.mouse.click(box["x"] + box["width"] / 2, box["y"] + box["height"] / 2)  # too soon: not ready
+            assert float(fake.evaluate("b => getComputedStyle(b).opacity")) < 0.6
             other.press("Enter")
             page.wait_for_timeout(1500)
             with StudyStore.open(study) as store:
                 assert len(store.export_frame()) == 0  # neither the quick click nor Enter answered
-            assert other.input_value() == "odd ears"
+            assert other.input_value() == "odd ears" and page.get_by_text(f"Picture 1 of {TRIALS}").is_visible()
+            assert page.get_by_role("checkbox", name=REASON_LABELS["artefacts"]).is_checked()
             page.wait_for_timeout(GUARD_MS)
-            page.mouse.wheel(0, 2000)  # scrolled down, as after filling in the reasons
+            assert float(fake.evaluate("b => getComputedStyle(b).opacity")) == 1.0
             fake.click()
             page.get_by_text(f"Picture 2 of {TRIALS}").wait_for()
             loaded_picture(page, src)
             page.wait_for_timeout(500)
-            assert in_view(page, picture) and in_view(page, real)  # the next picture is on screen
+            assert in_view(page, picture)  # the next picture is on screen
             with StudyStore.open(study) as store:
                 row = store.export_frame().iloc[0]
             assert (row.answer, row.reasons, row.reason_other) == ("fake", "artefacts;other", "odd ears")
+            assert GUARD_MS <= row.rt_client_ms < row.response_ms  # the browser's time excludes transfer
 
             banner = page.locator("#ganeval-offline")
             assert not banner.is_visible()
@@ -346,7 +358,7 @@ def test_prolific_link_returns_and_completes(tmp_path):
     study = tmp_path / "study"
     assert cli(["study", "init", str(study), "--real", str(real), "--fake", str(fake), "--trials", "2",
                 "--completion-url", completion]) == 0
-    with running(study, tmp_path, port=port, GANEVAL_STUDY_DEBOUNCE_MS="0") as (url, _proc), \
+    with running(study, tmp_path, port=port, GANEVAL_STUDY_MIN_DISPLAY_MS="0") as (url, _proc), \
             sync_api.sync_playwright() as p:
         browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
         try:

@@ -598,13 +598,16 @@ def test_max_participants_and_abandoned_participants(tmp_path, sources):
 
 
 def test_old_study_database_is_migrated(tmp_path, sources):
-    """A study made before external_id/active_at existed opens and gains the columns."""
+    """A study made before external_id/active_at and the browser timing columns existed opens
+    and gains the columns; its answers export with those blank."""
     import sqlite3
 
     make_study(tmp_path, sources, trials=4).dispose()
     con = sqlite3.connect(tmp_path / "study" / "study.db")
     con.executescript("""
         PRAGMA foreign_keys=OFF;
+        ALTER TABLE judgments DROP COLUMN rt_client_ms;
+        ALTER TABLE judgments DROP COLUMN shown_client_at;
         DROP TABLE participants;
         CREATE TABLE participants (id INTEGER PRIMARY KEY AUTOINCREMENT, token VARCHAR(64) NOT NULL UNIQUE,
             kind VARCHAR(16) NOT NULL, status VARCHAR(16) NOT NULL, ordinal INTEGER NOT NULL,
@@ -618,6 +621,11 @@ def test_old_study_database_is_migrated(tmp_path, sources):
     token = store.start_participant(external_id="w1")
     assert store.start_participant(external_id="w1") == token
     assert store.state("old-token").status == "consent"
+    store.give_consent(token)
+    trial = store.current_trial(token)
+    assert store.record(token, trial.trial_id, "real")
+    frame = store.export_frame()
+    assert pd.isna(frame["rt_client_ms"].iloc[0]) and frame["shown_client_at"].iloc[0] == ""
     store.dispose()
 
 
