@@ -600,4 +600,5 @@ def something_went_wrong(store: StudyStore) -> None:
         st.link_button("Return to the study platform", url)
 
 
-main()
+if __name__ == "__main__":  # `streamlit run` of this file; `ganeval study run` runs the launch.py launcher
+    main()

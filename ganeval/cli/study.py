@@ -13,7 +13,6 @@ from pathlib import Path
 
 from ganeval.cli import study_plan
 from ganeval.cli.common import HelpFormatter, emit_json, nonneg_int, positive_int, warn
-from ganeval.errors import GanevalError
 
 
 EXAMPLES = """examples:
@@ -309,7 +308,6 @@ def _audit(args: argparse.Namespace) -> int:
 
 
 def _run(args: argparse.Namespace) -> int:
-    from ganeval import study_app
     from ganeval.extras import require
 
     require("streamlit")  # the app runs in a subprocess: say which extra is missing here, in one line
@@ -321,9 +319,9 @@ def _run(args: argparse.Namespace) -> int:
         check_admin_password(password)
     store = _open(args, existing=False)  # fails early, with one line, when this is not a study or the database is unreachable
     store.dispose()
-    app = Path(study_app.__file__).resolve().parent / "app.py"
-    if not app.is_file():
-        raise GanevalError(f"the study app is missing ({app})")
+    from ganeval.study_app.launch import write_launcher
+
+    app = write_launcher()  # nothing of the installation reaches browsers
     env = dict(os.environ)
     env[STUDY_DIR_ENV] = str(Path(args.study_dir).expanduser().resolve())
     if args.db_url:

@@ -21,6 +21,7 @@ from urllib.parse import parse_qs, urljoin, urlparse
 
 import pytest
 
+import ganeval
 from ganeval.cli.main import main as cli
 from ganeval.images import decode_image
 from ganeval.synth import write_faces
@@ -132,6 +133,9 @@ def test_browser_completes_a_six_trial_study(study, server, tmp_path):
             person = browser.new_context(viewport={"width": 1280, "height": 900})  # one person's browser
             page = person.new_page()
             page.set_default_timeout(30_000)
+            frames: list[bytes] = []  # everything the server sends the browser over the websocket
+            page.on("websocket", lambda ws: ws.on(
+                "framereceived", lambda data: frames.append(data if isinstance(data, bytes) else data.encode())))
             page.goto(server + "/")
             page.get_by_role("heading", name="Real or fake?").wait_for()
             page.screenshot(path=tmp_path / "study_consent.png", full_page=True)
@@ -204,6 +208,8 @@ def test_browser_completes_a_six_trial_study(study, server, tmp_path):
                     page.get_by_text(f"Picture {i + 2} of {TRIALS}").wait_for()
                     previous_src = None
             page.get_by_role("heading", name="Thank you!").wait_for()
+            server_paths = {str(Path(ganeval.__file__).resolve().parent.parent), str(study.resolve()), str(tmp_path)}
+            assert frames and not [p for p in server_paths if any(p.encode() in f for f in frames)]
             again = page.context.new_page()  # the link again after the end: thanks, not a new start
             again.goto(server + "/")
             again.get_by_role("heading", name="Thank you!").wait_for()
