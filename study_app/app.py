@@ -22,6 +22,7 @@ import streamlit as st
 from sqlalchemy.exc import SQLAlchemyError
 
 from ganeval.errors import BadInput, GanevalError
+from ganeval.images import CorruptImage
 from ganeval.study_app import display
 from ganeval.study_app.protocol import (CONFIDENCE_LABELS, CONFIDENCE_MAX, CONFIDENCE_MIN, QUALIFICATION_THRESHOLD,
                                 REASON_LABELS, REASONS)
@@ -43,6 +44,7 @@ ADMIN_REFRESH_S = 3
 EXTERNAL_ID_PARAMS = ("PROLIFIC_PID", "workerId")
 
 log = logging.getLogger("ganeval.study_app")
+_BROKEN_IMAGES: set[str] = set()  # images this server could not show: never given as replacements
 
 # Bigger answer buttons, no Streamlit chrome that participants could wander into, and no
 # clicks on stale widgets: while a run is under way, the previous picture's buttons are still
@@ -374,10 +376,20 @@ def trial_page(store: StudyStore, token: str, state: ParticipantState) -> None:
     # Question, confidence and reasons come before the buttons, so on a phone (one column) a
     # person reads what they answer before reaching Real and Fake.
     tid = trial.trial_id
+    try:
+        png = display.display_png(store.image_path(trial.image_id), s.display_size, s.upscaler)
+    except (BadInput, OSError, CorruptImage) as err:  # a lost or unreadable file: never shown broken
+        _BROKEN_IMAGES.add(trial.image_id)
+        new = store.replace_trial_image(token, tid, sorted(_BROKEN_IMAGES))
+        if new is None:
+            raise GanevalError(f"image {trial.image_id} cannot be shown ({err}) and no other image of its "
+                               "class is left") from err
+        log.error("image %s cannot be shown (%s); trial %s now shows %s, of the same class",
+                  trial.image_id, err, tid, new)
+        st.rerun()
     with st.form(f"trial-{tid}", enter_to_submit=False, border=False):
         left, right = st.columns([5, 4], gap="large")
         with left:
-            png = display.display_png(store.image_path(trial.image_id), s.display_size, s.upscaler)
             st.image(png, width="content", output_format="PNG")  # never JPEG: its artefacts would bias answers
         with right:
             st.markdown("**Drawn by a person, or generated?** Answer **Real** if you think a person drew this "

@@ -547,6 +547,40 @@ class StudyStore:
             raise BadInput(f"no image {image_id} in {self.study_dir / IMAGES_DIR}")
         return path
 
+    @db.retry_on_disconnect
+    def replace_trial_image(self, token: str, trial_id: int, broken: Sequence[str] = ()) -> str | None:
+        """Give an unanswered trial whose picture cannot be shown (file lost or unreadable)
+        another picture of the same class: same truth and model label (an attention check,
+        another attention image), not yet given to this participant, not in ``broken``, its file
+        present; the least exposed first. Returns the new image id; when there is none the
+        trial is dropped, so the participant goes on with one trial fewer. Either way the
+        participant never sees a broken picture."""
+        mine = participants.c.id == trials.c.participant_id
+        with db.write_tx(self.engine) as conn:
+            row = conn.execute(
+                select(trials.c.participant_id, images.c.truth, images.c.model_label, images.c.role,
+                       judgments.c.id.label("judgment"))
+                .select_from(trials.join(participants, mine).join(images, images.c.id == trials.c.image_id)
+                             .outerjoin(judgments, judgments.c.trial_id == trials.c.id))
+                .where(participants.c.token == str(token), trials.c.id == int(trial_id))).first()
+            if row is None:
+                raise BadInput(f"trial {trial_id} is not this participant's")
+            if row.judgment is not None:
+                return None  # answered meanwhile: nothing to replace
+            given = select(trials.c.image_id).where(trials.c.participant_id == row.participant_id)
+            candidates = conn.execute(
+                select(images.c.id).where(images.c.truth == row.truth, images.c.model_label == row.model_label,
+                                          images.c.role == row.role, images.c.id.not_in(given))
+                .order_by(images.c.sort_key)).scalars().all()
+            cutoff = db.iso(db.utcnow() - dt.timedelta(seconds=self.abandon_after_s))
+            exposure = self._exposure(conn, cutoff)
+            for image_id in sorted(candidates, key=lambda i: exposure.get(i, 0)):  # stable: sort_key breaks ties
+                if image_id not in broken and (self.study_dir / IMAGES_DIR / f"{image_id}.png").is_file():
+                    conn.execute(update(trials).where(trials.c.id == int(trial_id))
+                                 .values(image_id=image_id, shown_at=None))
+                    return image_id
+            return None
+
     def record(self, token: str, trial_id: int, answer: str, confidence: int | None = None,
                reasons: Sequence[str] = (), other_text: str | None = None,
                client: "ClientTiming | None" = None) -> bool:

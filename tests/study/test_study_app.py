@@ -631,6 +631,30 @@ def test_failures_show_one_friendly_line_and_no_server_path(tmp_path, study_env)
     assert "cannot be opened right now" in text and str(tmp_path) not in text
 
 
+def test_a_missing_image_is_replaced_by_one_of_its_class(tmp_path, study_env, caplog):
+    """A lost or unreadable picture is never shown broken: the trial gets another picture of the
+    same class that this participant has not been given, and the study goes on."""
+    study = make_study(tmp_path, trials=4)
+    study_env(study)
+    at = open_app()
+    token = consent(at)
+    with StudyStore.open(study) as store:
+        first = store.current_trial(token)
+        truth = dict(zip(*store.images_progress()[["image_id", "truth"]].T.values))
+    (study / "images" / f"{first.image_id}.png").unlink()
+    at.run()
+    assert not at.exception and "Something went wrong" not in _page_text(at)
+    assert shown_trial_id(at) == first.trial_id and at.image  # the same trial, now with a picture
+    for _ in range(4):
+        answer(at, "real")
+    assert titles(at) == ["Thank you!"]
+    frame = judgments(study)
+    assert len(frame) == 4 and first.image_id not in set(frame["image_id"]) and frame["image_id"].is_unique
+    replaced = frame.loc[frame["trial_number"] == first.number, "image_id"].item()
+    assert truth[replaced] == truth[first.image_id]
+    assert "of the same class" in caplog.text
+
+
 def test_a_bad_platform_id_gets_a_friendly_page(tmp_path, study_env):
     study = make_study(tmp_path, trials=4)
     study_env(study)

@@ -422,10 +422,11 @@ def test_cli_run_execs_streamlit_headless(tmp_path, sources, capsys, monkeypatch
     monkeypatch.setenv("GANEVAL_STUDY_ADMIN_PASSWORD", "password")
     db_url = f"sqlite:///{tmp_path / 'x.db'}"
     main(["study", "run", str(tmp_path / "study"), "--port", "8599", "--db-url", db_url,
-          "--max-participants", "40", "--abandon-after", "5"])
+          "--max-participants", "40", "--abandon-after", "5", "--min-display-ms", "250"])
     cmd = seen["cmd"]
     assert seen["path"] == cmd[0]
-    assert cmd[1:4] == ["-m", "streamlit", "run"] and cmd[4].endswith("study_app/app.py")
+    assert cmd[1:4] == ["-m", "streamlit", "run"] and Path(cmd[4]).name == "study.py"
+    assert Path(cmd[4]).read_text() == "from ganeval.study_app.app import main\n\nmain()\n"  # a neutral launcher
     flags = dict(zip(cmd[5::2], cmd[6::2]))
     assert flags == {"--server.headless": "true", "--server.address": "127.0.0.1", "--server.port": "8599",
                      "--browser.gatherUsageStats": "false", "--server.fileWatcherType": "none",
@@ -434,6 +435,7 @@ def test_cli_run_execs_streamlit_headless(tmp_path, sources, capsys, monkeypatch
     assert seen["env"]["GANEVAL_STUDY_DB_URL"] == db_url
     assert seen["env"]["GANEVAL_STUDY_MAX_PARTICIPANTS"] == "40"
     assert seen["env"]["GANEVAL_STUDY_ABANDON_AFTER_S"] == "300"
+    assert seen["env"]["GANEVAL_STUDY_MIN_DISPLAY_MS"] == "250"
     out = capsys.readouterr().out
     assert "http://127.0.0.1:8599/" in out and "http://127.0.0.1:8599/?admin=1" in out
 
