@@ -504,6 +504,13 @@ def _admin_password() -> str | None:
     return str(password) if password else None
 
 
+def client_address() -> str | None:
+    """The browser's address as the server's socket saw it, for the admin lockout. Headers such
+    as X-Forwarded-For are not read: a guesser could name the admin's address in them and get it
+    locked out."""
+    return st.context.ip_address
+
+
 def admin_view(store: StudyStore) -> None:
     st.title(f"Admin · {store.settings.title}")
     password = _admin_password()
@@ -519,7 +526,7 @@ def admin_view(store: StudyStore) -> None:
             given = st.text_input("Password", type="password")
             submitted = st.form_submit_button("Log in", type="primary")
         if submitted:
-            outcome, session = store.admin_login(given, password)
+            outcome, session = store.admin_login(given, password, client_address())
             if outcome == "ok":
                 # a random session token (only its hash is stored, it expires): a reload stays
                 # logged in, and the password never goes into the URL
@@ -527,7 +534,7 @@ def admin_view(store: StudyStore) -> None:
                 st.rerun()
             time.sleep(WRONG_PASSWORD_DELAY_S)  # slows down guessing
             if outcome == "locked":
-                st.error("Too many failed logins: the admin login is locked for 10 minutes.")
+                st.error("Too many failed logins: the admin login is locked for a while. Try again in 10 minutes.")
             else:
                 st.error("Wrong password.")
         return

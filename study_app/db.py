@@ -105,6 +105,8 @@ admin_attempts = Table(
     Column("id", Integer, primary_key=True, autoincrement=True),
     Column("at", String(40), nullable=False),
     Column("outcome", String(16), nullable=False),        # 'ok' | 'failed' | 'locked'
+    # added later (migrated in at open): a keyed hash of the client's address, never the address
+    Column("source", String(64)),
 )
 
 # admin sessions: the browser keeps a random token in its URL; the server keeps only its hash
@@ -287,7 +289,8 @@ def retry_on_disconnect(method: Callable) -> Callable:
 
 # columns added to existing tables since the first release: (table, column, SQL type)
 ADDED_COLUMNS = (("participants", "external_id", "VARCHAR(256)"), ("participants", "active_at", "VARCHAR(40)"),
-                 ("judgments", "rt_client_ms", "INTEGER"), ("judgments", "shown_client_at", "VARCHAR(40)"))
+                 ("judgments", "rt_client_ms", "INTEGER"), ("judgments", "shown_client_at", "VARCHAR(40)"),
+                 ("admin_attempts", "source", "VARCHAR(64)"))
 
 
 def migrate(engine: Engine) -> None:

@@ -54,6 +54,11 @@ ACTIVE_STATUSES = ("consent", "qualification", "trials")   # not finished
 ADMIN_MAX_FAILURES = 5
 ADMIN_WINDOW = dt.timedelta(minutes=10)
 ADMIN_LOCKOUT = dt.timedelta(minutes=10)
+# beyond this many failed logins a minute from everywhere together (a guess from many addresses),
+# only addresses that have logged in before get their attempts checked
+ADMIN_GLOBAL_MAX_FAILURES = 20
+ADMIN_GLOBAL_WINDOW = dt.timedelta(minutes=1)
+ADMIN_TRUSTED_FOR = dt.timedelta(days=30)
 ADMIN_SESSION_TTL = dt.timedelta(hours=12)
 
 log = logging.getLogger("ganeval.study_app")
@@ -294,8 +299,8 @@ def parse_client_timing(text: str | None) -> ClientTiming | None:
 
 
 def locked_until(failures: Sequence[dt.datetime]) -> dt.datetime:
-    """When the admin lockout ends, given the failed attempts' times (sorted): ADMIN_LOCKOUT
-    after the latest failure that completed ADMIN_MAX_FAILURES within ADMIN_WINDOW."""
+    """When one address's admin lockout ends, given its failed attempts' times (sorted):
+    ADMIN_LOCKOUT after the latest failure that completed ADMIN_MAX_FAILURES within ADMIN_WINDOW."""
     end = dt.datetime.min.replace(tzinfo=dt.timezone.utc)
     for i in range(ADMIN_MAX_FAILURES - 1, len(failures)):
         if failures[i] - failures[i - ADMIN_MAX_FAILURES + 1] <= ADMIN_WINDOW:
@@ -305,6 +310,11 @@ def locked_until(failures: Sequence[dt.datetime]) -> dt.datetime:
 
 def _hash(token: str) -> str:
     return hashlib.sha256(str(token).encode()).hexdigest()
+
+
+def source_key(address: str | None) -> str:
+    """What the lockout stores of a client address: a hash, so the table holds no addresses."""
+    return _hash(f"ganeval-admin-source:{address or 'unknown'}")[:32]
 
 
 class StudyStore:
@@ -718,33 +728,43 @@ class StudyStore:
                      .values(**changes))
 
     # ---- admin access ------------------------------------------------------------------
-    def admin_login(self, given: str, password: str) -> tuple[str, str | None]:
+    def admin_login(self, given: str, password: str, source: str | None = None) -> tuple[str, str | None]:
         """Check an admin password against the lockout kept in the database (shared by every
-        session and server): after ADMIN_MAX_FAILURES failures within ADMIN_WINDOW the login is
-        locked for ADMIN_LOCKOUT, the right password included. Every attempt is stored.
-        Returns (outcome, session token): 'ok' with a new session token, 'failed' or 'locked'."""
+        session and server). Per address (``source``, the client's address; only a hash is
+        kept): after ADMIN_MAX_FAILURES failures within ADMIN_WINDOW that address is locked for
+        ADMIN_LOCKOUT, the right password included, so a guesser cannot keep the admin out from
+        elsewhere. Everywhere together: beyond ADMIN_GLOBAL_MAX_FAILURES failures within
+        ADMIN_GLOBAL_WINDOW, only addresses that logged in within ADMIN_TRUSTED_FOR are checked,
+        which bounds guessing from many addresses. Every attempt is stored. Returns (outcome,
+        session token): 'ok' with a new session token, 'failed' or 'locked'."""
         now = db.utcnow()
+        key = source_key(source)
+        attempts = db.admin_attempts
         with db.write_tx(self.engine) as conn:
             # serialise attempts (PostgreSQL: the state row lock), so parallel guesses count exactly
             conn.execute(select(study_state.c.id).where(study_state.c.id == 1).with_for_update())
             since = db.iso(now - ADMIN_WINDOW - ADMIN_LOCKOUT)
-            failures = [db.parse_iso(t) for t in conn.execute(
-                select(db.admin_attempts.c.at).where(db.admin_attempts.c.outcome == "failed",
-                                                     db.admin_attempts.c.at >= since)
-                .order_by(db.admin_attempts.c.at)).scalars()]
-            if locked_until(failures) > now:
+            mine = [db.parse_iso(t) for t in conn.execute(
+                select(attempts.c.at).where(attempts.c.outcome == "failed", attempts.c.at >= since,
+                                            attempts.c.source == key).order_by(attempts.c.at)).scalars()]
+            everywhere = conn.execute(select(func.count()).select_from(attempts).where(
+                attempts.c.outcome == "failed", attempts.c.at >= db.iso(now - ADMIN_GLOBAL_WINDOW))).scalar()
+            trusted = conn.execute(select(func.count()).select_from(attempts).where(
+                attempts.c.outcome == "ok", attempts.c.source == key,
+                attempts.c.at >= db.iso(now - ADMIN_TRUSTED_FOR))).scalar()
+            if locked_until(mine) > now or (everywhere >= ADMIN_GLOBAL_MAX_FAILURES and not trusted):
                 outcome = "locked"
             elif hmac.compare_digest(str(given).encode(), str(password).encode()):
                 outcome = "ok"
             else:
                 outcome = "failed"
-            conn.execute(insert(db.admin_attempts).values(at=db.iso(now), outcome=outcome))
+            conn.execute(insert(attempts).values(at=db.iso(now), outcome=outcome, source=key))
             session = None
             if outcome == "ok":
                 session = secrets.token_urlsafe(24)
                 conn.execute(insert(db.admin_sessions).values(
                     token_hash=_hash(session), created_at=db.iso(now), expires_at=db.iso(now + ADMIN_SESSION_TTL)))
-        log.warning("admin login %s at %s", outcome, db.iso(now))
+        log.warning("admin login %s at %s from source %s", outcome, db.iso(now), key[:8])
         return outcome, session
 
     def admin_session_valid(self, session: str | None) -> bool:

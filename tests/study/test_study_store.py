@@ -610,6 +610,7 @@ def test_old_study_database_is_migrated(tmp_path, sources):
         PRAGMA foreign_keys=OFF;
         ALTER TABLE judgments DROP COLUMN rt_client_ms;
         ALTER TABLE judgments DROP COLUMN shown_client_at;
+        ALTER TABLE admin_attempts DROP COLUMN source;
         DROP TABLE participants;
         CREATE TABLE participants (id INTEGER PRIMARY KEY AUTOINCREMENT, token VARCHAR(64) NOT NULL UNIQUE,
             kind VARCHAR(16) NOT NULL, status VARCHAR(16) NOT NULL, ordinal INTEGER NOT NULL,
@@ -628,6 +629,7 @@ def test_old_study_database_is_migrated(tmp_path, sources):
     assert store.record(token, trial.trial_id, "real")
     frame = store.export_frame()
     assert pd.isna(frame["rt_client_ms"].iloc[0]) and frame["shown_client_at"].iloc[0] == ""
+    assert store.admin_login("pw-right-1", "pw-right-1", "127.0.0.1")[0] == "ok"
     store.dispose()
 
 
@@ -663,6 +665,32 @@ def test_admin_lockout_is_shared_and_logged(tmp_path, sources, db_url, monkeypat
     now[0] += pd.Timedelta(hours=13)
     assert not store.admin_session_valid(session)  # expired
     other.dispose()
+    store.dispose()
+
+
+def test_a_guesser_cannot_lock_the_admin_out(tmp_path, sources, monkeypatch):
+    """Failures lock the address they come from, not the admin elsewhere; many addresses
+    guessing together hit the global rate, which spares addresses that logged in before."""
+    from ganeval.study_app import store as store_module
+
+    store = make_study(tmp_path, sources, trials=4)
+    now = [db.utcnow()]
+    monkeypatch.setattr(store_module.db, "utcnow", lambda: now[0])
+    assert store.admin_login("pw-right-1", "pw-right-1", "10.0.0.1")[0] == "ok"  # the admin, earlier
+    for _ in range(6):
+        store.admin_login("guess", "pw-right-1", "203.0.113.9")
+        now[0] += pd.Timedelta(seconds=5)
+    assert store.admin_login("pw-right-1", "pw-right-1", "203.0.113.9")[0] == "locked"
+    assert store.admin_login("pw-right-1", "pw-right-1", "198.51.100.7")[0] == "ok"  # a new place still works
+    for i in range(25):  # a guess from many addresses at once
+        assert store.admin_login("guess", "pw-right-1", f"192.0.2.{i}")[0] in ("failed", "locked")
+    assert store.admin_login("pw-right-1", "pw-right-1", "192.0.2.200")[0] == "locked"  # unknown: rate-limited
+    assert store.admin_login("pw-right-1", "pw-right-1", "10.0.0.1")[0] == "ok"  # the admin's address is not
+    now[0] += pd.Timedelta(minutes=2)
+    assert store.admin_login("pw-right-1", "pw-right-1", "192.0.2.200")[0] == "ok"  # the rate recovers
+    with store.engine.connect() as conn:
+        sources_stored = {r[0] for r in conn.exec_driver_sql("SELECT source FROM admin_attempts")}
+    assert not [s for s in sources_stored if "." in s]  # hashes, never addresses
     store.dispose()
 
 
