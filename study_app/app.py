@@ -30,7 +30,8 @@ from ganeval.study_app.export import csv_bytes
 from ganeval.study_app.store import (ABANDON_AFTER_ENV, ADMIN_PASSWORD_ENV, DB_URL_ENV, DEFAULT_MIN_DISPLAY_MS,
                                      MAX_PARTICIPANTS_ENV, MIN_ADMIN_PASSWORD, MIN_DISPLAY_ENV, STUDY_DIR_ENV,
                                      DEFAULT_ABANDON_AFTER_S, ParticipantState, StudyClosed, StudyFull, StudyStore,
-                                     check_external_id, parse_client_timing)
+                                     LINK_ID_PARAM, LINK_SIG_PARAM, check_external_id, link_is_signed,
+                                     parse_client_timing)
 
 TOKEN_PARAM = "p"
 # the browser's participant: a plain link, Back or a new tab finds it again (one person, one participant)
@@ -423,19 +424,28 @@ def trial_page(store: StudyStore, token: str, state: ParticipantState) -> None:
     st.rerun()
 
 
-def external_id_from_link() -> str | None:
-    """The crowdsourcing platform's participant id from the entry link, if any. An id that is
-    too long or holds control characters (a NUL breaks PostgreSQL) gets a friendly page."""
-    for param in EXTERNAL_ID_PARAMS:
+def _invalid_link(why: str) -> None:
+    with _centered():
+        st.warning(f"This study link is not valid ({why}). Please open the link you were given again.")
+    st.stop()
+
+
+def external_id_from_link(store: StudyStore) -> str | None:
+    """The participant id from the entry link (a platform's, or ``pid`` of a personal link), if
+    any. An id that is too long or holds control characters (a NUL breaks PostgreSQL) gets a
+    friendly page; so does one without its signature when the study uses --signed-links."""
+    secret = store.settings.link_secret
+    for param in (LINK_ID_PARAM, *EXTERNAL_ID_PARAMS):
         value = st.query_params.get(param)
         if value and value.strip():
             try:
-                return check_external_id(value)
+                external_id = check_external_id(value)
             except BadInput:
-                with _centered():
-                    st.warning("This study link is not valid (the participant id in it cannot be used). "
-                               "Please open the link your platform gave you again.")
-                st.stop()
+                _invalid_link("the participant id in it cannot be used")
+            if secret and not link_is_signed(secret, external_id, st.query_params.get(LINK_SIG_PARAM)):
+                log.warning("refused an entry link whose signature does not match its participant id")
+                _invalid_link("it is not the personal link made for this participant")
+            return external_id
     return None
 
 
@@ -462,12 +472,16 @@ def remembered_participant(store: StudyStore) -> str | None:
 
 def participant_view(store: StudyStore) -> None:
     token = st.query_params.get(TOKEN_PARAM) or None
-    external_id = external_id_from_link()
+    external_id = external_id_from_link(store)
     if token is None and external_id is not None:
         # one person, one participant: a known platform id comes back to its own participant
         token = store.participant_for(external_id)
     elif token is None:
         token = remembered_participant(store)
+        if token is None and store.settings.link_secret:  # --signed-links: nobody takes part without one
+            with _centered():
+                st.info("This study is by invitation: please open the personal link you were given.")
+            return
     state = store.state(token) if token else None
     if token and state is None:
         del st.query_params[TOKEN_PARAM]

@@ -94,6 +94,7 @@ class StudySettings:
     completion_url: str | None = None  # crowdsourcing: where participants go after the last trial
     screened_out_url: str | None = None  # crowdsourcing: where those who end early go (e.g. Prolific's screened-out code)
     max_participants: int | None = None
+    link_secret: str | None = None     # set by --signed-links: entry links must carry sig=link_signature(id)
     created_at: str | None = None
     version: int = 1
 
@@ -159,6 +160,34 @@ def check_completion_url(url: str | None) -> str | None:
     if parsed.scheme not in ("http", "https") or not parsed.netloc or any(c in url for c in "\"'<> \n\r\t"):
         raise BadInput(f"--completion-url must be an http:// or https:// address, got {url!r}")
     return url
+
+
+LINK_ID_PARAM = "pid"   # the participant id in a personal (signed) link
+LINK_SIG_PARAM = "sig"
+
+
+def new_link_secret() -> str:
+    return secrets.token_hex(32)
+
+
+def link_signature(secret: str, external_id: str) -> str:
+    """The ``sig`` of a personal link: HMAC-SHA256 of the id under the study's secret (24 hex
+    digits), so nobody who only knows or guesses an id can answer as that person."""
+    return hmac.new(bytes.fromhex(secret), check_external_id(external_id).encode("utf-8", "surrogatepass"),
+                    hashlib.sha256).hexdigest()[:24]
+
+
+def link_is_signed(secret: str, external_id: str, sig: str | None) -> bool:
+    return bool(sig) and hmac.compare_digest(link_signature(secret, external_id), str(sig).strip().lower())
+
+
+def personal_links(secret: str, base_url: str, ids: Sequence[str]) -> list[tuple[str, str]]:
+    """(id, link) for each participant id: ``BASE/?pid=ID&sig=SIG``."""
+    from urllib.parse import urlencode
+
+    base = base_url.rstrip("/") + "/"
+    return [(i, base + "?" + urlencode({LINK_ID_PARAM: i, LINK_SIG_PARAM: link_signature(secret, i)}))
+            for i in (check_external_id(x) for x in ids)]
 
 
 def update_settings(study_dir: str | os.PathLike, **changes) -> StudySettings:

@@ -25,6 +25,10 @@ EXAMPLES = """examples:
   ganeval study init my-study --real real-jpegs/ --fake samples/ --equalize jpeg:90   # same JPEG for all
   ganeval study audit my-study --json     # can the image files alone tell real from fake?
 
+invited participants (links you hand out yourself):
+  ganeval study init my-study --real real/ --fake gan.npz --signed-links
+  ganeval study links my-study --url https://HOST --ids ids.txt -o links.csv   # or -n 50: new random ids
+
 crowdsourcing (Prolific, MTurk):
   ganeval study init my-study --real real/ --fake gan.npz --trials 40 --qualification 6 \\
       --completion-url "https://app.prolific.com/submissions/complete?cc=CODE" --max-participants 100
@@ -128,6 +132,9 @@ def register(sub: argparse._SubParsersAction) -> None:
                            "to someone else after a long pause), e.g. Prolific's screened-out link with its code")
     init.add_argument("--max-participants", type=positive_int, default=None, metavar="N",
                       help="accept at most N participants (abandoned ones free their place); `run` can override")
+    init.add_argument("--signed-links", action="store_true",
+                      help="take part only through personal links (`ganeval study links`): an id alone, or "
+                           "the plain study link, cannot answer for anyone")
     init.add_argument("--json", action="store_true", help="print a summary as JSON")
     init.set_defaults(func=_init)
 
@@ -175,6 +182,17 @@ def register(sub: argparse._SubParsersAction) -> None:
     status.add_argument("--db-url", default=None, help="database URL (overrides study.json and $GANEVAL_STUDY_DB_URL)")
     status.add_argument("--json", action="store_true", help="print progress as JSON")
     status.set_defaults(func=_status)
+
+    links = actions.add_parser("links", help="personal signed links for a study made with --signed-links",
+                               epilog=EXAMPLES, formatter_class=HelpFormatter)
+    links.add_argument("study_dir", metavar="STUDY_DIR", help="a folder made by `ganeval study init --signed-links`")
+    links.add_argument("--url", required=True, help="the study's public address, e.g. https://study.example.org")
+    who = links.add_mutually_exclusive_group(required=True)
+    who.add_argument("--ids", metavar="FILE", help="a text file of participant ids, one a line")
+    who.add_argument("-n", type=positive_int, metavar="N", help="N new random participant ids")
+    links.add_argument("-o", "--output", required=True, help="CSV file to write (id,link)")
+    links.add_argument("--overwrite", action="store_true", help="replace an existing output file")
+    links.set_defaults(func=_links)
 
     for name, is_open in (("close", False), ("open", True)):
         q = actions.add_parser(name, help=("stop accepting participants and answers" if not is_open else
@@ -244,17 +262,18 @@ def _fake_images(src: str, args: argparse.Namespace, tmp: Path) -> str:
 
 def _build(args: argparse.Namespace, fakes: list[str], labels: list[str]) -> int:
     from ganeval.study_app.build import build_study
-    from ganeval.study_app.store import update_settings
+    from ganeval.study_app.store import new_link_secret, update_settings
 
     result = build_study(args.study_dir, args.real, fakes, labels=labels, trials=args.trials,
                          qualification=args.qualification, attention=args.attention, seed=args.seed,
                          display_size=args.display_size, upscaler=args.upscaler, db_url=args.db_url,
                          title=args.title, pool=args.pool, image_size=args.image_size, equalize=args.equalize,
                          warn=warn)
-    if args.completion_url or args.max_participants or args.screened_out_url:
+    if args.completion_url or args.max_participants or args.screened_out_url or args.signed_links:
         result.settings = update_settings(result.study_dir, completion_url=args.completion_url,
                                           max_participants=args.max_participants,
-                                          screened_out_url=args.screened_out_url)
+                                          screened_out_url=args.screened_out_url,
+                                          link_secret=new_link_secret() if args.signed_links else None)
     s = result.settings
     leak = None if args.no_audit else _init_audit(result.study_dir, args.db_url, args.seed)
     if args.json:
@@ -378,6 +397,36 @@ def _export(args: argparse.Namespace) -> int:
         frame = store.export_frame()
     out = write_csv(frame, args.output)
     print(f"wrote {len(frame)} judgment(s) from {frame['participant'].nunique()} participant(s) to {out}")
+    return 0
+
+
+def _links(args: argparse.Namespace) -> int:
+    import secrets
+
+    import pandas as pd
+
+    from ganeval.errors import BadInput
+    from ganeval.study_app.export import write_csv
+    from ganeval.outputs import check_output_file
+    from ganeval.study_app.store import SETTINGS_FILE, StudySettings, personal_links
+
+    check_output_file(args.output, inputs=[args.study_dir] + ([args.ids] if args.ids else []), overwrite=args.overwrite)
+    settings = StudySettings.load(Path(args.study_dir).expanduser() / SETTINGS_FILE)
+    if not settings.link_secret:
+        raise BadInput(f"{args.study_dir}: made without --signed-links; anyone with the study link can take part")
+    if not args.url.startswith(("http://", "https://")):
+        raise BadInput(f"--url must be an http(s) address, got {args.url!r}")
+    if args.ids:
+        try:
+            ids = [line.strip() for line in Path(args.ids).read_text(encoding="utf-8").splitlines() if line.strip()]
+        except (OSError, UnicodeDecodeError) as err:
+            raise BadInput(f"{args.ids}: cannot read participant ids ({err})") from None
+        if len(set(ids)) != len(ids):
+            raise BadInput(f"{args.ids}: an id is listed twice")
+    else:
+        ids = [secrets.token_hex(6) for _ in range(args.n)]
+    write_csv(pd.DataFrame(personal_links(settings.link_secret, args.url, ids), columns=["id", "link"]), args.output)
+    print(f"wrote {len(ids)} personal link(s) to {args.output}")
     return 0
 
 

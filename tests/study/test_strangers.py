@@ -96,3 +96,4 @@ def test_the_participant_cap_holds_when_someone_comes_back(study):
         assert store.keep_place(b) and store.keep_place(c)
         with pytest.raises(Exception, match="full"):
             store.start_participant()
+

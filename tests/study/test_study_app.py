@@ -663,3 +663,42 @@ def test_a_bad_platform_id_gets_a_friendly_page(tmp_path, study_env):
     assert "This study link is not valid" in _page_text(at)
     with StudyStore.open(study) as store:
         assert store.counts()["participants"] == 0
+
+
+def test_signed_links_let_only_invited_people_take_part(tmp_path, study_env, capsys):
+    """--signed-links: the plain link and an id without its signature cannot take part; the
+    personal link from `study links` can, and comes back to the same participant."""
+    from urllib.parse import parse_qs, urlparse
+
+    import pandas as pd
+
+    study = make_study(tmp_path, trials=4)
+    assert cli(["study", "links", str(study), "--url", "https://s.example.org", "-n", "2",
+                "-o", str(tmp_path / "l.csv")]) == 2
+    assert "made without --signed-links" in capsys.readouterr().err
+    study = make_study(tmp_path, trials=4, name="invited")
+    from ganeval.study_app.store import new_link_secret, update_settings
+
+    update_settings(study, link_secret=new_link_secret())
+    (tmp_path / "ids.txt").write_text("alice\nbob\n")
+    assert cli(["study", "links", str(study), "--url", "https://s.example.org/", "--ids", str(tmp_path / "ids.txt"),
+                "-o", str(tmp_path / "links.csv")]) == 0
+    links = pd.read_csv(tmp_path / "links.csv", dtype=str)
+    assert list(links["id"]) == ["alice", "bob"] and links["link"].str.startswith("https://s.example.org/?pid=").all()
+    query = {k: v[0] for k, v in parse_qs(urlparse(links["link"][0]).query).items()}
+    assert cli(["study", "links", str(study), "--url", "https://s.example.org", "-n", "3",
+                "-o", str(tmp_path / "links.csv")]) == 2  # never overwrites without --overwrite
+
+    study_env(study)
+    plain = no_exception(open_app())
+    assert "by invitation" in " ".join(i.value for i in plain.info) and not plain.checkbox
+    forged = no_exception(open_app(pid="alice", sig="0" * 24))
+    assert "not the personal link" in forged.warning[0].value and not forged.checkbox
+    unsigned = no_exception(open_app(PROLIFIC_PID="alice"))
+    assert "not the personal link" in unsigned.warning[0].value
+    invited = no_exception(open_app(**query))
+    token = consent(invited)
+    again = no_exception(open_app(**query))
+    assert again.query_params.get("p") == token
+    with StudyStore.open(study) as store:
+        assert store.counts()["participants"] == 1 and store.participant_for("alice") == token
