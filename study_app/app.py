@@ -67,6 +67,9 @@ div[data-testid="stImage"] img {border-radius: 6px; box-shadow: 0 1px 8px rgba(0
   h4 {font-size: 1rem; margin: 0; padding: 0.2rem 0;}
 }
 [class*="st-key-client-"] {display: none;}
+div[data-testid="stImage"].ganeval-masked {background: repeating-conic-gradient(#6b6b6b 0 25%, #9a9a9a 0 50%) 0 0/12px 12px;
+  border-radius: 6px;}
+div[data-testid="stImage"].ganeval-masked img {visibility: hidden;}
 body.ganeval-timed [class*="st-key-answer-"]:not([data-ganeval-ready]) button {pointer-events: none; opacity: .45;}
 #ganeval-offline {position: fixed; top: 0; left: 0; right: 0; z-index: 1000000; display: none;
   padding: 0.7rem 1rem; text-align: center; font-weight: 600; color: #fff; background: #b3261e;}
@@ -110,7 +113,10 @@ OFFLINE_SCRIPT = """
 # lands on buttons that are not ready and does nothing. At the press the script writes the
 # response time (first paint to press) and the browser's clock at the first paint into the
 # trial's hidden field, which the form submits with the answer. Without the script (or when
-# its field arrives empty) the server falls back to its own clock from the draw.
+# its field arrives empty) the server falls back to its own clock from the draw. In a HYPE-time
+# study the field's placeholder carries the trial's exposure: the picture is covered by a mask
+# that long after its first paint, the buttons wait for the mask, and the time from paint to
+# mask is sent as measured.
 TIMING_SCRIPT = """
 <script>
 (function () {
@@ -120,23 +126,45 @@ TIMING_SCRIPT = """
   const MIN_MS = __MIN_DISPLAY_MS__;
   const setValue = Object.getOwnPropertyDescriptor(HTMLInputElement.prototype, "value").set;
   let trial = null, paintedAt = null, paintedClock = null, pressed = false;
+  let exposure = null, known = false, maskedAt = null;  // the trial's exposure: a number, or none (untimed)
   const answerBoxes = () => document.querySelectorAll('[class*="st-key-answer-"]');
   const trialKey = () => {
     const field = document.querySelector('[class*="st-key-client-"]');
     const img = document.querySelector('[data-testid="stImage"] img');
     return field && img ? field.className.match(/st-key-client-[0-9]+/)[0] + " " + img.src : null;
   };
+  function maskLater(key) {  // HYPE-time: cover the picture `exposure` ms after its first paint
+    const box = document.querySelector('[data-testid="stImage"]');
+    setTimeout(() => {
+      if (trial !== key) return;
+      box.classList.add("ganeval-masked");
+      requestAnimationFrame(() => { if (trial === key) maskedAt = performance.now(); });
+    }, Math.max(0, paintedAt + exposure - performance.now() - 8));
+  }
   setInterval(function () {
     const key = trialKey();
     const img = document.querySelector('[data-testid="stImage"] img');
     if (key !== trial) {
       if (!key || !(img.complete && img.naturalWidth > 0)) return;
-      trial = key; paintedAt = null; pressed = false;
+      trial = key; paintedAt = null; pressed = false; maskedAt = null; known = false; exposure = null;
+      img.closest('[data-testid="stImage"]').classList.remove("ganeval-masked");
       requestAnimationFrame(() => requestAnimationFrame(() => {
-        if (trial === key) { paintedAt = performance.now(); paintedClock = Date.now(); }
+        if (trial !== key) return;
+        paintedAt = performance.now(); paintedClock = Date.now();
+        if (known && exposure !== null) maskLater(key);
       }));
     }
-    const ready = paintedAt !== null && !pressed && performance.now() - paintedAt >= MIN_MS;
+    if (!known) {  // the field's placeholder may arrive a moment after the picture
+      const field = document.querySelector('[class*="st-key-client-"] input');
+      const said = /exposure=([0-9]+|none)/.exec(field ? field.placeholder : "");
+      if (said) {
+        known = true;
+        exposure = said[1] === "none" ? null : parseInt(said[1], 10);
+        if (exposure !== null && paintedAt !== null) maskLater(trial);
+      }
+    }
+    const shownLongEnough = paintedAt !== null && performance.now() - paintedAt >= MIN_MS;
+    const ready = known && shownLongEnough && !pressed && (exposure === null || maskedAt !== null);
     answerBoxes().forEach(box => box.toggleAttribute("data-ganeval-ready", ready));
   }, 25);
   const notReady = e => {
@@ -151,7 +179,9 @@ TIMING_SCRIPT = """
     const form = box.closest('[data-testid="stForm"]');
     const field = form && form.querySelector('[class*="st-key-client-"] input');
     if (!field) return;
-    setValue.call(field, JSON.stringify({rt: Math.round(performance.now() - paintedAt), shown: paintedClock}));
+    const timing = {rt: Math.round(performance.now() - paintedAt), shown: paintedClock};
+    if (maskedAt !== null) timing.exposure = Math.round(maskedAt - paintedAt);
+    setValue.call(field, JSON.stringify(timing));
     field.dispatchEvent(new Event("input", {bubbles: true}));
   }
   document.addEventListener("pointerdown", stamp, true);
@@ -289,9 +319,12 @@ def consent_page(store: StudyStore, token: str | None, external_id: str | None =
             f"You will see **{_total_trials(store)} pictures** of anime-style faces, one at a time. "
             "Some were drawn by people; the others were **generated by a computer program**.\n\n"
             "For each picture, decide whether it is **Real** (drawn by a person) or **Fake** "
-            "(generated). Go with your impression: there is no time limit, and most people take "
-            "a few seconds. You can also say how sure you are and, for pictures you think are "
-            "fake, what gave it away."
+            "(generated). "
+            + ("Each picture is shown **only for a moment** (between a tenth of a second and one "
+               "second) and then covered; answer once it is covered. The time adapts to your answers, "
+               "so some pictures are hard to catch: that is expected. " if s.protocol == "hype-time" else
+               "Go with your impression: there is no time limit, and most people take a few seconds. ")
+            + "You can also say how sure you are and, for pictures you think are fake, what gave it away."
             + (" A few pictures are easy checks that you are paying attention." if s.attention else ""))
         if s.qualification:
             st.markdown(
@@ -326,7 +359,7 @@ def consent_page(store: StudyStore, token: str | None, external_id: str | None =
 
 
 def _record(store: StudyStore, token: str, trial_id: int, answer: str, confidence: int | None,
-            ticked: list[str], other_text: str, timing=None) -> None:
+            ticked: list[str], other_text: str, timing=None, exposure: int | None = None) -> None:
     """Save one answer. An answer already saved (double click, second tab) is not saved twice:
     the store returns False, and the participant simply moves on to their current trial."""
     reasons: list[str] = []
@@ -336,7 +369,7 @@ def _record(store: StudyStore, token: str, trial_id: int, answer: str, confidenc
         reasons = [r for r in REASONS if r in ticked or (r == "other" and other)]
     try:
         saved = store.record(token, trial_id, answer, confidence=confidence, reasons=reasons, other_text=other,
-                             client=timing)
+                             client=timing, exposure_ms=exposure)
     except BadInput as err:  # a stale trial from another tab: nothing to save, move on
         log.info("answer not saved: %s", err)
         saved = False
@@ -377,6 +410,7 @@ def trial_page(store: StudyStore, token: str, state: ParticipantState) -> None:
     # Question, confidence and reasons come before the buttons, so on a phone (one column) a
     # person reads what they answer before reaching Real and Fake.
     tid = trial.trial_id
+    exposure = store.exposure_for(token, trial.phase)  # HYPE-time: shown this long, then masked
     try:
         png = display.display_png(store.image_path(trial.image_id), s.display_size, s.upscaler)
     except (BadInput, OSError, CorruptImage) as err:  # a lost or unreadable file: never shown broken
@@ -404,7 +438,8 @@ def trial_page(store: StudyStore, token: str, state: ParticipantState) -> None:
                 ticked = [code for code in REASONS if st.checkbox(REASON_LABELS[code], key=f"reason-{code}-{tid}")]
                 other_text = st.text_input("Other reason", max_chars=300, placeholder="Describe it briefly",
                                            label_visibility="collapsed", key=f"other-{tid}")
-            client = st.text_input("timing", label_visibility="collapsed", key=f"client-{tid}")  # hidden
+            client = st.text_input("timing", label_visibility="collapsed", key=f"client-{tid}",  # hidden
+                                   placeholder=f"exposure={'none' if exposure is None else exposure}")
             col_real, col_fake = st.columns(2)
             real = col_real.form_submit_button("Real", width="stretch", key=f"answer-real-{tid}")
             fake = col_fake.form_submit_button("Fake", width="stretch", key=f"answer-fake-{tid}")
@@ -418,7 +453,7 @@ def trial_page(store: StudyStore, token: str, state: ParticipantState) -> None:
         too_soon.warning("That was very quick: please look at the picture, then press Real or Fake again.")
         return
     try:
-        _record(store, token, tid, "real" if real else "fake", confidence, ticked, other_text, timing)
+        _record(store, token, tid, "real" if real else "fake", confidence, ticked, other_text, timing, exposure)
     except StudyClosed:
         pass  # the closed page comes on the rerun
     st.rerun()

@@ -96,6 +96,8 @@ judgments = Table(
     # added later (migrated in at open): the browser's own timing of the trial, when it sent one
     Column("rt_client_ms", Integer),        # first paint of the picture → the press, in the browser
     Column("shown_client_at", String(40)),  # the browser's clock at that first paint (UTC ISO)
+    Column("exposure_ms", Integer),         # HYPE-time: how long the picture was to be shown
+    Column("exposure_shown_ms", Integer),   # HYPE-time: first paint to mask, measured in the browser
     UniqueConstraint("participant_id", "trial_id", name="uq_judgment_participant_trial"),
 )
 
@@ -290,7 +292,8 @@ def retry_on_disconnect(method: Callable) -> Callable:
 # columns added to existing tables since the first release: (table, column, SQL type)
 ADDED_COLUMNS = (("participants", "external_id", "VARCHAR(256)"), ("participants", "active_at", "VARCHAR(40)"),
                  ("judgments", "rt_client_ms", "INTEGER"), ("judgments", "shown_client_at", "VARCHAR(40)"),
-                 ("admin_attempts", "source", "VARCHAR(64)"))
+                 ("admin_attempts", "source", "VARCHAR(64)"), ("judgments", "exposure_ms", "INTEGER"),
+                 ("judgments", "exposure_shown_ms", "INTEGER"))
 
 
 def migrate(engine: Engine) -> None:

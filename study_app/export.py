@@ -7,7 +7,7 @@ import os
 from pathlib import Path
 
 import pandas as pd
-from sqlalchemy import Engine, case, func, select
+from sqlalchemy import Engine, case, func, literal, select
 
 from ganeval.atomic import atomic_path
 from ganeval.study_app import db
@@ -22,7 +22,7 @@ def pseudonym(participant_id: int) -> str:
 EXPORT_COLUMNS = (
     "participant", "participant_kind", "image_id", "truth", "model_label", "phase", "trial_number",
     "answer", "correct", "confidence", "reasons", "reason_other", "response_ms", "shown_at", "answered_at",
-    "external_id", "rt_client_ms", "shown_client_at",
+    "external_id", "rt_client_ms", "shown_client_at", "protocol", "exposure_ms", "exposure_shown_ms",
 )
 # a spreadsheet runs a cell starting with one of these as a formula (CSV injection): such
 # cells get a leading apostrophe, which spreadsheets show as text and hide
@@ -30,15 +30,17 @@ EXPORT_COLUMNS = (
 FORMULA_START = ("=", "+", "-", "@", "\t", "\r", "\uff1d", "\uff0b", "\uff0d", "\uff20", "|")
 
 
-def export_frame(engine: Engine) -> pd.DataFrame:
-    """One row per judgment, in participant creation order then trial order."""
+def export_frame(engine: Engine, protocol: str = "hype-infinity") -> pd.DataFrame:
+    """One row per judgment, in participant creation order then trial order; ``protocol`` is
+    the study's ("hype-infinity" or "hype-time")."""
     query = (
         select(participants.c.id.label("participant"), participants.c.kind.label("participant_kind"),
                images.c.id.label("image_id"), images.c.truth, images.c.model_label, trials.c.phase,
                (trials.c.position + 1).label("trial_number"), judgments.c.answer, judgments.c.correct,
                judgments.c.confidence, judgments.c.reasons, judgments.c.reason_other, judgments.c.response_ms,
                trials.c.shown_at, judgments.c.answered_at, participants.c.external_id,
-               judgments.c.rt_client_ms, judgments.c.shown_client_at)
+               judgments.c.rt_client_ms, judgments.c.shown_client_at, literal(protocol).label("protocol"),
+               judgments.c.exposure_ms, judgments.c.exposure_shown_ms)
         .select_from(judgments.join(trials, trials.c.id == judgments.c.trial_id)
                      .join(participants, participants.c.id == judgments.c.participant_id)
                      .join(images, images.c.id == trials.c.image_id))
@@ -50,7 +52,7 @@ def export_frame(engine: Engine) -> pd.DataFrame:
     frame["participant"] = frame["participant"].map(pseudonym).astype(object)
     frame["trial_number"] = frame["trial_number"].astype("int64")
     frame["correct"] = frame["correct"].astype(bool).astype("int64")
-    for col in ("confidence", "response_ms", "rt_client_ms"):
+    for col in ("confidence", "response_ms", "rt_client_ms", "exposure_ms", "exposure_shown_ms"):
         frame[col] = pd.array(frame[col].tolist(), dtype="Int64")
     for col in ("reasons", "reason_other", "shown_at", "external_id", "shown_client_at"):
         frame[col] = frame[col].fillna("").astype(str)

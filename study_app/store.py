@@ -95,6 +95,7 @@ class StudySettings:
     screened_out_url: str | None = None  # crowdsourcing: where those who end early go (e.g. Prolific's screened-out code)
     max_participants: int | None = None
     link_secret: str | None = None     # set by --signed-links: entry links must carry sig=link_signature(id)
+    protocol: str = "hype-infinity"    # or "hype-time": each picture shown for a staircase-adapted exposure
     created_at: str | None = None
     version: int = 1
 
@@ -160,6 +161,29 @@ def check_completion_url(url: str | None) -> str | None:
     if parsed.scheme not in ("http", "https") or not parsed.netloc or any(c in url for c in "\"'<> \n\r\t"):
         raise BadInput(f"--completion-url must be an http:// or https:// address, got {url!r}")
     return url
+
+
+PROTOCOLS = ("hype-infinity", "hype-time")
+# HYPE-time's staircase (Zhou et al. 2019: exposures between 100 and 1000 ms, shorter after right
+# answers, longer after wrong ones; the threshold is the modal exposure). ganeval's rule: start at
+# 500 ms, 30 ms shorter after 3 right answers in a row, 30 ms longer after each wrong one.
+STAIRCASE_START_MS, STAIRCASE_STEP_MS, STAIRCASE_DOWN_AFTER = 500, 30, 3
+STAIRCASE_RANGE_MS = (100, 1000)
+
+
+def staircase_exposure(history: Sequence[bool]) -> int:
+    """The next exposure (ms) after a participant's main-trial answers, right (True) or wrong,
+    in the order given."""
+    exposure, streak = STAIRCASE_START_MS, 0
+    low, high = STAIRCASE_RANGE_MS
+    for correct in history:
+        if correct:
+            streak += 1
+            if streak == STAIRCASE_DOWN_AFTER:
+                exposure, streak = max(low, exposure - STAIRCASE_STEP_MS), 0
+        else:
+            exposure, streak = min(high, exposure + STAIRCASE_STEP_MS), 0
+    return exposure
 
 
 LINK_ID_PARAM = "pid"   # the participant id in a personal (signed) link
@@ -308,6 +332,7 @@ class ClientTiming:
 
     rt_ms: int
     shown_at: str | None  # the browser's clock at the first paint (UTC ISO), as the browser says
+    exposure_shown_ms: int | None = None  # HYPE-time: first paint to mask
 
 
 def parse_client_timing(text: str | None) -> ClientTiming | None:
@@ -322,7 +347,10 @@ def parse_client_timing(text: str | None) -> ClientTiming | None:
         shown_at = None
         if isinstance(shown, (int, float)) and not isinstance(shown, bool) and 0 < shown < 1e14:
             shown_at = db.iso(dt.datetime.fromtimestamp(shown / 1000, dt.timezone.utc))
-        return ClientTiming(int(round(rt)), shown_at)
+        exposure = data.get("exposure")
+        exposure_ms = (int(round(exposure)) if isinstance(exposure, (int, float)) and not isinstance(exposure, bool)
+                       and 0 <= exposure <= MAX_CLIENT_RT_MS else None)
+        return ClientTiming(int(round(rt)), shown_at, exposure_ms)
     except (ValueError, TypeError, OverflowError, OSError):
         return None
 
@@ -620,12 +648,28 @@ class StudyStore:
                     return image_id
             return None
 
+    def exposure_for(self, token: str, phase: str) -> int | None:
+        """HYPE-time: the exposure (ms) of this participant's next trial in ``phase``, from the
+        staircase over their main-trial answers so far; None when the trial is not timed (the
+        study is HYPE-infinity, or a warm-up trial)."""
+        if self.settings.protocol != "hype-time" or phase == "qualification":
+            return None
+        with db.one_statement(self.engine) as conn:
+            history = conn.execute(
+                select(judgments.c.correct)
+                .select_from(judgments.join(trials, trials.c.id == judgments.c.trial_id)
+                             .join(participants, participants.c.id == judgments.c.participant_id))
+                .where(participants.c.token == str(token), trials.c.phase == "main")
+                .order_by(trials.c.position)).scalars().all()
+        return staircase_exposure([bool(c) for c in history])
+
     def record(self, token: str, trial_id: int, answer: str, confidence: int | None = None,
                reasons: Sequence[str] = (), other_text: str | None = None,
-               client: "ClientTiming | None" = None) -> bool:
+               client: "ClientTiming | None" = None, exposure_ms: int | None = None) -> bool:
         """Store one judgment, committed at once. False (and nothing stored) when that trial was
         already answered. Reasons and other_text are kept only for 'fake' answers; ``client``
-        is the browser's timing of the trial, stored next to the server's. Raises
+        is the browser's timing of the trial, stored next to the server's; ``exposure_ms`` the
+        HYPE-time exposure the trial was shown with. Raises
         BadInput for an invalid answer/confidence/reason, an unknown token or a trial that is
         not this participant's to answer now, StudyClosed when the study is closed."""
         received = db.utcnow()  # server time of the answer, before any lock wait
@@ -653,7 +697,9 @@ class StudyStore:
             raise BadInput(f"not a trial id: {trial_id!r}") from None
         values = {"answer": answer, "confidence": confidence, "reasons": reason_text, "reason_other": other,
                   "rt_client_ms": client.rt_ms if client else None,
-                  "shown_client_at": client.shown_at if client else None}
+                  "shown_client_at": client.shown_at if client else None,
+                  "exposure_ms": exposure_ms,
+                  "exposure_shown_ms": client.exposure_shown_ms if client and exposure_ms is not None else None}
         try:
             return self._record(str(token), trial_id, values, received)
         except IntegrityError:
@@ -821,7 +867,7 @@ class StudyStore:
         """One row per judgment, columns EXPORT_COLUMNS in that order."""
         from ganeval.study_app.export import export_frame
 
-        return export_frame(self.engine)
+        return export_frame(self.engine, self.settings.protocol)
 
     def participants_progress(self) -> pd.DataFrame:
         """One row per participant: token, kind, status, answered/total, main accuracy, times."""

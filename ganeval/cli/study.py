@@ -132,6 +132,10 @@ def register(sub: argparse._SubParsersAction) -> None:
                            "to someone else after a long pause), e.g. Prolific's screened-out link with its code")
     init.add_argument("--max-participants", type=positive_int, default=None, metavar="N",
                       help="accept at most N participants (abandoned ones free their place); `run` can override")
+    init.add_argument("--protocol", choices=("hype-infinity", "hype-time"), default="hype-infinity",
+                      help="hype-infinity: each picture stays until answered; hype-time (Zhou et al. 2019): each "
+                           "picture is shown for an exposure adapted per participant by a staircase (100-1000 ms), "
+                           "then masked")
     init.add_argument("--signed-links", action="store_true",
                       help="take part only through personal links (`ganeval study links`): an id alone, or "
                            "the plain study link, cannot answer for anyone")
@@ -269,11 +273,13 @@ def _build(args: argparse.Namespace, fakes: list[str], labels: list[str]) -> int
                          display_size=args.display_size, upscaler=args.upscaler, db_url=args.db_url,
                          title=args.title, pool=args.pool, image_size=args.image_size, equalize=args.equalize,
                          warn=warn)
-    if args.completion_url or args.max_participants or args.screened_out_url or args.signed_links:
+    if (args.completion_url or args.max_participants or args.screened_out_url or args.signed_links
+            or args.protocol != "hype-infinity"):
         result.settings = update_settings(result.study_dir, completion_url=args.completion_url,
                                           max_participants=args.max_participants,
                                           screened_out_url=args.screened_out_url,
-                                          link_secret=new_link_secret() if args.signed_links else None)
+                                          link_secret=new_link_secret() if args.signed_links else None,
+                                          protocol=args.protocol)
     s = result.settings
     leak = None if args.no_audit else _init_audit(result.study_dir, args.db_url, args.seed)
     if args.json:

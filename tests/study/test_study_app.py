@@ -702,3 +702,45 @@ def test_signed_links_let_only_invited_people_take_part(tmp_path, study_env, cap
     assert again.query_params.get("p") == token
     with StudyStore.open(study) as store:
         assert store.counts()["participants"] == 1 and store.participant_for("alice") == token
+
+
+def test_staircase_adapts_the_exposure():
+    from ganeval.study_app.store import staircase_exposure
+
+    assert staircase_exposure([]) == 500
+    assert staircase_exposure([True, True]) == 500 and staircase_exposure([True] * 3) == 470
+    assert staircase_exposure([True, True, False]) == 530  # a wrong answer resets the streak
+    assert staircase_exposure([True] * 3 + [True, True, False, True]) == 500
+    assert staircase_exposure([True] * 300) == 100 and staircase_exposure([False] * 300) == 1000
+
+
+def test_hype_time_study_times_each_main_picture(tmp_path, study_env, capsys):
+    """--protocol hype-time: each main picture carries its staircase exposure to the page (the
+    script masks the picture after it); exposure and the measured paint-to-mask time are
+    stored, and the export says the protocol, as the HYPE-time analysis reads it."""
+    from ganeval.analysis.hype import hype_time_table
+    from ganeval.analysis.responses import load_responses
+
+    study = make_study(tmp_path, trials=6, name="timed")
+    study_env(study)
+    from ganeval.study_app.store import update_settings
+
+    update_settings(study, protocol="hype-time")
+    at = open_app()
+    assert "only for a moment" in " ".join(m.value for m in at.markdown)
+    consent(at)
+    for i in range(6):
+        tid = shown_trial_id(at)
+        field = at.text_input(key=f"client-{tid}")
+        exposure = int(field.placeholder.split("=")[1])
+        with StudyStore.open(study) as store:
+            truth = store.images_progress().set_index("image_id").loc[store.current_trial(at.query_params["p"]).image_id,
+                                                                         "truth"]
+        field.input(f'{{"rt": {exposure + 400}, "shown": 1764806400000, "exposure": {exposure + 4}}}')
+        answer(at, truth if i < 3 else ("fake" if truth == "real" else "real"))  # 3 right, then 3 wrong
+    frame = judgments(study)
+    assert frame["exposure_ms"].tolist() == [500, 500, 500, 470, 500, 530]
+    assert (frame["exposure_shown_ms"] - frame["exposure_ms"]).tolist() == [4] * 6
+    assert set(frame["protocol"]) == {"hype-time"}
+    table = hype_time_table(load_responses(frame), resamples=50)
+    assert table.loc[table["scope"] == "all", "value"].item() == 500.0  # the modal exposure

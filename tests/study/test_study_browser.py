@@ -391,3 +391,46 @@ def test_prolific_link_returns_and_completes(tmp_path):
     with StudyStore.open(study) as store:
         frame = store.export_frame()
     assert len(frame) == 2 and set(frame["external_id"]) == {"5f00c0ffee"} and set(frame["participant"]) == {"P00001"}
+
+
+@pytest.mark.slow
+def test_hype_time_masks_the_picture_after_its_exposure(tmp_path):
+    """--protocol hype-time in a real browser: the picture is covered by the mask after its
+    exposure (500 ms for the first trial), the buttons wait for the mask, and the paint-to-mask
+    time measured in the browser is stored beside the exposure."""
+    real = write_faces(tmp_path / "real", 4, size=32, seed=0)
+    fake = write_faces(tmp_path / "fake", 4, size=32, seed=1)
+    study = tmp_path / "study"
+    assert cli(["study", "init", str(study), "--real", str(real), "--fake", str(fake), "--trials", "2",
+                "--protocol", "hype-time", "--no-audit"]) == 0
+    with running(study, tmp_path, GANEVAL_STUDY_MIN_DISPLAY_MS="0") as (url, _proc), \
+            sync_api.sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        try:
+            page = browser.new_page(viewport={"width": 1280, "height": 900})
+            page.set_default_timeout(30_000)
+            page.goto(url + "/")
+            page.get_by_text("only for a moment").wait_for()
+            page.get_by_text("I have read the above and agree to take part.").click()
+            page.get_by_role("button", name="Start").click()
+            page.get_by_text("Picture 1 of 2").wait_for()
+            loaded_picture(page)
+            fake_button = page.get_by_role("button", name="Fake", exact=True)
+            box = page.locator('[data-testid="stImage"]')
+            assert "ganeval-masked" not in (box.get_attribute("class") or "")
+            assert float(fake_button.evaluate("b => getComputedStyle(b).opacity")) < 0.6  # waits for the mask
+            page.wait_for_function("() => document.querySelector('[data-testid=\"stImage\"].ganeval-masked')",
+                                   timeout=5_000)
+            assert page.locator('[data-testid="stImage"] img').evaluate("i => getComputedStyle(i).visibility") == "hidden"
+            page.screenshot(path=tmp_path / "study_hype_time_mask.png")
+            keep(tmp_path / "study_hype_time_mask.png")
+            page.wait_for_timeout(100)
+            fake_button.click()
+            page.get_by_text("Picture 2 of 2").wait_for()
+        finally:
+            browser.close()
+    with StudyStore.open(study) as store:
+        row = store.export_frame().iloc[0]
+    assert row.protocol == "hype-time" and row.exposure_ms == 500
+    assert 490 <= row.exposure_shown_ms <= 650  # the measured time the picture was on screen
+    assert row.rt_client_ms >= row.exposure_shown_ms
