@@ -141,7 +141,7 @@ def test_browser_completes_a_six_trial_study(study, server, tmp_path):
             page.screenshot(path=tmp_path / "study_consent.png", full_page=True)
             keep(tmp_path / "study_consent.png")
             page.get_by_text("I have read the above and agree to take part.").click()
-            page.get_by_role("button", name="Start").click()
+            page.get_by_role("button", name="Start").dblclick()  # the second click must not answer trial 1
 
             previous_src = None
             for i in range(TRIALS):
