@@ -56,6 +56,10 @@ def build_notebook(inp, overview: dict | None = None, caveats: list[str] | None 
         setup.append(f"FID_FILES = {[str(Path(p).resolve()) for p in inp.fid]!r}  # `ganeval fid --json` outputs")
     if inp.runs:
         setup.append(f"RUNS = {[str(Path(p).resolve()) for p in inp.runs]!r}  # training run folders")
+    if inp.per_image and inp.study_images:
+        setup.append(f"PER_IMAGE = {({k: str(Path(v).resolve()) for k, v in inp.per_image.items()})!r}  "
+                     "# model label -> `ganeval fid --per-image` CSV")
+        setup.append(f"STUDY_IMAGES = Path({str(Path(inp.study_images).resolve())!r})  # the study's images")
     cells.append(_code("\n".join(setup)))
     if inp.study_source:
         cells += _study_cells(bool(inp.study), bool(overview and overview.get("simulated")))
@@ -65,6 +69,8 @@ def build_notebook(inp, overview: dict | None = None, caveats: list[str] | None 
         cells += _fid_cells()
     if inp.runs:
         cells += _runs_cells()
+    if inp.per_image and inp.study_images and inp.study_source:
+        cells += _per_image_cells()
     nb = new_notebook(cells=cells)
     nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
     nb.metadata["language_info"] = {"name": "python"}
@@ -177,6 +183,19 @@ def _fid_cells() -> list:
         _code("fid = inputs.load_fid(FID_FILES)\nfor caveat in inputs.fid_caveats(fid):\n    print('caveat:', caveat)\n"
               "if len(fid) >= 2:\n    for metric in inputs.present_metrics(fid):\n        plots.metric_bars(fid, metric)\n"
               "fid"),
+    ]
+
+
+def _per_image_cells() -> list:
+    return [
+        _md("## Which per-image metric agrees with people\nEach judged fake image's fool rate (the share of its "
+            "judgments that said *real*) against its `ganeval fid --per-image` scores: Spearman's ρ over images "
+            "with a bootstrap CI over images, per model and over all."),
+        _code("from ganeval.analysis import human_metrics\n"
+              "joined = human_metrics.join_with_humans(main, human_metrics.read_study_images(STUDY_IMAGES),\n"
+              "                                        human_metrics.load_scores(PER_IMAGE))\n"
+              "agree = human_metrics.agreement_table(joined, min(RESAMPLES, 2000), SEED)\n"
+              "print(human_metrics.best_predictor(agree))\nplots.per_image_vs_humans(joined, agree)\nagree"),
     ]
 
 

@@ -317,3 +317,20 @@ def training_curves(runs: pd.DataFrame):
     ax.legend(fontsize=7)
     fig.tight_layout()
     return fig
+
+
+def per_image_vs_humans(joined: pd.DataFrame, table: pd.DataFrame):
+    """Each fake image's fool rate against each per-image score (one panel per score, one
+    colour per model), titled with Spearman's ρ over all images."""
+    from ganeval.analysis.human_metrics import SCORES
+
+    plt, sns = _plt(), _sns()
+    fig, axes = plt.subplots(1, len(SCORES), figsize=(3.2 * len(SCORES), 3), sharey=True)
+    for ax, score in zip(axes, SCORES):
+        sns.scatterplot(joined, x=score, y="fool_rate", hue="model_label", ax=ax, s=18, legend=ax is axes[-1])
+        rho = table[(table["scope"] == "all") & (table["score"] == score)]["spearman_rho"]
+        ax.set_title(f"{score}\nρ = {rho.iloc[0]:.2f}" if len(rho) and np.isfinite(rho.iloc[0]) else score,
+                     fontsize=9)
+    axes[0].set_ylabel("fool rate (judged real)")
+    fig.tight_layout()
+    return fig

@@ -17,7 +17,7 @@ from typing import Callable
 import numpy as np
 import pandas as pd
 
-from ganeval.analysis import agreement, hype, inputs, mixed, per_image, plan, plots
+from ganeval.analysis import agreement, human_metrics, hype, inputs, mixed, per_image, plan, plots
 from ganeval.analysis.responses import load_responses, main_trials, study_overview
 from ganeval.analysis.screening import screen
 from ganeval.atomic import write_text
@@ -29,6 +29,7 @@ HYPE_EVALUATORS = 30  # Zhou et al. 2019 ask for about 30 evaluators
 # what a report writes: a file of someone else's with such a name in REPORT_DIR is refused up front
 REPORT_NAMES = ("report.ipynb", "report.html", "stats.json", "figures/*", "tables/*", "*.png", "*.csv")
 STUDY_RESPONSES = Path("tables") / "study_responses.csv"
+STUDY_IMAGES = Path("tables") / "study_images.csv"
 
 
 @dataclass
@@ -41,9 +42,13 @@ class ReportInputs:
     seed: int = 0
     bootstrap: int = 10_000
     include_all: bool = False          # keep participants who failed qualification or an attention check
+    # model label -> `ganeval fid --per-image` CSV of that model's images, set against the study's
+    # human fool rates (needs the study folder: the images' source keys are there)
+    per_image: dict[str, Path] = field(default_factory=dict)
     # the study's judgments exported to CSV by the caller (``ganeval report`` composes the study
     # app's export with this package): analysis never imports the study app, it reads the CSV
     study_responses: Path | None = None
+    study_images: Path | None = None  # likewise its images (image_id, model_label, source_key)
 
     @property
     def study_source(self) -> Path | None:
@@ -65,6 +70,11 @@ class ReportInputs:
                            "as study_responses")
         if self.bootstrap < 0:
             raise BadInput("--bootstrap must be 0 or more")
+        if self.per_image and not self.study:
+            raise BadInput("--per-image needs --study: the study folder knows which source file each image is")
+        for label, path in self.per_image.items():
+            if not Path(path).is_file():
+                raise BadInput(f"--per-image {label}={path}: no such file")
 
 
 def study_results(df: pd.DataFrame, seed: int, resamples: int, include_all: bool = False) -> dict:
@@ -153,6 +163,24 @@ def write_study(outdir: Path, df: pd.DataFrame, res: dict, images_dir: Path | No
     return written
 
 
+def write_per_image_vs_humans(inp: ReportInputs, main: pd.DataFrame, outdir: Path, summary: dict) -> list[str]:
+    """Per-image scores against human fool rates: the table, the scatter figure, the summary."""
+    if inp.study_images is None:
+        raise BadInput("--per-image needs the study's images table (give --study)")
+    joined = human_metrics.join_with_humans(main, human_metrics.read_study_images(inp.study_images),
+                                            human_metrics.load_scores(inp.per_image))
+    if joined.empty:
+        raise BadInput("--per-image: no scored image was judged in the study (do the CSVs' names match the "
+                       "files the study was built from, and the labels its --label names?)")
+    table = human_metrics.agreement_table(joined, min(inp.bootstrap, 2000), inp.seed)
+    _write_csv(outdir / "tables" / "per_image_vs_humans.csv", table)
+    _write_csv(outdir / "tables" / "per_image_scores_judged.csv", joined)
+    plots.save(plots.per_image_vs_humans(joined, table), outdir / "figures" / "per_image_vs_humans.png")
+    summary["per_image_vs_humans"] = {"table": _records(table), "best": human_metrics.best_predictor(table),
+                                      "images": int(len(joined))}
+    return ["tables/per_image_vs_humans.csv", "tables/per_image_scores_judged.csv", "figures/per_image_vs_humans.png"]
+
+
 def gallery_groups(images: pd.DataFrame, n: int = GALLERY_SIZE) -> dict[str, pd.DataFrame]:
     groups = {"most convincing fakes": per_image.most_convincing_fakes(images, n),
               "least convincing fakes": per_image.least_convincing_fakes(images, n),
@@ -184,6 +212,8 @@ def build(inp: ReportInputs, outdir: Path) -> dict:
             "most_convincing_fakes": _records(per_image.most_convincing_fakes(res["images"], GALLERY_SIZE)),
             "most_fake_looking_reals": _records(per_image.most_fake_looking_reals(res["images"], GALLERY_SIZE)),
         }
+    if inp.per_image and inp.study_source:
+        summary["files"] += write_per_image_vs_humans(inp, res["main"], outdir, summary)
     if inp.nearest:
         nn = inputs.load_nearest(inp.nearest)
         ranks = inputs.nearest_rank_table(nn)
@@ -216,12 +246,14 @@ def build(inp: ReportInputs, outdir: Path) -> dict:
 
 def prepare_report_dir(inp: ReportInputs, out: str | os.PathLike, overwrite: bool = False) -> OutputDir:
     """REPORT_DIR checked by the output policy before any work (created only when written)."""
-    return prepare_output_dir(out, "report", [inp.study, inp.responses, inp.nearest, *inp.fid, *inp.runs],
+    return prepare_output_dir(out, "report", [inp.study, inp.responses, inp.nearest, *inp.fid, *inp.runs,
+                                              *inp.per_image.values()],
                               overwrite, reserve=REPORT_NAMES, defer=True)
 
 
 def write_report(inp: ReportInputs, folder: OutputDir, *, execute: bool = True, timeout: int = 600,
                  study_responses: Callable[[Path], Path] | None = None,
+                 study_images: Callable[[Path], Path] | None = None,
                  say: Callable[[str], None] = lambda msg: None,
                  caution: Callable[[str], None] = lambda msg: None) -> dict:
     """The report in ``folder`` (from ``prepare_report_dir``): tables, figures, stats.json, the
@@ -236,6 +268,8 @@ def write_report(inp: ReportInputs, folder: OutputDir, *, execute: bool = True, 
     folder.open()
     if study_responses is not None:
         inp.study_responses = study_responses(out / STUDY_RESPONSES)
+    if study_images is not None:
+        inp.study_images = study_images(out / STUDY_IMAGES)
     summary = build(inp, out)
     study = summary.get("study") or {}
     nb = notebook.build_notebook(inp, study.get("overview"), summary["caveats"],
@@ -263,6 +297,7 @@ def _describe_inputs(inp: ReportInputs) -> dict:
         return str(Path(x).resolve()) if x else None
     return {"study": p(inp.study), "responses": p(inp.responses), "nearest": p(inp.nearest),
             "fid": [p(f) for f in inp.fid], "runs": [p(r) for r in inp.runs], "seed": inp.seed,
+            "per_image": {label: p(path) for label, path in inp.per_image.items()},
             "bootstrap_resamples": inp.bootstrap, "include_all": inp.include_all}
 
 

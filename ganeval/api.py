@@ -30,7 +30,7 @@ from ganeval.metrics.kid import kernel_inception_distance
 from ganeval.metrics.prdc import prdc, subsample
 from ganeval.outputs import check_output_file
 from ganeval.results import Result
-from ganeval.sources import ArraySource
+from ganeval.sources import ArraySource, open_source
 from ganeval.distributed import World, shard_range
 from ganeval.features.extract import generator_features, source_features
 from ganeval.features.featureset import FeatureSet
@@ -313,7 +313,8 @@ def compute_metrics(
     if per_image is not None and world.is_main:
         from ganeval.metrics.per_image import per_image_scores, write_scores_csv
 
-        write_scores_csv(per_image, per_image_scores(sets[0].features, sets[1].features, device=dev))
+        write_scores_csv(per_image, per_image_scores(sets[0].features, sets[1].features, device=dev),
+                         names=_row_names(sides[1], sets[1], seed))
     if len(sets) == 2:
         result.update(metrics_from_features(sets[0], sets[1], metrics, extractor, kid_subsets=kid_subsets,
                                             kid_subset_size=kid_subset_size, prdc_k=prdc_k, prdc_n=prdc_n,
@@ -324,6 +325,17 @@ def compute_metrics(
     for key, fs in zip("ab", sets):
         result[key] = describe(fs)
     return result
+
+
+def _row_names(side: Any, fs: FeatureSet, seed: int) -> list[str]:
+    """What each feature row is called in per-image tables: the image's key in its source (a
+    file name, or the index in an array), or ``seedS`` for a generator's sample."""
+    if fs.origin == "generator":
+        return [f"seed{seed + i}" for i in range(fs.n)]
+    source = open_source(side) if isinstance(side, str) else side if isinstance(side, ArraySource) else None
+    if source is None or fs.source_index is None:
+        return [str(i) for i in range(fs.n)]
+    return [source.key(int(i)) for i in fs.source_index]
 
 
 def _check_is_samples(side: Any, splits: int = 10) -> None:

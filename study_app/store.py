@@ -915,6 +915,16 @@ class StudyStore:
         self.dispose()
 
 
+def export_study_images(study_dir: str | os.PathLike, db_url: str | None = None) -> pd.DataFrame:
+    """A study's images: id, truth, model label, role, the key of the file it was made from,
+    and its judgment counts (the admin's images table)."""
+    store = StudyStore.open(study_dir, db_url=db_url)
+    try:
+        return store.images_progress()
+    finally:
+        store.dispose()
+
+
 def export_study(study_dir: str | os.PathLike, db_url: str | None = None) -> pd.DataFrame:
     """A study's judgments, one row per judgment (the columns of ``ganeval study export``)."""
     store = StudyStore.open(study_dir, db_url=db_url)

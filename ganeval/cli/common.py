@@ -71,6 +71,14 @@ def positive_int_list(text: str) -> tuple[int, ...]:
         raise argparse.ArgumentTypeError(f"expected comma-separated whole numbers, got {text!r}") from None
 
 
+def labelled_path(text: str) -> tuple[str, str]:
+    """'LABEL=PATH' -> (LABEL, PATH)."""
+    label, sep, path = text.partition("=")
+    if not sep or not label.strip() or not path.strip():
+        raise argparse.ArgumentTypeError(f"expected LABEL=PATH, got {text!r}")
+    return label.strip(), path.strip()
+
+
 def to_json(obj: Any) -> str:
     """A result as the JSON that --json prints (NumPy numbers as Python numbers)."""
     return json_text(obj)

@@ -8,7 +8,7 @@ from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from ganeval.cli.common import HelpFormatter, add_output_args, emit_json, nonneg_int, note, warn
+from ganeval.cli.common import HelpFormatter, add_output_args, emit_json, labelled_path, nonneg_int, note, warn
 
 if TYPE_CHECKING:
     from ganeval.analysis.report import ReportInputs
@@ -49,6 +49,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--fid", type=Path, nargs="+", default=[], metavar="FILE.json",
                    help="`ganeval fid --json` outputs (one result, or a mapping of names to results)")
     p.add_argument("--runs", type=Path, nargs="+", default=[], metavar="RUN", help="training run folders (metrics.csv)")
+    p.add_argument("--per-image", action="append", default=[], type=labelled_path, metavar="LABEL=CSV",
+                   help="a `ganeval fid --per-image` CSV of the images the study shows under --label LABEL: "
+                        "which per-image score agrees with the human fool rates (needs --study; repeat per model)")
     p.add_argument("-o", "--out", type=Path, required=True, metavar="REPORT_DIR", help="output folder")
     add_output_args(p)
     p.add_argument("--seed", type=int, default=0, help="bootstrap seed")
@@ -66,7 +69,8 @@ def run(args) -> int:
     from ganeval.analysis.report import ReportInputs
 
     inp = ReportInputs(study=args.study, responses=args.responses, nearest=args.nearest, fid=list(args.fid),
-                       runs=list(args.runs), seed=args.seed, bootstrap=args.bootstrap, include_all=args.include_all)
+                       runs=list(args.runs), seed=args.seed, bootstrap=args.bootstrap, include_all=args.include_all,
+                       per_image={label: Path(path) for label, path in args.per_image})
     out: Path = args.out
     summary = make_report(inp, out, overwrite=args.overwrite, execute=not args.no_execute, timeout=args.timeout)
     if args.json:
@@ -87,12 +91,14 @@ def make_report(inp: ReportInputs, out: Path, *, overwrite: bool = False, execut
     from ganeval.analysis.report import prepare_report_dir, write_report
 
     folder = prepare_report_dir(inp, out, overwrite)
-    study_responses = None
+    study_responses = study_images = None
     if inp.study:
         from ganeval.study_app.export import write_csv
-        from ganeval.study_app.store import export_study
+        from ganeval.study_app.store import export_study, export_study_images
 
         judgments = export_study(inp.study)  # a folder that is no study fails here, before any write
         study_responses = partial(write_csv, judgments)
+        if inp.per_image:
+            study_images = partial(write_csv, export_study_images(inp.study))
     return write_report(inp, folder, execute=execute, timeout=timeout, study_responses=study_responses,
-                        say=note, caution=warn)
+                        study_images=study_images, say=note, caution=warn)

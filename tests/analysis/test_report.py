@@ -278,3 +278,52 @@ def test_a_result_without_fid_but_other_metrics_is_read(tmp_path):
     assert table.loc[0, "standard_weights"] is None
     assert fid_caveats(table) == ["p: 100 samples (A) < 4096 feature dimensions; FID is biased upwards and "
                                   "comparable only at equal sample counts"]
+
+
+@pytest.mark.slow
+def test_report_says_which_per_image_score_agrees_with_people(tmp_path, study, capsys):
+    """`report --per-image LABEL=CSV`: the study's fool rate of each fake image against its
+    per-image scores, joined by the image's key in its source file; ρ equals scipy's."""
+    from scipy.stats import spearmanr
+
+    from ganeval.study_app.store import export_study, export_study_images
+
+    folder = study(6)
+    judged = export_study(folder)
+    fakes = judged[(judged["truth"] == "fake") & (judged["phase"] == "main")]
+    fool = fakes.assign(r=(fakes["answer"] == "real").astype(float)).groupby("image_id")["r"].mean()
+    images = export_study_images(folder).set_index("image_id")
+    keys = images.loc[fool.index, "source_key"]
+    rng = np.random.default_rng(1)
+    scores = pd.DataFrame({"name": keys.to_numpy(), "index": range(len(keys)),
+                           "realism": fool.to_numpy() * 2 + rng.normal(0, 0.3, len(keys)),
+                           "rarity": rng.random(len(keys)), "nearest_real": 0,
+                           "nearest_real_distance": rng.random(len(keys)), "gaussian_loglik": -fool.to_numpy()})
+    scores.to_csv(tmp_path / "scores.csv", index=False)
+    out = tmp_path / "report"
+    assert main(["report", "--study", str(folder), "--per-image", f"dcgan={tmp_path / 'scores.csv'}",
+                 "-o", str(out), "--bootstrap", "200"]) == 0
+    html = (out / "report.html").read_text()
+    assert "Which per-image metric agrees with people" in html and "agrees best with people" in html
+    table = pd.read_csv(out / "tables" / "per_image_vs_humans.csv")
+    overall = table[table["scope"] == "all"].set_index("score")
+    joined = pd.read_csv(out / "tables" / "per_image_scores_judged.csv", dtype={"source_key": str})
+    per_image = pd.read_csv(out / "tables" / "images.csv").set_index("image_id")  # the analysed judgments
+    assert np.allclose(joined["fool_rate"], per_image.loc[joined["image_id"], "fool_rate"])
+    assert set(joined["source_key"]) <= set(keys) and len(joined) >= 5
+    assert overall.loc["realism", "spearman_rho"] == pytest.approx(
+        spearmanr(joined["realism"], joined["fool_rate"]).statistic)
+    assert overall.loc["realism", "spearman_rho"] > 0.5  # built to agree with people
+    assert overall.loc["realism", "ci_low"] <= overall.loc["realism", "spearman_rho"] <= overall.loc["realism", "ci_high"]
+    assert (out / "figures" / "per_image_vs_humans.png").stat().st_size > 5000
+    stats = json.loads((out / "stats.json").read_text())
+    assert stats["per_image_vs_humans"]["best"].split(" agrees best")[0] in ("realism", "gaussian_loglik")
+    nb = nbformat.read(out / "report.ipynb", as_version=4)
+    assert any("human_metrics.agreement_table" in c.source for c in nb.cells)
+    capsys.readouterr()
+    assert main(["report", "--responses", str(out / "tables" / "study_responses.csv"), "--per-image",
+                 f"dcgan={tmp_path / 'scores.csv'}", "-o", str(tmp_path / "r2")]) == 2
+    assert "--per-image needs --study" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as stop:
+        main(["report", "--study", str(folder), "--per-image", "dcgan", "-o", str(tmp_path / "r3")])
+    assert stop.value.code == 2 and "expected LABEL=PATH" in capsys.readouterr().err

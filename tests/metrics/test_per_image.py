@@ -53,8 +53,9 @@ def test_fid_writes_per_image_scores(tmp_path, faces32, inception_weights, capsy
     assert main(["fid", str(a), str(b), "--per-image", str(out)] + common) == 0
     json.loads(capsys.readouterr().out)
     rows = list(csv.DictReader(open(out)))
-    assert len(rows) == 8 and set(rows[0]) == {"index", "realism", "rarity", "nearest_real",
+    assert len(rows) == 8 and set(rows[0]) == {"name", "index", "realism", "rarity", "nearest_real",
                                                 "nearest_real_distance", "gaussian_loglik"}
+    assert [r["name"] for r in rows] == [f"{i:06d}" for i in range(8)]  # the images' keys in their source
     assert main(["fid", str(a), str(b), "--per-image", str(out)] + common) == 2  # exists: refused
     assert "--overwrite" in capsys.readouterr().err
     stats = tmp_path / "a_stats.npz"
