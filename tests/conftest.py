@@ -1,6 +1,7 @@
 """Shared fixtures: everything is built here, nothing is downloaded."""
 from __future__ import annotations
 
+import json
 import os
 import tempfile
 
@@ -22,6 +23,31 @@ def _isolated_cache(tmp_path, monkeypatch):
     """Every test gets its own empty $GANEVAL_HOME and never goes online."""
     monkeypatch.setenv("GANEVAL_HOME", str(tmp_path / "ganeval-home"))
     monkeypatch.setenv("GANEVAL_OFFLINE", "1")
+
+
+# what the parity tests measured against their reference packages; `benchmarks/parity.py` runs them
+# with GANEVAL_PARITY_OUT set and prints the table of docs/parity.md
+PARITY_RECORDS: list[dict] = []
+
+
+@pytest.fixture
+def parity(request):
+    """``parity(quantity, reference, ours, theirs)``: note the largest |ours − theirs| of a
+    parity test (scalars or arrays) for the parity table; the test still asserts its tolerance."""
+    def record(quantity: str, reference: str, ours, theirs) -> None:
+        a, b = np.asarray(ours, dtype=np.float64), np.asarray(theirs, dtype=np.float64)
+        scale = float(np.max(np.abs(b))) if b.size else 0.0
+        PARITY_RECORDS.append({"test": request.node.nodeid, "quantity": quantity, "reference": reference,
+                               "values": int(a.size), "max_abs_diff": float(np.max(np.abs(a - b))) if a.size else 0.0,
+                               "reference_scale": scale})
+    return record
+
+
+def pytest_sessionfinish(session):
+    out = os.environ.get("GANEVAL_PARITY_OUT")
+    if out:
+        with open(out, "w") as fh:
+            json.dump(PARITY_RECORDS, fh, indent=1)
 
 
 @pytest.fixture(scope="module")

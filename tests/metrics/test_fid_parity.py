@@ -48,12 +48,14 @@ def test_inception_features_match_pytorch_fid(both_networks, size):
     assert a.std(dim=0).mean() > 1e-2
 
 
-def test_synthetic_faces_features_match(both_networks, faces32):
+@pytest.mark.parity
+def test_synthetic_faces_features_match(both_networks, faces32, parity):
     ours, reference = both_networks
     images = torch.from_numpy(faces32[:4]).permute(0, 3, 1, 2).contiguous()
     with torch.inference_mode():
         a = ours(images)
         b = reference(images.float() / 255.0)[0].flatten(1)
+    parity("Inception pool3 features, preset pytorch-fid", "pytorch-fid InceptionV3", a, b)
     assert (a - b).abs().max().item() < 1e-5
     assert a.std(dim=0).mean() > 1e-2
 
@@ -65,8 +67,9 @@ def _feature_pair(dim=64, n1=400, n2=350, seed=0):
     return a, b
 
 
+@pytest.mark.parity
 @pytest.mark.parametrize("seed", [0, 1, 2])
-def test_frechet_matches_pytorch_fid_and_torch_fidelity(seed):
+def test_frechet_matches_pytorch_fid_and_torch_fidelity(seed, parity):
     a, b = _feature_pair(seed=seed)
     m1, s1 = mean_and_covariance(a)
     m2, s2 = mean_and_covariance(b)
@@ -76,6 +79,8 @@ def test_frechet_matches_pytorch_fid_and_torch_fidelity(seed):
     ref_pfid = pfid_score.calculate_frechet_distance(m1, s1, m2, s2)
     ref_tfid = fid_statistics_to_metric({"mu": m1, "sigma": s1}, {"mu": m2, "sigma": s2}, False)[
         "frechet_inception_distance"]
+    parity("FID from (mu, sigma)", "pytorch-fid calculate_frechet_distance", ours, ref_pfid)
+    parity("FID from (mu, sigma)", "torch-fidelity fid_statistics_to_metric", ours, ref_tfid)
     assert ours == pytest.approx(ref_pfid, rel=1e-6)
     assert ours == pytest.approx(ref_tfid, rel=1e-6)
     assert ours > 1.0
@@ -99,14 +104,16 @@ def test_frechet_mismatched_dimensions():
         frechet_distance(np.zeros(3), np.eye(3), np.zeros(4), np.eye(4))
 
 
+@pytest.mark.parity
 @pytest.mark.parametrize("subset_size", [100, 300])
-def test_kid_matches_torch_fidelity(subset_size):
+def test_kid_matches_torch_fidelity(subset_size, parity):
     a, b = _feature_pair(dim=32, n1=400, n2=380)
     ours = kernel_inception_distance(a, b, subsets=15, subset_size=subset_size)
     ref = kid_features_to_metric(
         torch.from_numpy(a), torch.from_numpy(b), kid_subsets=15, kid_subset_size=subset_size, verbose=False,
         rng_seed=2020, kid_kernel="poly", kid_kernel_poly_degree=3, kid_kernel_poly_gamma=None,
         kid_kernel_poly_coef0=1)
+    parity("KID mean", "torch-fidelity kid_features_to_metric", ours.mean, ref["kernel_inception_distance_mean"])
     assert ours.mean == pytest.approx(ref["kernel_inception_distance_mean"], rel=1e-9)
     assert ours.std == pytest.approx(ref["kernel_inception_distance_std"], rel=1e-9)
     assert ours.mean > 0
@@ -163,7 +170,8 @@ def test_fast_mode_close_to_exact(both_networks, inception_state):
     assert (exact - quick).abs().max() < 1e-3  # float32 reordering only; exact vs float64 is ~1e-4 too
 
 
-def test_clean_resize_equals_clean_fid():
+@pytest.mark.parity
+def test_clean_resize_equals_clean_fid(parity):
     from cleanfid.resize import make_resizer
 
     from ganeval.features.inception import clean_resize
@@ -174,12 +182,14 @@ def test_clean_resize_equals_clean_fid():
     ours = clean_resize(torch.from_numpy(images).permute(0, 3, 1, 2)).numpy()
     ref = np.stack([resizer(img) for img in images]).transpose(0, 3, 1, 2)
     assert ours.dtype == np.float32 and ours.shape == (2, 3, 299, 299)
+    parity("Inception input after resize, preset clean-fid", "clean-fid make_resizer", ours, ref)
     np.testing.assert_array_equal(ours, ref)
     assert not np.array_equal(ref, np.round(ref))  # not quantised: that is the point of clean-fid
 
 
 @pytest.mark.slow
-def test_clean_mode_features_match_clean_fid(inception_state, tmp_path, faces32):
+@pytest.mark.parity
+def test_clean_mode_features_match_clean_fid(inception_state, tmp_path, faces32, parity):
     """clean-fid's whole clean path on files (its ResizeDataset: Pillow decode, float bicubic,
     ToTensor) and its network. Its TF-graph TorchScript cannot be downloaded in tests; its
     forward is (x - 128) / 128 into the TF graph, which is clean-fid's own port of the graph
@@ -207,6 +217,7 @@ def test_clean_mode_features_match_clean_fid(inception_state, tmp_path, faces32)
         got = ours(images)
         default = InceptionExtractor(inception_state, "test", False).eval()(images)
     assert ours.info.resize == "clean"
+    parity("Inception pool3 features, preset clean-fid", "clean-fid InceptionV3 on ResizeDataset", got, ref)
     assert (got - ref).abs().max().item() < 1e-5
     assert (got - default).abs().max().item() > 1e-3  # the two resizes really differ
 

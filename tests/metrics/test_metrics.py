@@ -20,13 +20,16 @@ def _pair(n1=300, n2=260, dim=24, seed=0):
     return real, fake
 
 
+@pytest.mark.parity
 @pytest.mark.parametrize("n", [100, 237])
-def test_inception_score_matches_torch_fidelity(n):
+def test_inception_score_matches_torch_fidelity(n, parity):
     from torch_fidelity.metric_isc import isc_features_to_metric
 
     logits = torch.randn(n, 1008, generator=torch.Generator().manual_seed(n)) * 3
     ours = inception_score(logits)
     ref = isc_features_to_metric(logits, splits=10, shuffle=True, rng_seed=2020)
+    parity("Inception Score from logits", "torch-fidelity isc_features_to_metric", ours.mean,
+           ref["inception_score_mean"])
     assert ours.mean == pytest.approx(ref["inception_score_mean"], rel=1e-6)
     assert ours.std == pytest.approx(ref["inception_score_std"], rel=1e-6)
     assert ours.mean > 1.5  # confident, varied logits score well above 1
@@ -37,29 +40,36 @@ def test_inception_score_too_few():
         inception_score(np.zeros((5, 1008)))
 
 
+@pytest.mark.parity
 @pytest.mark.parametrize("seed", [0, 1])
 @pytest.mark.parametrize("block", [64, 4096])
-def test_precision_recall_match_torch_fidelity(seed, block):
+def test_precision_recall_match_torch_fidelity(seed, block, parity):
     from torch_fidelity.metric_prc import calculate_precision_recall_full
 
     real, fake = _pair(seed=seed)
     ours = prdc(real, fake, k_pr=3, block=block)
     # torch-fidelity: features_1 is generated, features_2 real
     precision, recall = calculate_precision_recall_full(torch.from_numpy(fake), torch.from_numpy(real), 3, 10000)
+    parity("precision and recall, k = 3", "torch-fidelity calculate_precision_recall_full",
+           [ours.precision, ours.recall], [precision, recall])
     assert ours.precision == pytest.approx(precision, rel=1e-6)
     assert ours.recall == pytest.approx(recall, rel=1e-6)
     assert 0.05 < ours.precision < 0.99 and 0.05 < ours.recall < 0.99  # not a degenerate comparison
 
 
+@pytest.mark.parity
 @pytest.mark.parametrize("seed", [0, 1])
 @pytest.mark.parametrize("block", [50, 4096])
-def test_density_coverage_match_prdc_package(seed, block, capsys):
+def test_density_coverage_match_prdc_package(seed, block, capsys, parity):
     from prdc import compute_prdc
 
     real, fake = _pair(seed=seed)
     ours = prdc(real, fake, k_pr=5, k_dc=5, block=block)
     ref = compute_prdc(real_features=real, fake_features=fake, nearest_k=5)
     capsys.readouterr()
+    keys = ("precision", "recall", "density", "coverage")
+    parity("precision, recall, density, coverage, k = 5", "prdc compute_prdc",
+           [getattr(ours, k) for k in keys], [float(ref[k]) for k in keys])
     for key in ("precision", "recall", "density", "coverage"):
         assert getattr(ours, key) == pytest.approx(float(ref[key]), rel=1e-6), key
     assert 0.05 < ours.coverage < 0.99 and ours.density > 0.05

@@ -17,15 +17,19 @@ from torch_fidelity.feature_extractor_inceptionv3 import FeatureExtractorIncepti
 from torch_fidelity.interpolate_compat_tensorflow import interpolate_bilinear_2d_like_tensorflow1x  # noqa: E402
 
 
+@pytest.mark.parity
 @pytest.mark.parametrize("size", [(32, 32), (64, 48), (299, 299), (512, 512)])
-def test_tf1_bilinear_resize_equals_torch_fidelity(size):
+def test_tf1_bilinear_resize_equals_torch_fidelity(size, parity):
     x = torch.rand(2, 3, *size, generator=torch.Generator().manual_seed(size[0])) * 255
     ref = interpolate_bilinear_2d_like_tensorflow1x(x, size=(299, 299), align_corners=False)
+    parity("TF1 bilinear resize to 299", "torch-fidelity interpolate_bilinear_2d_like_tensorflow1x",
+           tf1_bilinear_resize(x, 299), ref)
     assert torch.equal(tf1_bilinear_resize(x, 299), ref)
 
 
 @pytest.mark.slow
-def test_features_equal_torch_fidelity(inception_state, inception_weights, faces32):
+@pytest.mark.parity
+def test_features_equal_torch_fidelity(inception_state, inception_weights, faces32, parity):
     reference = FeatureExtractorInceptionV3("inception-v3-compat", ["2048"],
                                             feature_extractor_weights_path=inception_weights).eval()
     ours = InceptionExtractor(inception_state, "test", False, resize="torch-fidelity").eval()
@@ -34,12 +38,14 @@ def test_features_equal_torch_fidelity(inception_state, inception_weights, faces
     with torch.inference_mode():
         ref, got, pfid = reference(images)[0], ours(images), default(images)
     assert ours.info.resize == "torch-fidelity"
+    parity("Inception pool3 features, preset torch-fidelity", "torch-fidelity FeatureExtractorInceptionV3", got, ref)
     assert (got - ref).abs().max().item() < 1e-5
     assert (pfid - ref).abs().max().item() > 1e-3  # pytorch-fid's preprocessing really differs
 
 
 @pytest.mark.slow
-def test_metrics_equal_torch_fidelity_calculate_metrics(tmp_path, inception_weights, faces32):
+@pytest.mark.parity
+def test_metrics_equal_torch_fidelity_calculate_metrics(tmp_path, inception_weights, faces32, parity):
     from torch_fidelity import calculate_metrics
 
     for name, part in (("a", faces32[:24]), ("b", faces32[24:48])):
@@ -54,6 +60,10 @@ def test_metrics_equal_torch_fidelity_calculate_metrics(tmp_path, inception_weig
     ours = ganeval.compute_metrics(tmp_path / "a", tmp_path / "b", metrics="fid,kid,is", preset="torch-fidelity",
                                    weights=inception_weights, device="cpu", kid_subsets=50, kid_subset_size=12,
                                    cache=False, on_warning=lambda m: None)
+    for name, key in (("fid", "frechet_inception_distance"), ("is_mean", "inception_score_mean"),
+                      ("kid_mean", "kernel_inception_distance_mean")):
+        parity(f"{name} end to end on image folders, preset torch-fidelity", "torch-fidelity calculate_metrics",
+               ours[name], ref[key])
     assert ours.fid == pytest.approx(ref["frechet_inception_distance"], rel=1e-5)
     assert ours.is_mean == pytest.approx(ref["inception_score_mean"], rel=1e-5)
     assert ours.kid_mean == pytest.approx(ref["kernel_inception_distance_mean"], rel=1e-4, abs=1e-6)

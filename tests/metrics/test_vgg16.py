@@ -26,7 +26,8 @@ def vgg_weights(tmp_path_factory) -> str:
 
 
 @pytest.mark.slow
-def test_features_equal_torch_fidelity_fc2_relu(vgg_weights, faces32):
+@pytest.mark.parity
+def test_features_equal_torch_fidelity_fc2_relu(vgg_weights, faces32, parity):
     reference = FeatureExtractorVGG16("vgg16", ["fc2_relu"], feature_extractor_weights_path=vgg_weights).eval()
     ours = build_extractor("vgg16", vgg_weights, torch.device("cpu")).eval()
     images = torch.from_numpy(faces32[:3]).permute(0, 3, 1, 2).contiguous()
@@ -34,11 +35,13 @@ def test_features_equal_torch_fidelity_fc2_relu(vgg_weights, faces32):
         ref, got = reference(images)[0], ours(images)
     assert got.shape == (3, 4096) and ours.info.name == "vgg16" and not ours.info.standard
     assert (ref > 0).any()
+    parity("VGG-16 fc2 (ReLU) features", "torch-fidelity FeatureExtractorVGG16", got, ref)
     assert (got - ref).abs().max().item() <= 1e-5 * max(1.0, ref.abs().max().item())
 
 
 @pytest.mark.slow
-def test_precision_recall_equal_torch_fidelity_prc(tmp_path, vgg_weights, faces32):
+@pytest.mark.parity
+def test_precision_recall_equal_torch_fidelity_prc(tmp_path, vgg_weights, faces32, parity):
     from torch_fidelity import calculate_metrics
 
     for name, part in (("real", faces32[:20]), ("fake", faces32[20:40])):
@@ -50,6 +53,8 @@ def test_precision_recall_equal_torch_fidelity_prc(tmp_path, vgg_weights, faces3
     ours = ganeval.compute_metrics(tmp_path / "real", tmp_path / "fake", metrics="prdc", features="vgg16",
                                    weights=vgg_weights, prdc_k=3, device="cpu", cache=False,
                                    on_warning=lambda m: None)
+    parity("precision and recall on VGG-16 fc2 end to end", "torch-fidelity calculate_metrics(prc=True)",
+           [ours.precision, ours.recall], [ref["precision"], ref["recall"]])
     assert ours.precision == pytest.approx(ref["precision"], abs=1e-6)
     assert ours.recall == pytest.approx(ref["recall"], abs=1e-6)
     assert ours.features == "vgg16" and ours.feature_dim == 4096

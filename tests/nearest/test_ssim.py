@@ -28,21 +28,26 @@ def _pairs(faces32: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return a, b
 
 
+@pytest.mark.parity
 @pytest.mark.parametrize("gray", [False, True])
-def test_matrix_matches_skimage(faces32, gray):
+def test_matrix_matches_skimage(faces32, gray, parity):
     """Random, synthetic-face, noisy and constant images, all pairs, float32 engine."""
     a, b = _pairs(faces32)
     ours = ssim_matrix(a, b, gray=gray)
     ref = np.array([[skimage_ssim(x, y, gray) for y in b] for x in a])
+    parity(f"SSIM matrix ({'luminance' if gray else 'RGB'}), batched float32", "scikit-image structural_similarity",
+           ours, ref)
     assert np.abs(ours - ref).max() < 1e-5
     assert ref.min() < 0.05 and ref.max() > 0.999  # the set spans the whole range
 
 
+@pytest.mark.parity
 @pytest.mark.parametrize("shape", [(11, 11), (40, 57), (64, 64)])
-def test_single_pair_float64_exact(shape):
+def test_single_pair_float64_exact(shape, parity):
     rng = np.random.default_rng(sum(shape))
     a = rng.integers(0, 256, size=(*shape, 3), dtype=np.uint8)
     b = np.clip(a.astype(int) + rng.integers(-60, 61, size=a.shape), 0, 255).astype(np.uint8)
+    parity("SSIM of one pair, float64", "scikit-image structural_similarity", ssim(a, b), skimage_ssim(a, b))
     for gray in (False, True):
         assert ssim(a, b, gray=gray) == pytest.approx(skimage_ssim(a, b, gray), abs=1e-9)
 
