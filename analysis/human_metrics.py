@@ -17,7 +17,7 @@ from scipy.stats import spearmanr
 
 from ganeval.errors import BadInput
 
-SCORES = ("realism", "rarity", "nearest_real_distance", "gaussian_loglik")
+SCORES = ("realism", "rarity", "nearest_real_distance", "nearest_real_ssim", "gaussian_loglik")
 MIN_IMAGES = 5  # fewer judged images give no rank correlation worth a number
 
 
@@ -30,6 +30,8 @@ def load_scores(per_image: dict[str, str | os.PathLike]) -> pd.DataFrame:
             frame = pd.read_csv(path, dtype={"name": str})
         except (OSError, ValueError, pd.errors.ParserError) as err:
             raise BadInput(f"{path}: not a per-image scores CSV ({str(err).splitlines()[0]})") from None
+        if "nearest_real_ssim" not in frame.columns:  # a generator's samples: no pixels to compare
+            frame["nearest_real_ssim"] = np.nan
         missing = [c for c in ("name", *SCORES) if c not in frame.columns]
         if missing:
             raise BadInput(f"{path}: not a per-image scores CSV of `ganeval fid --per-image` "

@@ -311,10 +311,14 @@ def compute_metrics(
                                           for key, fs in zip("ab", sets)})
     result = MetricsResult()
     if per_image is not None and world.is_main:
-        from ganeval.metrics.per_image import per_image_scores, write_scores_csv
+        from ganeval.metrics.per_image import nearest_real_ssim, per_image_scores, write_scores_csv
 
-        write_scores_csv(per_image, per_image_scores(sets[0].features, sets[1].features, device=dev),
-                         names=_row_names(sides[1], sets[1], seed))
+        scores = per_image_scores(sets[0].features, sets[1].features, device=dev)
+        sources = [_image_source(side) for side in sides]
+        if all(src is not None for src in sources) and all(fs.source_index is not None for fs in sets):
+            scores["nearest_real_ssim"] = nearest_real_ssim(sources[1], sets[1].source_index, sources[0],
+                                                            sets[0].source_index, scores["nearest_real"])
+        write_scores_csv(per_image, scores, names=_row_names(sides[1], sets[1], seed))
     if len(sets) == 2:
         result.update(metrics_from_features(sets[0], sets[1], metrics, extractor, kid_subsets=kid_subsets,
                                             kid_subset_size=kid_subset_size, prdc_k=prdc_k, prdc_n=prdc_n,
@@ -327,12 +331,19 @@ def compute_metrics(
     return result
 
 
+def _image_source(side: Any):
+    """The images of a side when it has them to read again (a path or an array), else None."""
+    if isinstance(side, ArraySource):
+        return side
+    return open_source(side) if isinstance(side, str) and not is_stats_file(side) else None
+
+
 def _row_names(side: Any, fs: FeatureSet, seed: int) -> list[str]:
     """What each feature row is called in per-image tables: the image's key in its source (a
     file name, or the index in an array), or ``seedS`` for a generator's sample."""
     if fs.origin == "generator":
         return [f"seed{seed + i}" for i in range(fs.n)]
-    source = open_source(side) if isinstance(side, str) else side if isinstance(side, ArraySource) else None
+    source = _image_source(side)
     if source is None or fs.source_index is None:
         return [str(i) for i in range(fs.n)]
     return [source.key(int(i)) for i in fs.source_index]

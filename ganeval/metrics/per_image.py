@@ -6,7 +6,9 @@ number agrees with people (``ganeval fid --per-image scores.csv``).
   against outliers); above 1 the image lies inside the estimated real manifold.
 - rarity (Han et al. 2022): the smallest k-NN radius among the real samples whose ball contains
   the image — large where real data is sparse; empty when no ball contains it (off the manifold).
-- the nearest real sample (index and Euclidean feature distance): a copy has distance ≈ 0.
+- the nearest real sample (index and Euclidean feature distance): a copy has distance ≈ 0; and,
+  where both sides are images, the SSIM between the image and that nearest real image (the
+  pixel view of the same neighbour, as ``ganeval nearest`` scores it).
 - a Gaussian log-density of the image's features under the real features' mean and covariance
   (the model FID fits), up to a constant: −½ Mahalanobis².
 All in bounded memory: distances come in float32 blocks (as ``metrics.prdc``)."""
@@ -20,9 +22,11 @@ import numpy as np
 import torch
 
 from ganeval.errors import BadInput
+from ganeval.sources import Source
 from ganeval.metrics.prdc import DEFAULT_BLOCK, _as_tensor, _blocks, _squared_distances, kth_neighbour_sq_radii
 
-COLUMNS = ("index", "realism", "rarity", "nearest_real", "nearest_real_distance", "gaussian_loglik")
+COLUMNS = ("index", "realism", "rarity", "nearest_real", "nearest_real_distance", "nearest_real_ssim",
+           "gaussian_loglik")
 
 
 def per_image_scores(real: np.ndarray, fake: np.ndarray, k: int = 3, block: int = DEFAULT_BLOCK,
@@ -54,7 +58,28 @@ def per_image_scores(real: np.ndarray, fake: np.ndarray, k: int = 3, block: int 
     rarity = torch.where(torch.isinf(rarity), torch.tensor(float("nan"), device=dev), rarity)
     return {"index": np.arange(len(f)), "realism": realism.cpu().numpy(), "rarity": rarity.cpu().numpy(),
             "nearest_real": nearest.cpu().numpy(), "nearest_real_distance": nearest_d.cpu().numpy(),
+            "nearest_real_ssim": np.full(len(f), np.nan),
             "gaussian_loglik": gaussian_loglik(np.asarray(real, np.float64), np.asarray(fake, np.float64))}
+
+
+def nearest_real_ssim(fake: Source, fake_rows: np.ndarray, real: Source, real_rows: np.ndarray,
+                      nearest: np.ndarray) -> np.ndarray:
+    """SSIM (RGB, float64) of each fake image with its nearest real image in feature space;
+    ``*_rows`` map feature rows to source positions (skipped files leave gaps). A real image of
+    another size is resized to the fake's first (Pillow bicubic)."""
+    from ganeval.progress import progress
+    from ganeval.resample import resize_rgb
+    from ganeval.ssim import ssim
+
+    out = np.empty(len(nearest))
+    with progress(total=len(nearest), desc="SSIM to the nearest real image", unit="img") as bar:
+        for i, j in enumerate(nearest):
+            a, b = fake.read(int(fake_rows[i])), real.read(int(real_rows[int(j)]))
+            if b.shape[:2] != a.shape[:2]:
+                b = resize_rgb(b, a.shape[:2])
+            out[i] = ssim(a, b) if min(a.shape[:2]) >= 11 else np.nan
+            bar.update(1)
+    return out
 
 
 def gaussian_loglik(real: np.ndarray, fake: np.ndarray, ridge: float = 1e-6) -> np.ndarray:

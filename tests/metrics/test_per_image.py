@@ -9,6 +9,7 @@ import pytest
 
 from ganeval.cli.main import main
 from ganeval.metrics.per_image import per_image_scores
+from ganeval.ssim import ssim
 
 
 def _by_hand(real: np.ndarray, fake: np.ndarray, k: int = 3):
@@ -54,8 +55,11 @@ def test_fid_writes_per_image_scores(tmp_path, faces32, inception_weights, capsy
     json.loads(capsys.readouterr().out)
     rows = list(csv.DictReader(open(out)))
     assert len(rows) == 8 and set(rows[0]) == {"name", "index", "realism", "rarity", "nearest_real",
-                                                "nearest_real_distance", "gaussian_loglik"}
+                                                "nearest_real_distance", "nearest_real_ssim", "gaussian_loglik"}
     assert [r["name"] for r in rows] == [f"{i:06d}" for i in range(8)]  # the images' keys in their source
+    for r in rows:  # the pixel view of the same neighbour
+        want = ssim(faces32[12 + int(r["index"])], faces32[int(r["nearest_real"])])
+        assert float(r["nearest_real_ssim"]) == pytest.approx(want, abs=1e-5)
     assert main(["fid", str(a), str(b), "--per-image", str(out)] + common) == 2  # exists: refused
     assert "--overwrite" in capsys.readouterr().err
     stats = tmp_path / "a_stats.npz"
