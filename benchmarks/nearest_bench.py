@@ -65,7 +65,7 @@ def measure(gen: str, train: str, k: int, home: str, exhaustive_queries: int, se
     from ganeval.sources import open_source
 
     out: dict = {"threads": torch.get_num_threads()}
-    opts = NearestOptions(generated=gen, train=train, k=k, plots=False, contact_sheets=0, device="cpu")
+    opts = NearestOptions.flat(gen, train, k=k, plots=False, contact_sheets=0, device="cpu")
     t = time.perf_counter()
     summary = run_nearest(opts)
     out["wall_first"] = time.perf_counter() - t

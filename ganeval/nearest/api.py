@@ -82,30 +82,29 @@ def find_nearest(generated: Images, train: Images, k: int = 4, *, space: str = "
     ``generated`` a generator (``ganeval.load_generator``'s result, a checkpoint/pickle path is
     read as images: load it first) or a callable ``G(z)`` with ``z_dim`` and ``n``. ``space``: "ssim"
     or a feature network (cosine). ``options``: any other field of
-    :class:`~ganeval.nearest.pipeline.NearestOptions` (``exact``, ``candidates``, ``check_recall``,
-    ``test``, ``gray``, …). Without ``outdir`` nothing is written except the cached index.
+    the parts of :class:`~ganeval.nearest.pipeline.NearestOptions` (``SearchOptions``:
+    ``exact``, ``candidates``, ``check_recall``, ``gray``, …; ``IndexOptions``: ``pca``,
+    ``rebuild``, …; ``ReportOptions``: ``test``, ``copy_threshold``, …). Without ``outdir`` nothing is written except the cached index.
     ``outdir`` follows the output policy of ``ganeval nearest -o``, checked before the work: a
     non-empty folder needs ``overwrite``, which replaces only what an earlier run wrote there.
     Progress notes go to ``say`` (the CLI passes its printer), or to stdout with ``verbose``.
 
     >>> result = find_nearest(fake_uint8, "train.zip", k=4)          # doctest: +SKIP
     >>> result["ranks"][0]["mean"], result.neighbours(0)[0]             # doctest: +SKIP"""
-    from dataclasses import fields
-
     from ganeval.device import resolve_device
 
-    unknown = sorted(set(options) - {f.name for f in fields(NearestOptions)})
+    unknown = sorted(set(options) - NearestOptions.option_names())
     if unknown:
         raise BadInput(f"find_nearest: unknown option(s) {', '.join(unknown)}")
     if outdir is not None and options.get("output") is None:
         inputs = [x for x in (generated, train, options.get("test")) if isinstance(x, (str, os.PathLike))]
         options["output"] = prepare_output_dir(outdir, "nearest", inputs, overwrite, reserve=OUTPUT_NAMES, defer=True)
     sample_device = resolve_device(device)
-    opts = NearestOptions(
-        generated=as_source(generated, "generated", n, z_dim, batch_size, seed, sample_device, value_range),
-        train=as_source(train, "train", batch_size=batch_size, value_range=value_range), outdir=None if outdir is None else str(outdir),
-        k=k, space=space, device=device, seed=seed, batch_size=batch_size,
-        plots=options.pop("plots", outdir is not None),
+    opts = NearestOptions.flat(
+        as_source(generated, "generated", n, z_dim, batch_size, seed, sample_device, value_range),
+        as_source(train, "train", batch_size=batch_size, value_range=value_range),
+        outdir=None if outdir is None else str(outdir), k=k, space=space, device=device, seed=seed,
+        batch_size=batch_size, plots=options.pop("plots", outdir is not None),
         contact_sheets=options.pop("contact_sheets", 64 if outdir is not None else 0), **options)
     if say is None:
         say = (lambda m: print(m, flush=True)) if verbose else (lambda m: None)

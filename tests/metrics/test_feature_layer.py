@@ -67,7 +67,7 @@ def test_nearest_space_reuses_the_features_fid_cached(tmp_path, monkeypatch):
     fid_side = source_features(open_source(folder), net, torch.device("cpu"))
     calls = net.calls
 
-    space = pipeline._FeatureSpace(NearestOptions("g", str(folder), space="meancolour"), open_source(folder),
+    space = pipeline._FeatureSpace(NearestOptions.flat("g", str(folder), space="meancolour"), open_source(folder),
                                    torch.device("cpu"))
     assert net.calls == calls and space.fs.cached  # no image went through the network again
     assert space.n == 5 and space.keys == ["00.png", "01.png", "03.png", "04.png", "05.png"]
