@@ -54,3 +54,16 @@ def test_find_nearest_as_dict_is_nearest_json(tmp_path, capsys):
     mine, theirs = _without_timings(result.as_dict()), _without_timings(printed)
     for key in set(mine) | set(theirs):
         assert mine.get(key) == theirs.get(key), key
+
+
+@pytest.mark.slow
+def test_results_do_not_depend_on_batch_size(faces32, inception_weights):
+    """FID, KID and the nearest neighbours are the same numbers at batch sizes 7, 50 and 64."""
+    a, b = faces32[:10], faces32[10:20]
+    kw = dict(metrics="fid,kid", weights=inception_weights, device="cpu", cache=False, on_warning=lambda m: None)
+    fids = {bs: ganeval.compute_metrics(a, b, batch_size=bs, **kw) for bs in (7, 50, 64)}
+    assert len({(r.fid, r.kid_mean) for r in fids.values()}) == 1
+    found = [find_nearest(b, a, k=3, device="cpu", batch_size=bs) for bs in (7, 50, 64)]
+    for other in found[1:]:
+        np.testing.assert_array_equal(other.index, found[0].index)
+        np.testing.assert_array_equal(other.score, found[0].score)
