@@ -556,8 +556,9 @@ def _admin_password() -> str | None:
 def client_address() -> str | None:
     """The browser's address as the server's socket saw it, for the admin lockout. Headers such
     as X-Forwarded-For are not read: a guesser could name the admin's address in them and get it
-    locked out."""
-    return st.context.ip_address
+    locked out. None on localhost (and wherever Streamlit knows no address)."""
+    address = st.context.ip_address
+    return address if isinstance(address, str) else None
 
 
 def admin_view(store: StudyStore) -> None:

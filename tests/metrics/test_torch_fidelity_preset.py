@@ -5,12 +5,12 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
-from PIL import Image
 
 import ganeval
 from ganeval.compat import ensure_torchvision_importable
 from ganeval.features.inception import InceptionExtractor
 from ganeval.resample import tf1_bilinear_resize
+from tests.folders import png_folders
 
 ensure_torchvision_importable()
 from torch_fidelity.feature_extractor_inceptionv3 import FeatureExtractorInceptionV3  # noqa: E402
@@ -48,10 +48,7 @@ def test_features_equal_torch_fidelity(inception_state, inception_weights, faces
 def test_metrics_equal_torch_fidelity_calculate_metrics(tmp_path, inception_weights, faces32, parity):
     from torch_fidelity import calculate_metrics
 
-    for name, part in (("a", faces32[:24]), ("b", faces32[24:48])):
-        (tmp_path / name).mkdir()
-        for i, face in enumerate(part):
-            Image.fromarray(face).save(tmp_path / name / f"{i:03d}.png")
+    png_folders(tmp_path, a=faces32[:24], b=faces32[24:48])
     common = dict(cuda=False, feature_extractor_weights_path=inception_weights, cache=False, verbose=False,
                   save_cpu_ram=True)
     ref = calculate_metrics(input1=str(tmp_path / "a"), input2=str(tmp_path / "b"), fid=True, kid=True,

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import pytest
 import torch
-from PIL import Image
 
 import ganeval
 from ganeval.compat import ensure_torchvision_importable, import_torchvision
 from ganeval.errors import BadInput
 from ganeval.features.registry import build_extractor
+from tests.folders import png_folders
 
 ensure_torchvision_importable()
 from torch_fidelity.feature_extractor_vgg16 import FeatureExtractorVGG16  # noqa: E402
@@ -44,10 +44,7 @@ def test_features_equal_torch_fidelity_fc2_relu(vgg_weights, faces32, parity):
 def test_precision_recall_equal_torch_fidelity_prc(tmp_path, vgg_weights, faces32, parity):
     from torch_fidelity import calculate_metrics
 
-    for name, part in (("real", faces32[:20]), ("fake", faces32[20:40])):
-        (tmp_path / name).mkdir()
-        for i, face in enumerate(part):
-            Image.fromarray(face).save(tmp_path / name / f"{i:03d}.png")
+    png_folders(tmp_path, real=faces32[:20], fake=faces32[20:40])
     ref = calculate_metrics(input1=str(tmp_path / "fake"), input2=str(tmp_path / "real"), prc=True, cuda=False,
                             feature_extractor_weights_path=vgg_weights, cache=False, verbose=False)
     ours = ganeval.compute_metrics(tmp_path / "real", tmp_path / "fake", metrics="prdc", features="vgg16",
