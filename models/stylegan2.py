@@ -95,6 +95,9 @@ OPTIONS: dict[str, tuple[Any, type, str]] = {
     "mbstd_group": (None, int, "minibatch-stddev group size (default: the cfg's; auto 4)"),
     "lr": (None, float, "Adam learning rate of G and D (default: the cfg's; auto 0.0025, 0.002 from 1024 px)"),
     "conv_clamp": (256.0, float, "clamp every G layer's output to ±this (0: off), as NVlabs' configs"),
+    "blur_sigma": (0.0, float, "σ in pixels of a Gaussian blur of every image D sees, fading to 0 "
+                               "(StyleGAN3 config R: 10; 0: off)"),
+    "blur_fade_kimg": (None, float, "thousands of images over which the D-input blur fades out (default batch·200/32)"),
 }
 
 
@@ -507,6 +510,19 @@ def build(cfg: ModelConfig) -> tuple[nn.Module, nn.Module]:
 
 # ---------------------------------------------------------------------- training
 
+def gaussian_blur(images: torch.Tensor, sigma: float) -> torch.Tensor:
+    """A separable Gaussian blur (σ in pixels, taps out to ⌊3σ⌋, zero padding, same size)."""
+    radius = int(3 * sigma)
+    if radius < 1:
+        return images
+    x = torch.arange(-radius, radius + 1, device=images.device, dtype=torch.float32)
+    taps = torch.exp(-x.square() / (2 * sigma * sigma))
+    taps = (taps / taps.sum()).to(images.dtype)
+    c = images.shape[1]
+    out = F.conv2d(images, taps.view(1, 1, 1, -1).expand(c, 1, 1, -1), padding=(0, radius), groups=c)
+    return F.conv2d(out, taps.view(1, 1, -1, 1).expand(c, 1, -1, 1), padding=(radius, 0), groups=c)
+
+
 class StyleGAN2Objective(Objective):
     """One StyleGAN2-ADA step: D (+ lazy R1), then G (+ lazy path length), ADA update.
 
@@ -561,9 +577,22 @@ class StyleGAN2Objective(Objective):
         return G.synthesis(ws, "random"), ws
 
     def run_D(self, ctx: StepContext, images: torch.Tensor) -> torch.Tensor:
+        sigma = self.blur_sigma(ctx.step)
+        if sigma > 0:
+            images = gaussian_blur(images, sigma)
         if self.augment is not None:
             images = self.augment(images, ctx.rng)
         return ctx.D(images)
+
+    def blur_sigma(self, step: int) -> float:
+        """The D-input blur at generator step ``step`` (Karras et al. 2021, config R: σ starts
+        at ``blur_sigma`` pixels and falls linearly to 0 over ``blur_fade_kimg`` thousand images)."""
+        o = self.o
+        if not o["blur_sigma"]:
+            return 0.0
+        batch = self._images_per_step()
+        fade = (o["blur_fade_kimg"] if o["blur_fade_kimg"] is not None else batch * 200 / 32) * 1000
+        return o["blur_sigma"] * max(0.0, 1 - step * batch / fade) if fade > 0 else 0.0
 
     def _images_per_step(self) -> int:
         return self.spec.train.batch_size * self.world.size

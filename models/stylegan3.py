@@ -305,14 +305,16 @@ def from_nvlabs(init_kwargs: dict[str, Any], state: dict[str, torch.Tensor]) -> 
 
 # ---------------------------------------------------------------------- the zoo family
 
-CFGS = {"t": dict(channel_base=32768, channel_max=512, conv_kernel=3, radial=False),
-        "r": dict(channel_base=65536, channel_max=1024, conv_kernel=1, radial=True)}
+CFGS = {"t": dict(channel_base=32768, channel_max=512, conv_kernel=3, radial=False, blur_sigma=0.0),
+        "r": dict(channel_base=65536, channel_max=1024, conv_kernel=1, radial=True, blur_sigma=10.0)}
 
 
 def stylegan3_options(resolution: int, given: dict[str, Any]) -> dict[str, Any]:
     """StyleGAN2-ADA's options (one validator) with NVlabs' StyleGAN3 configs: ``cfg`` t or r sets
     channel_base/channel_max (32768/512, 65536/1024), 2 mapping layers, no path-length or
-    style-mixing regularisation (as NVlabs' stylegan3 configs); explicit values win."""
+    style-mixing regularisation (as NVlabs' stylegan3 configs), and for R the blur of D's inputs
+    (σ 10 px fading out over batch·200/32 thousand images, as the paper's config R); explicit
+    values win."""
     from ganeval.models.stylegan2 import stylegan2_options
 
     given = dict(given)
@@ -321,7 +323,7 @@ def stylegan3_options(resolution: int, given: dict[str, Any]) -> dict[str, Any]:
         raise BadInput(f"stylegan3 option cfg must be t or r, got {cfg!r}")
     spec = CFGS[cfg]
     defaults = {"channel_base": spec["channel_base"], "channel_max": spec["channel_max"], "mapping_layers": 2,
-                "pl_weight": 0.0, "style_mixing": 0.0}
+                "pl_weight": 0.0, "style_mixing": 0.0, "blur_sigma": spec["blur_sigma"]}
     out = stylegan2_options(resolution, {**{k: v for k, v in defaults.items() if given.get(k) is None}, **given,
                                          "cfg": "auto"})
     out["cfg"] = cfg

@@ -37,9 +37,34 @@ def test_options_follow_nvlabs_configs():
     assert (t["cfg"], t["channel_base"], t["channel_max"], t["mapping_layers"]) == ("t", 32768, 512, 2)
     assert (r["channel_base"], r["channel_max"]) == (65536, 1024)
     assert t["pl_weight"] == 0 and t["style_mixing"] == 0  # NVlabs' stylegan3 configs turn both off
+    assert t["blur_sigma"] == 0 and r["blur_sigma"] == 10  # config R blurs D's inputs at first
     assert stylegan3_options(64, t) == t  # stored in checkpoints: passes through unchanged
     with pytest.raises(BadInput, match="cfg must be t or r"):
         stylegan3_options(64, {"cfg": "paper256"})
+
+
+def test_discriminator_input_blur_fades_out():
+    """Config R's blur of D's inputs: a normalised Gaussian (σ px, taps to 3σ) whose σ falls
+    linearly from blur_sigma to 0 over blur_fade_kimg (default batch·200/32) thousand images."""
+    from types import SimpleNamespace
+
+    import torch
+
+    from ganeval.models.stylegan2 import StyleGAN2Objective, gaussian_blur
+
+    delta = torch.zeros(1, 3, 41, 41)
+    delta[:, :, 20, 20] = 1
+    out = gaussian_blur(delta, 2.0)
+    x = torch.arange(-6, 7, dtype=torch.float32)
+    g = torch.exp(-x.square() / 8)
+    want = torch.outer(g, g) / g.sum() ** 2
+    torch.testing.assert_close(out[0, 1, 14:27, 14:27], want)
+    assert out.sum().item() == pytest.approx(3.0, abs=1e-5) and torch.equal(gaussian_blur(delta, 0.3), delta)
+    objective = SimpleNamespace(o={"blur_sigma": 10.0, "blur_fade_kimg": None}, _images_per_step=lambda: 32)
+    sigma = [StyleGAN2Objective.blur_sigma(objective, step) for step in (0, 3125, 6250, 10_000)]
+    assert sigma == [10.0, 5.0, 0.0, 0.0]  # 200 thousand images at batch 32
+    objective.o["blur_sigma"] = 0.0
+    assert StyleGAN2Objective.blur_sigma(objective, 0) == 0.0
 
 
 @pytest.fixture(scope="module")
