@@ -32,6 +32,7 @@ from torch import nn
 from ganeval.errors import BadInput
 
 PERSISTENCE_HOOK = ("torch_utils.persistence", "_reconstruct_persistent_obj")
+TF_NETWORK = ("dnnlib.tflib.network", "Network")  # the networks of NVlabs' TensorFlow repositories
 
 # Records store the bare class name (``Generator``) and the module's source, which is never read;
 # the generation is told apart by the tensors it holds. architecture → "module:function" building
@@ -154,6 +155,10 @@ class RestrictedUnpickler(pickle.Unpickler):
 
     def find_class(self, module: str, name: str) -> Any:
         found = SAFE_GLOBALS.get((module, name))
+        if (module, name) == TF_NETWORK:
+            raise BadInput("a TensorFlow-era NVlabs pickle (StyleGAN or StyleGAN2 in TensorFlow): ganeval reads "
+                           "the PyTorch snapshots of stylegan2-ada-pytorch and stylegan3, not these yet; "
+                           "nothing was run")
         if found is None:
             raise BadInput(f"refers to {module}.{name}, which is not part of a network snapshot; nothing was run")
         return found

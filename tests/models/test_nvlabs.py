@@ -118,6 +118,38 @@ def test_a_reduce_payload_is_refused_and_never_runs(tmp_path):
     assert not marker.exists()
 
 
+def test_a_tensorflow_era_pickle_is_named_as_such(tmp_path, capsys):
+    """StyleGAN (v1) and TF StyleGAN2 pickles hold dnnlib.tflib.network.Network objects whose
+    state includes the networks' source: said in one line, never unpickled further."""
+    import sys
+    import types
+
+    module = types.ModuleType("dnnlib.tflib.network")
+
+    class Network:
+        def __getstate__(self):
+            return {"version": 3, "name": "G", "build_func_name": "training.networks_stylegan.G_style",
+                    "build_module_src": "open('ran', 'w')", "static_kwargs": {"resolution": 64},
+                    "components": {}, "variables": [("G_mapping/Dense0/weight", np.zeros((2, 2), np.float32))]}
+
+    Network.__module__, Network.__qualname__ = "dnnlib.tflib.network", "Network"
+    module.Network = Network
+    names = ("dnnlib", "dnnlib.tflib", "dnnlib.tflib.network")
+    for name in names[:2]:
+        sys.modules[name] = types.ModuleType(name)
+    sys.modules["dnnlib.tflib.network"] = module
+    try:
+        path = _write(tmp_path / "karras2019stylegan-ffhq-1024x1024.pkl", (Network(), Network(), Network()))
+    finally:
+        for name in names:
+            del sys.modules[name]
+    with pytest.raises(BadInput, match="TensorFlow-era NVlabs pickle"):
+        load_nvlabs_pickle(path)
+    assert main(["sample", str(path), "--seeds", "0", "-o", str(tmp_path / "o.npz")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "TensorFlow-era" in err and "nothing was run" in err
+
+
 def _with_module_src(source: str) -> bytes:
     """The golden pickle with its placeholder source replaced by ``source``."""
     data = (DATA / "sg2_64.pkl").read_bytes()
