@@ -339,7 +339,9 @@ def consent_page(store: StudyStore, token: str | None, external_id: str | None =
             "where you left off.")
         with st.form("consent", border=True):
             agreed = st.checkbox("I have read the above and agree to take part.")
-            start = st.form_submit_button("Start", type="primary", width="stretch")
+            # on the left: the answer buttons sit on the right, so a double click on Start
+            # can never land on Real or Fake, whatever the window's height
+            start = st.columns([2, 3])[0].form_submit_button("Start", type="primary", width="stretch")
         if not start:
             return
         if not agreed:

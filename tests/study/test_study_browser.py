@@ -141,7 +141,12 @@ def test_browser_completes_a_six_trial_study(study, server, tmp_path):
             page.screenshot(path=tmp_path / "study_consent.png", full_page=True)
             keep(tmp_path / "study_consent.png")
             page.get_by_text("I have read the above and agree to take part.").click()
+            start_box = page.get_by_role("button", name="Start").bounding_box()
             page.get_by_role("button", name="Start").dblclick()  # the second click must not answer trial 1
+            page.get_by_text(f"Picture 1 of {TRIALS}").wait_for()
+            for name in ("Real", "Fake"):  # Start and the answers never share a place on the page
+                box = page.get_by_role("button", name=name, exact=True).bounding_box()
+                assert box["x"] >= start_box["x"] + start_box["width"] or box["x"] + box["width"] <= start_box["x"]
 
             previous_src = None
             for i in range(TRIALS):
