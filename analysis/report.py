@@ -56,6 +56,13 @@ class ReportInputs:
 
     def check(self) -> None:
         """Fail on a missing path before any work, and on nothing to report."""
+        self.check_paths()
+        if self.study and not self.study_responses:
+            raise BadInput(f"{self.study}: export its responses first (`ganeval study export`) and give them "
+                           "as study_responses")
+
+    def check_paths(self) -> None:
+        """What can be checked before the study's judgments are exported: nothing is written yet."""
         if self.study and self.responses:
             raise BadInput("give --study or --responses, not both")
         if not (self.study or self.study_source or self.nearest or self.fid or self.runs):
@@ -65,9 +72,6 @@ class ReportInputs:
                 raise BadInput(f"{path}: no such file or folder")
         if self.study and not Path(self.study).is_dir():
             raise BadInput(f"{self.study}: --study takes a study folder (use --responses for a CSV)")
-        if self.study and not self.study_responses:
-            raise BadInput(f"{self.study}: export its responses first (`ganeval study export`) and give them "
-                           "as study_responses")
         if self.bootstrap < 0:
             raise BadInput("--bootstrap must be 0 or more")
         if self.per_image and not self.study:
@@ -246,6 +250,7 @@ def build(inp: ReportInputs, outdir: Path) -> dict:
 
 def prepare_report_dir(inp: ReportInputs, out: str | os.PathLike, overwrite: bool = False) -> OutputDir:
     """REPORT_DIR checked by the output policy before any work (created only when written)."""
+    inp.check_paths()
     return prepare_output_dir(out, "report", [inp.study, inp.responses, inp.nearest, *inp.fid, *inp.runs,
                                               *inp.per_image.values()],
                               overwrite, reserve=REPORT_NAMES, defer=True)

@@ -499,8 +499,8 @@ def remember_participant(token: str) -> None:
 
 
 def remembered_participant(store: StudyStore) -> str | None:
-    """This browser's participant: from this session (Back keeps the session), else its cookie
-    (a reload, a new tab, the plain link again); None when the browser has none the study knows."""
+    """This browser's participant: from the Streamlit session (which Back stays in), else from the
+    cookie (a reload, a new tab, the plain link again); None when the study knows neither."""
     for token in (st.session_state.get("_token"), st.context.cookies.get(TOKEN_COOKIE)):
         if token and store.state(token) is not None:
             return token

@@ -324,6 +324,10 @@ def test_report_says_which_per_image_score_agrees_with_people(tmp_path, study, c
     assert main(["report", "--responses", str(out / "tables" / "study_responses.csv"), "--per-image",
                  f"dcgan={tmp_path / 'scores.csv'}", "-o", str(tmp_path / "r2")]) == 2
     assert "--per-image needs --study" in capsys.readouterr().err
+    assert main(["report", "--study", str(folder), "--per-image", f"dcgan={tmp_path / 'nope.csv'}",
+                 "-o", str(tmp_path / "r4")]) == 2
+    assert "no such file" in capsys.readouterr().err and not (tmp_path / "r4").exists()  # refused before writing
+    assert not (tmp_path / "r2").exists()
     with pytest.raises(SystemExit) as stop:
         main(["report", "--study", str(folder), "--per-image", "dcgan", "-o", str(tmp_path / "r3")])
     assert stop.value.code == 2 and "expected LABEL=PATH" in capsys.readouterr().err
