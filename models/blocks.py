@@ -137,14 +137,15 @@ class ResnetBlock(nn.Module):
 
 class EqualLinear(nn.Module):
     """Dense layer with equalised learning rate; ``lr_mul`` slows it further (StyleGAN's
-    mapping network uses 0.01); ``act="lrelu"`` adds LeakyReLU(0.2)·√2 (variance-preserving)."""
+    mapping network uses 0.01); ``act="lrelu"`` adds LeakyReLU(0.2)·√2 (variance-preserving);
+    ``gain`` scales the weight instead (StyleGAN v1 puts He's √2 there)."""
 
     def __init__(self, cin: int, cout: int, bias: bool = True, bias_init: float = 0.0,
-                 lr_mul: float = 1.0, act: str | None = None):
+                 lr_mul: float = 1.0, act: str | None = None, gain: float = 1.0):
         super().__init__()
         self.weight = nn.Parameter(torch.randn(cout, cin) / lr_mul)
         self.bias = nn.Parameter(torch.full((cout,), float(bias_init) / lr_mul)) if bias else None
-        self.weight_gain = lr_mul / math.sqrt(cin)
+        self.weight_gain = lr_mul / math.sqrt(cin) if gain == 1 else gain / math.sqrt(cin) * lr_mul
         self.lr_mul, self.act = lr_mul, act
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:

@@ -9,7 +9,12 @@ scalars/arrays, and NVlabs' persistence hook, which is replaced by a function th
 inert :class:`StoredNetwork` record (class name, constructor arguments, tensors). The stored
 source is never read. A known architecture is then rebuilt from its arguments by ganeval's own
 implementation and given the tensors (``load_state_dict(strict=True)``); anything else is a
-one-line :class:`~ganeval.errors.BadInput`."""
+one-line :class:`~ganeval.errors.BadInput`.
+
+TensorFlow-era snapshots (StyleGAN v1 and StyleGAN2 in TensorFlow: a tuple G, D, Gs of
+``dnnlib.tflib.network.Network``) are read the same way: each network becomes an inert
+:class:`TFNetwork` record (its explicit keyword arguments, variables and sub-networks). Its
+stored ``build_module_src``, which NVlabs' loader ``exec()``s, is never read."""
 from __future__ import annotations
 
 import collections
@@ -33,6 +38,14 @@ from ganeval.errors import BadInput
 
 PERSISTENCE_HOOK = ("torch_utils.persistence", "_reconstruct_persistent_obj")
 TF_NETWORK = ("dnnlib.tflib.network", "Network")  # the networks of NVlabs' TensorFlow repositories
+
+# TensorFlow snapshots name the function that built the top network: → "module:function" building
+# ganeval's module from (explicit kwargs, variables named mapping/…, synthesis/… and the top's own).
+TF_ARCHITECTURES: dict[str, str] = {
+    "G_style": "ganeval.models.stylegan:from_tf",
+    "G_main": "ganeval.models.stylegan2:from_tf",
+}
+TF_KEYS = {"G": 0, "D": 1, "G_ema": 2, "Gs": 2}  # a TensorFlow snapshot is the tuple (G, D, Gs)
 
 # Records store the bare class name (``Generator``) and the module's source, which is never read;
 # the generation is told apart by the tensors it holds. architecture → "module:function" building
@@ -84,6 +97,42 @@ class StoredNetwork:
                 out.update(child.tensors(f"{prefix}{name}."))
             elif child is not None:
                 raise BadInput(f"submodule {prefix}{name} is a {type(child).__name__}, not a stored network")
+        return out
+
+
+class TFNetwork:
+    """What a pickled ``dnnlib.tflib.network.Network`` holds, as data: pickle builds the bare
+    object and hands it the stored state, which is only kept."""
+
+    state: dict[str, Any]
+
+    def __setstate__(self, state: Any) -> None:
+        if not isinstance(state, dict) or state.get("version") not in (2, 3, 4, 5):
+            raise BadInput("a TensorFlow network record of an unknown format")
+        self.state = state
+
+    @property
+    def build_func_name(self) -> str:
+        return str(self.state.get("build_func_name", ""))
+
+    @property
+    def static_kwargs(self) -> dict[str, Any]:
+        return dict(self.state.get("static_kwargs") or {})
+
+    def variables(self, prefix: str = "") -> dict[str, np.ndarray]:
+        """Every variable of this network and its components, named ``component/…``."""
+        out: dict[str, np.ndarray] = {}
+        for item in self.state.get("variables") or []:
+            if not (isinstance(item, tuple) and len(item) == 2 and isinstance(item[0], str)):
+                raise BadInput("a TensorFlow network whose variables are not (name, array) pairs")
+            name, value = item
+            if not isinstance(value, (np.ndarray, np.generic, float, int)):
+                raise BadInput(f"variable {name} is a {type(value).__name__}, not an array")
+            out[prefix + name] = np.asarray(value)
+        for name, child in (self.state.get("components") or {}).items():
+            if not isinstance(child, TFNetwork):
+                raise BadInput(f"component {name} is a {type(child).__name__}, not a network")
+            out.update(child.variables(f"{prefix}{name}/"))
         return out
 
 
@@ -147,6 +196,7 @@ del _numpy_core
 for _dtype in ("float16", "float32", "float64", "bfloat16", "int8", "int16", "int32", "int64", "uint8", "bool"):
     SAFE_GLOBALS[("torch", _dtype)] = getattr(torch, _dtype)
 SAFE_GLOBALS[("torch", "Size")] = torch.Size
+SAFE_GLOBALS[TF_NETWORK] = TFNetwork
 del _dtype
 
 
@@ -155,10 +205,6 @@ class RestrictedUnpickler(pickle.Unpickler):
 
     def find_class(self, module: str, name: str) -> Any:
         found = SAFE_GLOBALS.get((module, name))
-        if (module, name) == TF_NETWORK:
-            raise BadInput("a TensorFlow-era NVlabs pickle (StyleGAN or StyleGAN2 in TensorFlow): ganeval reads "
-                           "the PyTorch snapshots of stylegan2-ada-pytorch and stylegan3, not these yet; "
-                           "nothing was run")
         if found is None:
             raise BadInput(f"refers to {module}.{name}, which is not part of a network snapshot; nothing was run")
         return found
@@ -187,7 +233,8 @@ def is_nvlabs_pickle(path: str | os.PathLike) -> bool:
             head = f.read(1 << 16)
     except OSError:
         return False
-    return head[:1] == b"\x80" and (b"_reconstruct_persistent_obj" in head or b"training.networks" in head)
+    return head[:1] == b"\x80" and (b"_reconstruct_persistent_obj" in head or b"training.networks" in head
+                                     or b"dnnlib.tflib.network" in head)
 
 
 def _builder(architecture: str) -> Callable[[dict[str, Any], dict[str, torch.Tensor]], nn.Module]:
@@ -199,6 +246,8 @@ def load_nvlabs_pickle(path: str | os.PathLike, key: str = "G_ema") -> nn.Module
     """The network stored under ``key`` (G_ema by default), rebuilt by ganeval, in eval mode."""
     path = Path(path)
     data = _read(path)
+    if isinstance(data, tuple) and len(data) == 3 and all(isinstance(n, TFNetwork) for n in data):
+        return _load_tf(path, data, key)
     if not isinstance(data, dict):
         raise BadInput(f"{path}: holds a {type(data).__name__}, not an NVlabs snapshot (a dict with G_ema)")
     record = data.get(key)
@@ -215,6 +264,27 @@ def load_nvlabs_pickle(path: str | os.PathLike, key: str = "G_ema") -> nn.Module
     except BadInput as exc:
         raise BadInput(f"{path}: {exc}") from None
     return net.eval().requires_grad_(False)
+
+
+def _load_tf(path: Path, networks: tuple, key: str) -> nn.Module:
+    if key not in TF_KEYS:
+        raise BadInput(f"{path}: a TensorFlow snapshot holds G, D and Gs (G_ema), not {key!r}")
+    net = networks[TF_KEYS[key]]
+    name = net.build_func_name
+    if name not in TF_ARCHITECTURES:
+        raise BadInput(f"{path}: {key} of this TensorFlow snapshot is built by {name or 'an unnamed function'}, "
+                       f"which ganeval does not know (known: {', '.join(TF_ARCHITECTURES)})")
+    module, function = TF_ARCHITECTURES[name].split(":")
+    kwargs = {}
+    for component in (net.state.get("components") or {}).values():
+        if isinstance(component, TFNetwork):
+            kwargs.update(component.static_kwargs)
+    kwargs.update(net.static_kwargs)
+    try:
+        G = getattr(importlib.import_module(module), function)(kwargs, net.variables())
+    except BadInput as exc:
+        raise BadInput(f"{path}: {exc}") from None
+    return G.eval().requires_grad_(False)
 
 
 # ------------------------------------------------------------------ export

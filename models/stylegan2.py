@@ -40,6 +40,7 @@ from __future__ import annotations
 import math
 from typing import Any
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -222,6 +223,15 @@ def modulated_conv2d(x: torch.Tensor, weight: torch.Tensor, styles: torch.Tensor
     return out
 
 
+def random_noise(x: torch.Tensor, noise_generator: torch.Generator | list[torch.Generator] | None) -> torch.Tensor:
+    """N×1×H×W per-pixel noise for ``x``; with one generator per image, an image's noise
+    depends on its own stream alone (not on the batch it is drawn in)."""
+    shape = (1, x.shape[2], x.shape[3])
+    if isinstance(noise_generator, (list, tuple)):
+        return torch.stack([torch.randn(shape, device=x.device, dtype=x.dtype, generator=g) for g in noise_generator])
+    return torch.randn((x.shape[0], *shape), device=x.device, dtype=x.dtype, generator=noise_generator)
+
+
 class StyleConv(nn.Module):
     """Modulated 3×3 conv (optionally ×2 upsampling first) + noise + bias + LeakyReLU."""
 
@@ -240,13 +250,7 @@ class StyleConv(nn.Module):
         styles = self.affine(w)
         x = modulated_conv2d(x, self.weight, styles, demodulate=True, fused=not self.training, up=self.up)
         if noise_mode == "random":
-            shape = (1, self.resolution, self.resolution)
-            if isinstance(noise_generator, (list, tuple)):  # one stream per image: batch-independent noise
-                noise = torch.stack([torch.randn(shape, device=x.device, dtype=x.dtype, generator=g)
-                                     for g in noise_generator])
-            else:
-                noise = torch.randn((x.shape[0], *shape), device=x.device, dtype=x.dtype, generator=noise_generator)
-            x = x + noise * self.noise_strength
+            x = x + random_noise(x, noise_generator) * self.noise_strength
         elif noise_mode == "const":
             x = x + self.noise_const.to(x.dtype) * self.noise_strength
         x = lrelu_gain(x + self.bias.to(x.dtype)[None, :, None, None])
@@ -714,3 +718,67 @@ STYLEGAN2 = Family(
     reference="Karras et al. Analyzing and improving the image quality of StyleGAN (2020); "
               "Training generative adversarial networks with limited data (2020)",
 )
+
+
+# ---------------------------------------------------------------------- NVlabs TensorFlow snapshots
+
+def from_tf(kwargs: dict[str, Any], variables: dict[str, Any]) -> StyleGAN2Generator:
+    """A StyleGAN2 generator from a TensorFlow snapshot (NVlabs' stylegan2 / stylegan2-ada):
+    its explicit keyword arguments (defaults are the TensorFlow code's: fmap_base 16384, i.e.
+    channel_base 32768) and its variables, laid out as the PyTorch snapshot it corresponds to
+    (conv kernels [k, k, in, out] → [out, in, k, k], the up-convolution's kernel flipped, since
+    TensorFlow upsampled with a transposed convolution; styles' bias stored as offset from 1)."""
+    def arg(name: str, default: Any) -> Any:
+        value = kwargs.get(name, default)
+        return default if value is None else value
+
+    if any(name.startswith(("synthesis/ToRGB_lod", "synthesis/4x4/ToRGB_lod")) for name in variables):
+        raise BadInput("a StyleGAN2 snapshot with the 'orig' toRGB layout: only 'skip' (NVlabs' default) is supported")
+    init = {"z_dim": arg("latent_size", 512), "c_dim": arg("label_size", 0), "w_dim": arg("dlatent_size", 512),
+            "img_resolution": arg("resolution", 1024), "img_channels": arg("num_channels", 3),
+            "mapping_kwargs": {"num_layers": arg("mapping_layers", 8), "layer_features": kwargs.get("mapping_fmaps"),
+                               "embed_features": kwargs.get("label_fmaps"),
+                               "activation": arg("mapping_nonlinearity", "lrelu"),
+                               "lr_multiplier": arg("mapping_lrmul", 0.01)},
+            "synthesis_kwargs": {"channel_base": int(arg("fmap_base", 16384)) * 2, "channel_max": arg("fmap_max", 512),
+                                 "conv_clamp": kwargs.get("conv_clamp"), "architecture": arg("architecture", "skip"),
+                                 "resample_filter": arg("resample_kernel", [1, 3, 3, 1])}}
+    if float(arg("fmap_decay", 1.0)) != 1.0:
+        raise BadInput(f"a StyleGAN2 snapshot with fmap_decay={kwargs['fmap_decay']}: only 1 is supported")
+
+    def take(name: str) -> np.ndarray:
+        if name not in variables:
+            raise BadInput(f"StyleGAN2 snapshot has no variable {name}")
+        return np.asarray(variables[name], dtype=np.float32)
+
+    def conv(name: str, flip: bool = False) -> np.ndarray:
+        w = take(name)
+        return (w[::-1, ::-1] if flip else w).transpose(3, 2, 0, 1)
+
+    state: dict[str, np.ndarray] = {"mapping.w_avg": take("dlatent_avg")}
+    for i in range(int(init["mapping_kwargs"]["num_layers"])):
+        state[f"mapping.fc{i}.weight"] = take(f"mapping/Dense{i}/weight").T
+        state[f"mapping.fc{i}.bias"] = take(f"mapping/Dense{i}/bias")
+    if init["c_dim"]:
+        state["mapping.embed.weight"] = take("mapping/LabelEmbed/weight").T
+        state["mapping.embed.bias"] = take("mapping/LabelEmbed/bias")
+    resolution = int(init["img_resolution"])
+    for res in [4 * 2 ** i for i in range(doublings(resolution, 4) + 1)]:
+        ours, theirs = f"synthesis.b{res}", f"synthesis/{res}x{res}"
+        layers = [("conv1", "Conv", 0)] if res == 4 else [("conv0", "Conv0_up", -5), ("conv1", "Conv1", -4)]
+        if res == 4:
+            state[f"{ours}.const"] = take(f"{theirs}/Const/const")[0]
+        for conv_name, scope, offset in layers:
+            p, t = f"{ours}.{conv_name}", f"{theirs}/{scope}"
+            state[f"{p}.weight"] = conv(f"{t}/weight", flip=scope == "Conv0_up")
+            state[f"{p}.bias"] = take(f"{t}/bias")
+            state[f"{p}.noise_strength"] = take(f"{t}/noise_strength")
+            noise = 0 if res == 4 else int(math.log2(res)) * 2 + offset
+            state[f"{p}.noise_const"] = take(f"synthesis/noise{noise}")[0, 0]
+            state[f"{p}.affine.weight"] = take(f"{t}/mod_weight").T
+            state[f"{p}.affine.bias"] = take(f"{t}/mod_bias") + 1
+        state[f"{ours}.torgb.weight"] = conv(f"{theirs}/ToRGB/weight")
+        state[f"{ours}.torgb.bias"] = take(f"{theirs}/ToRGB/bias")
+        state[f"{ours}.torgb.affine.weight"] = take(f"{theirs}/ToRGB/mod_weight").T
+        state[f"{ours}.torgb.affine.bias"] = take(f"{theirs}/ToRGB/mod_bias") + 1
+    return from_nvlabs(init, {k: torch.from_numpy(np.array(v, dtype=np.float32)) for k, v in state.items()})

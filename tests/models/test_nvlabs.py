@@ -1,9 +1,12 @@
 """NVlabs network pickles: pixel-equal to NVlabs' own rendering, and nothing stored in a file runs.
 
-The golden arrays in tests/data/nvlabs come from NVlabs' code (tests/make_nvlabs_golden.py and
-tests/make_sg3_golden.py, run outside the repository): small random StyleGAN2 generators at 64 px
-(one conditional) and 256 px, StyleGAN3-T at 64 and 256 px and StyleGAN3-R at 64 px, seeds 0-3,
-truncation 0.7, noise_mode const, uint8 as gen_images.py converts."""
+The golden arrays in tests/data/nvlabs come from NVlabs' code (tests/make_nvlabs_golden.py,
+tests/make_sg3_golden.py and tests/make_stylegan_golden.py, run outside the repository): small
+random StyleGAN2 generators at 64 px (one conditional) and 256 px, StyleGAN3-T at 64 and 256 px,
+StyleGAN3-R at 64 px, and StyleGAN (v1, TensorFlow) at 32 (conditional), 64 (one of them caught
+while growing) and 128 px; seeds 0-3, truncation 0.7, constant noise, uint8 as NVlabs converts.
+sg2tf_* hold the sg2_64 networks in the TensorFlow layout (tests/make_stylegan2_tf_golden.py);
+NVlabs' own converter renders them as the sg2_64 goldens."""
 from __future__ import annotations
 
 import pickle
@@ -20,7 +23,10 @@ from ganeval.generators import load_generator
 from ganeval.models.nvlabs import is_nvlabs_pickle, load_nvlabs_pickle
 
 DATA = Path(__file__).resolve().parents[1] / "data" / "nvlabs"
-GOLDEN = ["sg2_64", "sg2_64_cond", "sg2_256", "sg2v3_64", "sg3t_64", "sg3r_64", "sg3t_256"]
+GOLDEN = ["sg2_64", "sg2_64_cond", "sg2_256", "sg2v3_64", "sg3t_64", "sg3r_64", "sg3t_256",
+          "sg1_64", "sg1_128", "sg1_64_lod", "sg1_32_cond", "sg2tf_64", "sg2tf_64_cond"]
+# TensorFlow StyleGAN2 snapshots of the same networks as PyTorch goldens render those goldens
+RENDERS_AS = {"sg2tf_64": "sg2_64", "sg2tf_64_cond": "sg2_64_cond"}
 
 
 def _golden(name: str):
@@ -30,7 +36,7 @@ def _golden(name: str):
 
 @pytest.mark.parametrize("name", GOLDEN)
 def test_images_equal_nvlabs_within_one_grey_level(name):
-    gold = _golden(name)
+    gold = _golden(RENDERS_AS.get(name, name))
     G = load_generator(DATA / f"{name}.pkl", device="cpu")
     assert G.kind == "nvlabs" and G.style and G.resolution == gold["images"].shape[1]
     classes = gold["classes"] if G.c_dim else [None] * len(gold["seeds"])
@@ -118,36 +124,71 @@ def test_a_reduce_payload_is_refused_and_never_runs(tmp_path):
     assert not marker.exists()
 
 
-def test_a_tensorflow_era_pickle_is_named_as_such(tmp_path, capsys):
-    """StyleGAN (v1) and TF StyleGAN2 pickles hold dnnlib.tflib.network.Network objects whose
-    state includes the networks' source: said in one line, never unpickled further."""
-    import sys
-    import types
+def _tf_repickled(path: Path, edit=lambda state: None) -> bytes:
+    """A TensorFlow golden snapshot written again as NVlabs' ``Network`` objects, each state
+    passed through ``edit`` first (what an altered or hostile download would hold)."""
+    from ganeval.models.nvlabs import TFNetwork, _class_named, _read
 
-    module = types.ModuleType("dnnlib.tflib.network")
+    with _class_named("dnnlib.tflib.network", "Network") as Network:
+        def rebuild(record: TFNetwork):
+            state = dict(record.state)
+            state["components"] = {k: rebuild(v) for k, v in (state.get("components") or {}).items()}
+            edit(state)
+            net = Network()
+            net.__dict__.update(state)
+            return net
 
-    class Network:
-        def __getstate__(self):
-            return {"version": 3, "name": "G", "build_func_name": "training.networks_stylegan.G_style",
-                    "build_module_src": "open('ran', 'w')", "static_kwargs": {"resolution": 64},
-                    "components": {}, "variables": [("G_mapping/Dense0/weight", np.zeros((2, 2), np.float32))]}
+        return pickle.dumps(tuple(rebuild(r) for r in _read(path)), protocol=3)
 
-    Network.__module__, Network.__qualname__ = "dnnlib.tflib.network", "Network"
-    module.Network = Network
-    names = ("dnnlib", "dnnlib.tflib", "dnnlib.tflib.network")
-    for name in names[:2]:
-        sys.modules[name] = types.ModuleType(name)
-    sys.modules["dnnlib.tflib.network"] = module
-    try:
-        path = _write(tmp_path / "karras2019stylegan-ffhq-1024x1024.pkl", (Network(), Network(), Network()))
-    finally:
-        for name in names:
-            del sys.modules[name]
-    with pytest.raises(BadInput, match="TensorFlow-era NVlabs pickle"):
-        load_nvlabs_pickle(path)
-    assert main(["sample", str(path), "--seeds", "0", "-o", str(tmp_path / "o.npz")]) == 2
-    err = capsys.readouterr().err.strip()
-    assert len(err.splitlines()) == 1 and "TensorFlow-era" in err and "nothing was run" in err
+
+def test_tensorflow_snapshots_never_run_their_stored_source(tmp_path, capsys):
+    """StyleGAN (v1) and TF StyleGAN2 pickles store their networks' source, which NVlabs' loader
+    exec()s; ganeval keeps the state as data and rebuilds the network itself."""
+    marker = tmp_path / "ran"
+
+    def plant(state):
+        state["build_module_src"] = f"import pathlib\npathlib.Path({str(marker)!r}).touch()\n"
+
+    for name in ("sg1_64", "sg2tf_64"):
+        path = tmp_path / f"{name}.pkl"
+        path.write_bytes(_tf_repickled(DATA / f"{name}.pkl", plant))
+        assert b"pathlib" in path.read_bytes()
+        G = load_nvlabs_pickle(path)
+        assert G.img_resolution == 64
+        assert main(["sample", str(path), "--seeds", "0", "-o", str(tmp_path / f"{name}.npz"), "--device", "cpu"]) == 0
+    assert not marker.exists()
+
+
+def test_tensorflow_snapshots_name_what_they_cannot_build(tmp_path):
+    with pytest.raises(BadInput, match="D of this TensorFlow snapshot is built by D_basic, which ganeval does not know"):
+        load_nvlabs_pickle(DATA / "sg1_64.pkl", key="D")
+    assert load_nvlabs_pickle(DATA / "sg1_64.pkl", key="G").training is False
+
+    def pixel_norm(state):
+        if state["build_func_name"] == "G_style":
+            state["static_kwargs"] = dict(state["static_kwargs"], use_pixel_norm=True)
+
+    odd = tmp_path / "odd.pkl"
+    odd.write_bytes(_tf_repickled(DATA / "sg1_64.pkl", pixel_norm))
+    with pytest.raises(BadInput, match="use_pixel_norm=True: only NVlabs' default False is supported"):
+        load_nvlabs_pickle(odd)
+
+    def drop(state):
+        state["variables"] = [(k, v) for k, v in state["variables"] if k != "4x4/Conv/weight"]
+
+    short = tmp_path / "short.pkl"
+    short.write_bytes(_tf_repickled(DATA / "sg1_64.pkl", drop))
+    with pytest.raises(BadInput, match="has no variable synthesis/4x4/Conv/weight"):
+        load_nvlabs_pickle(short)
+
+
+def test_a_progressive_snapshot_renders_at_its_level_of_detail():
+    """sg1_64_lod was saved at lod 1.3 (32 px fading in over 16 px): the image is 64 px made of
+    2×2 blocks, as NVlabs renders it."""
+    G = load_nvlabs_pickle(DATA / "sg1_64_lod.pkl")
+    assert float(G.synthesis.lod) == pytest.approx(1.3)
+    img = _golden("sg1_64_lod")["images"]
+    assert np.array_equal(img[:, ::2, ::2], img[:, 1::2, 1::2])
 
 
 def _with_module_src(source: str) -> bytes:
@@ -225,4 +266,4 @@ def test_commands_refuse_hostile_pickles_with_exit_2(tmp_path, capsys):
 def test_golden_files_hold_no_nvlabs_source():
     for path in DATA.glob("*.pkl"):
         data = path.read_bytes()
-        assert b"NVIDIA" not in data and b"def forward" not in data, path
+        assert b"NVIDIA" not in data and b"def forward" not in data and b"def G_" not in data, path
