@@ -8,13 +8,15 @@ from ganeval.models.cyclegan import CYCLEGAN
 from ganeval.models.dcgan import DCGAN, DCGAN_SEED
 from ganeval.models.resdcgan import RESDCGAN, RESDCGAN_CYCLE
 from ganeval.models.spec import Family, ModelConfig
+from ganeval.models.stylegan import STYLEGAN
 from ganeval.models.stylegan2 import STYLEGAN2
 from ganeval.models.stylegan3 import STYLEGAN3
 from ganeval.models.srgan import SRGAN
 from ganeval.models.ugatit import UGATIT
 from ganeval.models.wgan_gp import WGAN_GP
 
-FAMILIES: dict[str, Family] = {f.name: f for f in (DCGAN_SEED, DCGAN, WGAN_GP, RESDCGAN, RESDCGAN_CYCLE, STYLEGAN2, STYLEGAN3)}
+FAMILIES: dict[str, Family] = {f.name: f for f in (DCGAN_SEED, DCGAN, WGAN_GP, RESDCGAN, RESDCGAN_CYCLE, STYLEGAN, STYLEGAN2,
+                                                STYLEGAN3)}
 FAMILIES.update({f.name: f for f in (SRGAN, CYCLEGAN, UGATIT)})  # image-to-image families
 
 

@@ -37,7 +37,8 @@ from ganeval.models.blocks import EqualConv2d, EqualLinear, doublings
 from ganeval.models.objective import StepContext
 from ganeval.models.options import fill_options
 from ganeval.models.spec import Family, ModelConfig
-from ganeval.models.stylegan2 import NOISE_MODES, StyleGAN2Objective, _normalize_2nd_moment, random_noise
+from ganeval.models.stylegan2 import (NOISE_MODES, MinibatchStd, StyleGAN2Objective, _normalize_2nd_moment,
+                                      random_noise)
 
 SQRT2 = math.sqrt(2)
 
@@ -276,23 +277,6 @@ class StyleGANGenerator(nn.Module):
 
 
 # ---------------------------------------------------------------------- discriminator
-
-class MinibatchStd(nn.Module):
-    """Appends the mean over features and pixels of the per-group standard deviation."""
-
-    def __init__(self, group: int = 4):
-        super().__init__()
-        self.group = group
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        n, c, h, w = x.shape
-        g = min(self.group, n)
-        if n % g:
-            g = 1
-        y = x.float().reshape(g, -1, c, h, w)
-        y = (y - y.mean(0)).square().mean(0).add(1e-8).sqrt().mean(dim=(1, 2, 3))
-        return torch.cat([x, y.to(x.dtype).repeat(g)[:, None, None, None].expand(n, 1, h, w)], dim=1)
-
 
 class StyleGANDiscriminator(nn.Module):
     """The progressive-growing discriminator; at ``lod`` > 0 it reads the image at the coarser

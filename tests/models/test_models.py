@@ -77,8 +77,8 @@ def test_family_settings_follow_the_papers():
 
 
 def test_registry_rejects_bad_requests():
-    with pytest.raises(BadInput, match="unknown model 'stylegan'.*dcgan"):
-        get_family("stylegan")
+    with pytest.raises(BadInput, match="unknown model 'stylegan4'.*dcgan"):
+        get_family("stylegan4")
     with pytest.raises(BadInput, match="cannot generate 48×48.*32, 64, 128"):
         get_family("dcgan").config(48)
     with pytest.raises(BadInput, match="channels"):
