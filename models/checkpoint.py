@@ -136,3 +136,13 @@ def load_generator(checkpoint: str | os.PathLike | dict[str, Any], device: str |
     load_state(generator, data[key], key, data.get("path", "checkpoint"))
     generator = generator.to(device, memory_format=torch.channels_last)  # as trained: same kernels, same pixels
     return generator.eval().requires_grad_(False), cfg
+
+
+def load_discriminator(checkpoint: str | os.PathLike | dict[str, Any]) -> nn.Module:
+    """The discriminator of a checkpoint, in eval mode on the CPU."""
+    from ganeval.models.registry import build_models
+
+    data = checkpoint if isinstance(checkpoint, dict) else load_checkpoint(checkpoint)
+    D = build_models(model_config(data))[1]
+    load_state(D, data["D"], "D", data.get("path", "checkpoint"))
+    return D.eval().requires_grad_(False)

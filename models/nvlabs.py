@@ -28,7 +28,7 @@ import types
 import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Iterable
 
 import numpy as np
 import torch
@@ -289,12 +289,17 @@ def _load_tf(path: Path, networks: tuple, key: str) -> nn.Module:
 
 # ------------------------------------------------------------------ export
 
-# Where NVlabs' code defines StyleGAN2's generator, per repository, and whether it nests the
-# synthesis arguments (stylegan2-ada-pytorch) or takes them flat (stylegan3).
-EXPORT_TARGETS = {
-    "stylegan3": ("training.networks_stylegan2", "Generator", False),
-    "stylegan2-ada-pytorch": ("training.networks", "Generator", True),
+# Where NVlabs' code defines each network, per repository: (module, class). stylegan2-ada-pytorch
+# nests StyleGAN2's synthesis arguments; stylegan3 takes them flat. stylegan2-ada-pytorch has no
+# StyleGAN3.
+EXPORT_CLASSES = {
+    "stylegan3": {"StyleGAN2": ("training.networks_stylegan2", "Generator"),
+                  "StyleGAN3": ("training.networks_stylegan3", "Generator"),
+                  "D": ("training.networks_stylegan2", "Discriminator")},
+    "stylegan2-ada-pytorch": {"StyleGAN2": ("training.networks", "Generator"),
+                              "D": ("training.networks", "Discriminator")},
 }
+EXPORT_TARGETS = tuple(EXPORT_CLASSES)
 
 
 def _nvlabs_filter() -> torch.Tensor:
@@ -304,23 +309,34 @@ def _nvlabs_filter() -> torch.Tensor:
 
 
 @contextlib.contextmanager
-def _class_named(module: str, name: str):
-    """A stand-in class that pickle writes as a reference to ``module.name`` (NVlabs' class, which
-    NVlabs' loader imports from its own checkout); registered only while the file is written."""
-    stand_in = type(name, (), {"__module__": module, "__qualname__": name})
-    parts = module.split(".")
-    saved = {m: sys.modules.get(m) for m in (".".join(parts[:i + 1]) for i in range(len(parts)))}
-    for m in saved:
-        sys.modules[m] = types.ModuleType(m)
-    setattr(sys.modules[module], name, stand_in)
+def _classes_named(names: Iterable[tuple[str, str]]):
+    """Stand-in classes that pickle writes as references to ``module.name`` (NVlabs' classes, which
+    NVlabs' loader imports from its own checkout), registered only while the file is written;
+    yields {(module, name): class}."""
+    saved: dict[str, Any] = {}
+    made: dict[tuple[str, str], type] = {}
+    for module, name in names:
+        parts = module.split(".")
+        for m in (".".join(parts[:i + 1]) for i in range(len(parts))):
+            if m not in saved:
+                saved[m] = sys.modules.get(m)
+                sys.modules[m] = types.ModuleType(m)
+        made[(module, name)] = type(name, (), {"__module__": module, "__qualname__": name})
+        setattr(sys.modules[module], name, made[(module, name)])
     try:
-        yield stand_in
+        yield made
     finally:
         for m, old in saved.items():
             if old is None:
                 sys.modules.pop(m, None)
             else:
                 sys.modules[m] = old
+
+
+@contextlib.contextmanager
+def _class_named(module: str, name: str):
+    with _classes_named([(module, name)]) as made:
+        yield made[(module, name)]
 
 
 class _Call:
@@ -333,24 +349,9 @@ class _Call:
         return self.fn, self.args
 
 
-def export_stylegan2(G: nn.Module, path: str | os.PathLike, target: str = "stylegan3") -> dict[str, Any]:
-    """Write ganeval's StyleGAN2 generator as a snapshot that NVlabs' ``legacy.load_network_pkl``
-    and ``gen_images.py`` load (G, D and G_ema all name the generator: there is no discriminator).
+def _stylegan2_record(G: nn.Module, nested: bool) -> tuple[dict[str, Any], dict[str, torch.Tensor]]:
+    from ganeval.models.stylegan2 import _nvlabs_keys
 
-    The file names NVlabs' ``Generator`` class, builds it with its constructor arguments and loads
-    the tensors (``functools.partial`` and ``operator.methodcaller`` reductions): it carries no
-    code, NVlabs' or ours. ganeval's own loader reads it as data like any other snapshot."""
-    import functools
-    import operator
-
-    from ganeval import atomic
-    from ganeval.models.stylegan2 import StyleGAN2Generator, _nvlabs_keys
-
-    if not isinstance(G, StyleGAN2Generator):
-        raise BadInput(f"--nvlabs exports StyleGAN2 generators; this is a {type(G).__name__}")
-    if target not in EXPORT_TARGETS:
-        raise BadInput(f"--nvlabs-repo must be one of {', '.join(EXPORT_TARGETS)}, got {target!r}")
-    module, name, nested = EXPORT_TARGETS[target]
     syn = G.synthesis
     synthesis = {"channel_base": syn.channel_base, "channel_max": syn.channel_max, "num_fp16_res": 0,
                  "conv_clamp": syn.conv_clamp, "architecture": "skip"}
@@ -364,15 +365,107 @@ def export_stylegan2(G: nn.Module, path: str | os.PathLike, target: str = "style
         convs = ["conv1"] if res == 4 else ["conv0", "conv1"]
         for owner in [f"synthesis.b{res}"] + [f"synthesis.b{res}.{c}" for c in convs]:
             state[f"{owner}.resample_filter"] = _nvlabs_filter()
-    with _class_named(module, name) as generator_class:
-        network = _Call(functools.partial(generator_class, **kwargs))
-        # tensors in, then eval mode (NVlabs' snapshots store G_ema in eval mode: fused modulation)
-        snapshot = {"G": network, "D": network, "G_ema": network, "augment_pipe": None, "training_set_kwargs": None,
-                    "tensors_loaded": _Call(operator.methodcaller("load_state_dict", state), network),
-                    "eval_mode": _Call(operator.methodcaller("requires_grad_", False), _Call(operator.methodcaller("eval"), network))}
+    return kwargs, state
+
+
+def _stylegan3_record(G: nn.Module) -> tuple[dict[str, Any], dict[str, torch.Tensor]]:
+    kwargs = dict(G.init_kwargs, num_fp16_res=0)
+    state = collections.OrderedDict()
+    for name, value in G.state_dict().items():
+        if name.startswith("mapping.net."):
+            index, _, param = name[len("mapping.net."):].partition(".")
+            name = f"mapping.fc{index}.{param}"
+        state[name] = value.detach().cpu().clone()
+    return kwargs, state
+
+
+def _discriminator_record(D: nn.Module) -> tuple[dict[str, Any], dict[str, torch.Tensor]]:
+    """StyleGAN2's "resnet" discriminator as NVlabs names it (every conv stores its [1,3,3,1] filter)."""
+    kwargs = {"c_dim": 0, "img_resolution": D.img_resolution, "img_channels": D.img_channels,
+              "architecture": "resnet", "channel_base": D.channel_base, "channel_max": D.channel_max,
+              "num_fp16_res": 0, "conv_clamp": None, "epilogue_kwargs": {"mbstd_group_size": D.mbstd.group}}
+    ours = {k: v.detach().cpu().clone() for k, v in D.state_dict().items()}
+    state: dict[str, torch.Tensor] = collections.OrderedDict()
+    top = D.img_resolution
+    for i in range(len(D.blocks)):
+        b = f"b{top // 2 ** i}"
+        state[f"{b}.resample_filter"] = _nvlabs_filter()
+        if i == 0:
+            state[f"{b}.fromrgb.weight"], state[f"{b}.fromrgb.bias"] = ours["from_rgb.weight"], ours["from_rgb.bias"]
+            state[f"{b}.fromrgb.resample_filter"] = _nvlabs_filter()
+        for conv in ("conv0", "conv1", "skip"):
+            state[f"{b}.{conv}.weight"] = ours[f"blocks.{i}.{conv}.weight"]
+            if conv != "skip":
+                state[f"{b}.{conv}.bias"] = ours[f"blocks.{i}.{conv}.bias"]
+            state[f"{b}.{conv}.resample_filter"] = _nvlabs_filter()
+    state["b4.conv.weight"], state["b4.conv.bias"] = ours["conv.weight"], ours["conv.bias"]
+    state["b4.conv.resample_filter"] = _nvlabs_filter()
+    for layer in ("fc", "out"):
+        state[f"b4.{layer}.weight"], state[f"b4.{layer}.bias"] = ours[f"{layer}.weight"], ours[f"{layer}.bias"]
+    return kwargs, state
+
+
+def export_nvlabs(G: nn.Module, D: nn.Module | None, path: str | os.PathLike,
+                  target: str = "stylegan3") -> dict[str, Any]:
+    """Write a StyleGAN2 or StyleGAN3 generator trained here (and its StyleGAN2 discriminator) as
+    a snapshot that NVlabs' ``legacy.load_network_pkl`` and ``gen_images.py`` load.
+
+    The file names NVlabs' classes, builds them with their constructor arguments and loads the
+    tensors (``functools.partial`` and ``operator.methodcaller`` reductions): it carries no code,
+    NVlabs' or ours. ganeval's own loader reads it as data like any other snapshot. Without
+    ``D``, D names the generator (NVlabs' loader wants a module there)."""
+    import functools
+    import operator
+
+    from ganeval import atomic
+    from ganeval.models.stylegan2 import StyleGAN2Discriminator, StyleGAN2Generator
+    from ganeval.models.stylegan3 import StyleGAN3Generator
+
+    if target not in EXPORT_CLASSES:
+        raise BadInput(f"--nvlabs-repo must be one of {', '.join(EXPORT_CLASSES)}, got {target!r}")
+    classes = EXPORT_CLASSES[target]
+    if isinstance(G, StyleGAN2Generator):
+        kind, (kwargs, state) = "StyleGAN2", _stylegan2_record(G, nested=target == "stylegan2-ada-pytorch")
+    elif isinstance(G, StyleGAN3Generator):
+        if "StyleGAN3" not in classes:
+            raise BadInput(f"--nvlabs-repo {target} has no StyleGAN3: export StyleGAN3 for stylegan3")
+        kind, (kwargs, state) = "StyleGAN3", _stylegan3_record(G)
+    else:
+        raise BadInput(f"--nvlabs exports StyleGAN2 and StyleGAN3 generators; this is a {type(G).__name__}")
+    if D is not None and not isinstance(D, StyleGAN2Discriminator):
+        raise BadInput(f"--nvlabs exports StyleGAN2's discriminator; this is a {type(D).__name__}")
+
+    records = [("G_ema", classes[kind], kwargs, state)]
+    if D is not None:
+        records.append(("D", classes["D"], *_discriminator_record(D)))
+    with _classes_named({r[1] for r in records}) as made:
+        networks, steps = {}, {}
+        for key, where, init, tensors in records:
+            network = networks[key] = _Call(functools.partial(made[where], **init))
+            # tensors in, then eval mode (NVlabs' snapshots store networks in eval mode)
+            steps[f"{key}_tensors"] = _Call(operator.methodcaller("load_state_dict", tensors), network)
+            steps[f"{key}_eval"] = _Call(operator.methodcaller("requires_grad_", False),
+                                         _Call(operator.methodcaller("eval"), network))
+        snapshot = {"G": networks["G_ema"], "D": networks.get("D", networks["G_ema"]), "G_ema": networks["G_ema"],
+                    "augment_pipe": None, "training_set_kwargs": None, **steps}
         data = pickle.dumps(snapshot, protocol=4)
     atomic.write_bytes(path, data)
     return kwargs
+
+
+def export_run(checkpoint: str | os.PathLike, path: str | os.PathLike, target: str = "stylegan3",
+               use_ema: bool = True) -> dict[str, Any]:
+    """``ganeval export RUN --nvlabs OUT.pkl``: a stylegan2 or stylegan3 run's generator (EMA by
+    default) and discriminator as an NVlabs snapshot; returns a summary for the command's line."""
+    from ganeval.models.checkpoint import load_checkpoint, load_discriminator, load_generator
+
+    data = load_checkpoint(checkpoint)
+    if data.get("model") not in ("stylegan2", "stylegan3"):
+        raise BadInput(f"{checkpoint}: a {data.get('model')} checkpoint; --nvlabs exports stylegan2 and stylegan3 runs")
+    G, _ = load_generator(data, "cpu", use_ema=use_ema)
+    kwargs = export_nvlabs(G.to(memory_format=torch.contiguous_format), load_discriminator(data), path, target)
+    return {"model": data["model"], "resolution": kwargs["img_resolution"], "z_dim": kwargs["z_dim"],
+            "step": data.get("step", 0)}
 
 
 # How ganeval's loader reads an exported file: the same names, resolved to inert records.
@@ -418,7 +511,8 @@ class _MethodCaller:
         return record
 
 
-for _module, _name, _ in EXPORT_TARGETS.values():
-    SAFE_GLOBALS[(_module, _name)] = _ExportedClass(_name)
+for _classes in EXPORT_CLASSES.values():
+    for _module, _name in _classes.values():
+        SAFE_GLOBALS[(_module, _name)] = _ExportedClass(_name)
 SAFE_GLOBALS[("functools", "partial")] = _Partial
 SAFE_GLOBALS[("operator", "methodcaller")] = _MethodCaller

@@ -481,6 +481,8 @@ class MinibatchStd(nn.Module):
 class StyleGAN2Discriminator(nn.Module):
     def __init__(self, channels: int, resolution: int, channel_base: int, channel_max: int, mbstd_group: int = 4):
         super().__init__()
+        self.img_channels, self.img_resolution = channels, resolution
+        self.channel_base, self.channel_max = channel_base, channel_max
         n = doublings(resolution, 4)
         top = channels_at(resolution, channel_base, channel_max)
         self.from_rgb = EqualConv2d(channels, top, 1, act="lrelu")

@@ -218,6 +218,14 @@ class StyleGAN3Generator(nn.Module):
                  filter_size: int = 6, lrelu_upsampling: int = 2, use_radial_filters: bool = False,
                  conv_clamp: float | None = 256, **schedule: Any):
         super().__init__()
+        # NVlabs' constructor arguments (networks_stylegan3.Generator), for ``export --nvlabs``
+        self.init_kwargs = {"z_dim": z_dim, "c_dim": c_dim, "w_dim": w_dim, "img_resolution": img_resolution,
+                            "img_channels": img_channels, "mapping_kwargs": {"num_layers": mapping_layers},
+                            "channel_base": channel_base, "channel_max": channel_max, "num_layers": num_layers,
+                            "num_critical": num_critical, "margin_size": margin_size, "output_scale": output_scale,
+                            "conv_kernel": conv_kernel, "filter_size": filter_size,
+                            "lrelu_upsampling": lrelu_upsampling, "use_radial_filters": use_radial_filters,
+                            "conv_clamp": conv_clamp, **schedule}
         self.z_dim, self.c_dim, self.w_dim = z_dim, c_dim, w_dim
         self.img_resolution, self.img_channels = img_resolution, img_channels
         self.num_ws = num_layers + 2

@@ -30,7 +30,7 @@ COMMANDS: tuple[tuple[str, tuple[tuple[str, str], ...]], ...] = (
                          ("models", "list the model families, one line each"),
                          ("timelapse", "turn a run's sample grids into a GIF (and MP4)"),
                          ("interpolate", "animate a spherical latent walk through seeds"))),
-    ("ganeval.cli.export", (("export", "write a trained StyleGAN2 as an NVlabs network pickle"),)),
+    ("ganeval.cli.export", (("export", "write a trained StyleGAN2 or StyleGAN3 as an NVlabs network pickle"),)),
     ("ganeval.cli.stylegan", (("style-mix", "stylegan2: grid of row seeds' images with column seeds' styles"),)),
     ("ganeval.cli.inspect", (("inspect", "save each generator layer's activations for one seed, with an HTML index"),)),
     ("ganeval.cli.upscale", (("upscale", "enlarge images with bicubic, Lanczos or an SRGAN checkpoint"),

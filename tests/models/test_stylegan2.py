@@ -459,7 +459,7 @@ def test_export_nvlabs_renders_the_runs_pixels(trained, tmp_path, capsys):
     out = tmp_path / "sg2.pkl"
     for repo in ("stylegan3", "stylegan2-ada-pytorch"):
         assert main(["export", str(trained), "--nvlabs", str(out), "--nvlabs-repo", repo, "--overwrite"]) == 0
-        assert "NVlabs" in capsys.readouterr().err
+        assert f"the stylegan2 G and D for NVlabs' {repo}" in capsys.readouterr().err
         ours = torch.cat(list(load_generator(trained, device="cpu").sample("0-3", truncation=0.7)))
         exported = load_generator(out, device="cpu")
         assert exported.kind == "nvlabs"
@@ -468,6 +468,19 @@ def test_export_nvlabs_renders_the_runs_pixels(trained, tmp_path, capsys):
         assert diff.max() <= 1 and (diff > 0).float().mean() < 1e-3
     data = out.read_bytes()
     assert b"training.networks" in data and b"def " not in data  # a class name, no code
+    # D is NVlabs' resnet Discriminator with the run's weights under NVlabs' names
+    from ganeval.models.checkpoint import load_discriminator
+    from ganeval.models.nvlabs import StoredNetwork, _read
+
+    snapshot = _read(out)
+    record = snapshot["D"]
+    assert isinstance(record, StoredNetwork) and record.class_name == "Discriminator"
+    assert record.init_kwargs["architecture"] == "resnet" and record.init_kwargs["img_resolution"] == 32
+    D = load_discriminator(trained)
+    stored = record.tensors()
+    assert torch.equal(stored["b32.fromrgb.weight"], D.from_rgb.weight)
+    assert torch.equal(stored["b8.skip.weight"], D.blocks[2].skip.weight)
+    assert torch.equal(stored["b4.out.bias"], D.out.bias)
     assert main(["export", str(trained), "--nvlabs", str(out)]) == 2  # exists: refused
     assert "--overwrite" in capsys.readouterr().err
     assert main(["export", str(trained), "--nvlabs", str(tmp_path / "x.png")]) == 2

@@ -100,3 +100,15 @@ def test_training_resumes_exactly_and_samples(cfg, faces_npz, tmp_path):
     assert main(["sample", str(straight), "--seeds", "0-2", "-o", str(out), "--device", "cpu"]) == 0
     with np.load(out) as npz:
         assert npz["images"].shape == (3, 32, 32, 3)
+    # exported for NVlabs' stylegan3 (tests/check_nvlabs_export.py renders it with their code),
+    # read back as data with the run's pixels
+    from ganeval.generators import load_generator
+
+    pkl = tmp_path / "sg3.pkl"
+    assert main(["export", str(straight), "--nvlabs", str(pkl)]) == 0
+    ours = torch.cat(list(load_generator(straight, device="cpu").sample("0-3", truncation=0.7)))
+    theirs = torch.cat(list(load_generator(pkl, device="cpu").sample("0-3", truncation=0.7)))
+    assert (theirs.int() - ours.int()).abs().max() <= 1
+    assert main(["export", str(straight), "--nvlabs", str(tmp_path / "x.pkl"), "--nvlabs-repo",
+                 "stylegan2-ada-pytorch"]) == 2
+    assert not (tmp_path / "x.pkl").exists()
