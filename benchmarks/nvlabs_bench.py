@@ -5,13 +5,14 @@ NVlabs' code is the reference and is never part of ganeval: fetch stylegan2-ada-
 outside this repository and pass its folder (it runs on CPU with its reference ops; a stylegan3
 checkout also times StyleGAN3-T/-R):
 
-    python benchmarks/nvlabs_bench.py --nvlabs /tmp/nv-stylegan3 [--pickle P.pkl] [--images 16]
+    python benchmarks/nvlabs_bench.py --nvlabs /tmp/nv-stylegan3 [--pickle P.pkl] [--images 16] [--full-width]
 
 Both render one image per forward pass, as NVlabs' gen_images.py does (ganeval does on CPU), with
 truncation 0.7 and const noise; the load (unpickling and building the network) is timed apart.
 Tools alternate, and the table gives medians over --repeats. Without --pickle, the networks of
 tests/make_nvlabs_golden.py (64 and 256 px, random weights) are built with NVlabs' code and
-pickled by it into a temporary folder."""
+pickled by it into a temporary folder; ``--full-width`` times the 256 px ones at NVlabs' widths
+instead (StyleGAN2 channel_base 16384 as paper256, StyleGAN3-T 32768; channel_max 512)."""
 from __future__ import annotations
 
 import argparse
@@ -41,7 +42,10 @@ def _ours(pickle_path: Path):
     return load_generator(pickle_path, device="cpu")
 
 
-def _reference_pickle(nvlabs: Path, name: str, folder: Path) -> Path:
+FULL_WIDTH = {"sg2_256": dict(channel_base=16384, channel_max=512), "sg3t_256": dict(channel_base=32768, channel_max=512)}
+
+
+def _reference_pickle(nvlabs: Path, name: str, folder: Path, full_width: bool = False) -> Path:
     """A snapshot as NVlabs' training loop writes it (stored source included), of the test networks."""
     import pickle
 
@@ -50,6 +54,10 @@ def _reference_pickle(nvlabs: Path, name: str, folder: Path) -> Path:
         from make_sg3_golden import CONFIGS, build  # noqa: E402
     else:
         from make_nvlabs_golden import CONFIGS, build  # noqa: E402
+    if full_width:  # the same layout at NVlabs' widths
+        *head, syn = CONFIGS[name][:-1] if name.startswith("sg2") else CONFIGS[name]
+        widened = dict(syn, **FULL_WIDTH[name])
+        CONFIGS[name] = (*head, widened, CONFIGS[name][-1]) if name.startswith("sg2") else (*head, widened)
 
     G = build(nvlabs, name, seed=list(CONFIGS).index(name))
     path = folder / f"{name}.pkl"
@@ -82,16 +90,18 @@ def main() -> None:
     ap.add_argument("--images", type=int, default=16, help="images per timed run")
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--threads", type=int, default=torch.get_num_threads())
+    ap.add_argument("--full-width", action="store_true", help="the 256 px networks at NVlabs' widths")
     args = ap.parse_args()
     if args.nvlabs is None or not (args.nvlabs / "legacy.py").is_file():
         print("skipped: the reference needs a fetched stylegan2-ada-pytorch folder (--nvlabs DIR)")
         return
     torch.set_num_threads(args.threads)
     tmp = tempfile.TemporaryDirectory(prefix="nvlabs-bench-")
-    names = ["sg2_64", "sg2_256"]
-    if (args.nvlabs / "training" / "networks_stylegan3.py").is_file():  # a stylegan3 checkout renders both
-        names += ["sg3t_64", "sg3r_64", "sg3t_256"]
-    pickles = args.pickle or [_reference_pickle(args.nvlabs, name, Path(tmp.name)) for name in names]
+    sg3 = (args.nvlabs / "training" / "networks_stylegan3.py").is_file()  # a stylegan3 checkout renders both
+    names = ["sg2_64", "sg2_256"] + (["sg3t_64", "sg3r_64", "sg3t_256"] if sg3 else [])
+    if args.full_width:
+        names = [n for n in names if n in FULL_WIDTH]
+    pickles = args.pickle or [_reference_pickle(args.nvlabs, name, Path(tmp.name), args.full_width) for name in names]
     seeds = list(range(args.images))
     print("| pickle | px | load ganeval s | load NVlabs s | ganeval s/img | NVlabs s/img | ganeval ÷ NVlabs speed | max pixel diff |")
     print("|---|---|---|---|---|---|---|---|")

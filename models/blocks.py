@@ -195,11 +195,11 @@ def _fir_kernel(x: torch.Tensor, gain: float = 1.0) -> torch.Tensor:
     return k[None, None].expand(x.shape[1], 1, 4, 4)
 
 
-def fir_filter2d(x: torch.Tensor, pad: int) -> torch.Tensor:
-    """Blur each channel with the 4×4 filter after zero-padding ``pad`` on every side
-    (output H + 2·pad − 3)."""
+def fir_filter2d(x: torch.Tensor, pad: int, gain: float = 1.0) -> torch.Tensor:
+    """Blur each channel with the 4×4 filter (times ``gain``) after zero-padding ``pad`` on every
+    side (output H + 2·pad − 3)."""
     x = torch.nn.functional.pad(x, (pad, pad, pad, pad))
-    return torch.nn.functional.conv2d(x, _fir_kernel(x), groups=x.shape[1])
+    return torch.nn.functional.conv2d(x, _fir_kernel(x, gain), groups=x.shape[1])
 
 
 def fir_upsample2d(x: torch.Tensor) -> torch.Tensor:

@@ -131,13 +131,22 @@ class LayerEpilogue(nn.Module):
 
     def forward(self, x: torch.Tensor, w: torch.Tensor, noise_mode: str,
                 noise_generator: torch.Generator | list[torch.Generator] | None) -> torch.Tensor:
+        scale, shift = self.style(w).unflatten(1, (2, -1)).unbind(1)
         if noise_mode == "random":
-            x = x + random_noise(x, noise_generator) * self.noise_strength[None, :, None, None]
+            noise = random_noise(x, noise_generator) * self.noise_strength[None, :, None, None]
         elif noise_mode == "const":
-            x = x + self.noise_const[None, None] * self.noise_strength[None, :, None, None]
+            noise = self.noise_const[None, None] * self.noise_strength[None, :, None, None]
+        if not (torch.is_grad_enabled() and x.requires_grad):  # rendering: the same ops, in place
+            if noise_mode != "none":
+                x.add_(noise)
+            x = F.leaky_relu_(x.add_(self.bias[None, :, None, None]), 0.2)
+            x = x - x.mean(dim=(2, 3), keepdim=True)
+            x.mul_((x.square().mean(dim=(2, 3), keepdim=True) + 1e-8).rsqrt())
+            return x.mul_(scale[:, :, None, None] + 1).add_(shift[:, :, None, None])
+        if noise_mode != "none":
+            x = x + noise
         x = F.leaky_relu(x + self.bias[None, :, None, None], 0.2)
         x = instance_norm(x)
-        scale, shift = self.style(w).unflatten(1, (2, -1)).unbind(1)
         return x * (scale[:, :, None, None] + 1) + shift[:, :, None, None]
 
 
@@ -159,7 +168,7 @@ class SynthesisBlock(nn.Module):
                 noise_generator: Any = None) -> torch.Tensor:
         """``ws``: N×2×w_dim, the styles of this block's two layers."""
         if self.first:
-            x = self.const[None].expand(ws.shape[0], -1, -1, -1)
+            x = self.const[None].repeat(ws.shape[0], 1, 1, 1)  # a copy: the epilogue may work in place
         else:
             x = blur(self.conv0(x))
         x = self.epilogue0(x, ws[:, 0], noise_mode, noise_generator)

@@ -219,7 +219,7 @@ def modulated_conv2d(x: torch.Tensor, weight: torch.Tensor, styles: torch.Tensor
             dcoefs = (styles.square() @ weight.square().sum(dim=[2, 3]).t() + 1e-8).rsqrt()  # N×O
             out = out * dcoefs[:, :, None, None]
     if up:  # 3×3 kernels: 2H + 1 → 2H, the blur (gain 4) centred as in the reference
-        out = fir_filter2d(out, pad=1) * 4
+        out = fir_filter2d(out, pad=1, gain=4)  # ×4 on the taps: exact, a power of two
     return out
 
 
@@ -249,12 +249,25 @@ class StyleConv(nn.Module):
                 noise_generator: torch.Generator | list[torch.Generator] | None = None) -> torch.Tensor:
         styles = self.affine(w)
         x = modulated_conv2d(x, self.weight, styles, demodulate=True, fused=not self.training, up=self.up)
+        if not (torch.is_grad_enabled() and x.requires_grad):  # rendering: the same ops, in place
+            return self._epilogue_inplace(x, noise_mode, noise_generator)
         if noise_mode == "random":
             x = x + random_noise(x, noise_generator) * self.noise_strength
         elif noise_mode == "const":
             x = x + self.noise_const.to(x.dtype) * self.noise_strength
         x = lrelu_gain(x + self.bias.to(x.dtype)[None, :, None, None])
         return x if self.conv_clamp is None else x.clamp(-self.conv_clamp, self.conv_clamp)
+
+    def _epilogue_inplace(self, x: torch.Tensor, noise_mode: str, noise_generator: Any) -> torch.Tensor:
+        """Noise, bias, LeakyReLU·√2 and clamp without new full-size tensors (large CPU renders
+        spend much of their time allocating them)."""
+        if noise_mode == "random":
+            x.add_(random_noise(x, noise_generator) * self.noise_strength)
+        elif noise_mode == "const":
+            x.add_(self.noise_const.to(x.dtype) * self.noise_strength)
+        x.add_(self.bias.to(x.dtype)[None, :, None, None])
+        F.leaky_relu_(x, 0.2).mul_(math.sqrt(2))
+        return x if self.conv_clamp is None else x.clamp_(-self.conv_clamp, self.conv_clamp)
 
 
 class ToRGB(nn.Module):
