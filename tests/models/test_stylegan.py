@@ -3,13 +3,15 @@ bit-exact resume of `ganeval train stylegan`, and sampling through the one sampl
 equality with NVlabs' TensorFlow rendering is in test_nvlabs.py."""
 from __future__ import annotations
 
+import functools
+
 import numpy as np
 import pytest
 import torch
 
 from ganeval.cli.main import main
 from ganeval.errors import BadInput
-from ganeval.models.checkpoint import load_checkpoint
+from tests.models.runs import resume_matches_straight
 from ganeval.models.stylegan import (StyleGANDiscriminator, StyleGANGenerator, lod_at, reals_at_lod,
                                      stylegan_options)
 
@@ -65,15 +67,6 @@ def test_truncation_moves_only_the_coarse_styles():
     assert not torch.allclose(G.ws(z, 0.5, truncation_cutoff=10)[:, 8:], full[:, 8:])
 
 
-@pytest.fixture(scope="module")
-def faces_npz(tmp_path_factory):
-    from ganeval.synth import make_faces
-
-    path = tmp_path_factory.mktemp("sg1data") / "faces.npz"
-    np.savez(path, images=make_faces(32, size=32, seed=0))
-    return path
-
-
 def _train(data, run, steps, *extra) -> int:
     # batch 4: 8 images take lod 2 (8 px) to 1.5 over steps 2-4, then 16 px
     return main(["train", "stylegan", "--data", str(data), "--out", str(run), "--steps", str(steps), "--batch-size",
@@ -83,16 +76,9 @@ def _train(data, run, steps, *extra) -> int:
 
 
 @pytest.mark.slow
-def test_training_grows_resumes_exactly_and_samples(faces_npz, tmp_path, capsys):
-    straight, split = tmp_path / "straight", tmp_path / "split"
-    assert _train(faces_npz, straight, 4) == 0
-    assert _train(faces_npz, split, 2) == 0
-    assert main(["train", "stylegan", "--out", str(split), "--resume", "--steps", "4", "--device", "cpu",
-                 "--num-workers", "0"]) == 0
-    a, b = load_checkpoint(straight), load_checkpoint(split)
-    for key in ("G", "D", "G_ema"):
-        for k, v in a[key].items():
-            assert torch.equal(v, b[key][k]), f"{key}.{k} differs after resume"
+def test_training_grows_resumes_exactly_and_samples(faces32_npz, tmp_path, capsys):
+    a, _ = resume_matches_straight(functools.partial(_train, faces32_npz), "stylegan", tmp_path, 4, 2)
+    straight = tmp_path / "straight"
     assert float(a["G"]["synthesis.lod"]) == pytest.approx(1.75)  # step 3: 12 images, half-way into the fade
     assert float(a["G_ema"]["synthesis.lod"]) == float(a["G"]["synthesis.lod"])
     import pandas as pd

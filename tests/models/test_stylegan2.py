@@ -3,6 +3,7 @@ resume, and the sampling tools (truncation, style mixing, interpolation in W).""
 from __future__ import annotations
 
 import csv
+import functools
 import math
 
 import numpy as np
@@ -10,14 +11,13 @@ import pytest
 import torch
 from PIL import Image
 
-from ganeval.atomic import save_npz
 from ganeval.cli.main import main
 from ganeval.errors import BadInput
-from ganeval.synth import make_faces
 from ganeval.models.checkpoint import load_checkpoint, load_generator
 from ganeval.models.registry import build_models, get_family
 from ganeval.models.sampling import render_ws, seed_ws, style_mix_grid
 from tests.draw import draw
+from tests.models.runs import resume_matches_straight
 from ganeval.models.stylegan2 import (RESOLUTIONS, MinibatchStd, channels_at, modulated_conv2d,
                                      r1_gamma_auto, stylegan2_options)
 from ganeval.models.trainer import Trainer, TrainConfig
@@ -28,22 +28,15 @@ FAMILY = get_family("stylegan2")
 SMALL = ("--res", "32", "--width", "8", "--z-dim", "16", "--batch-size", "4")
 
 
-@pytest.fixture(scope="module")
-def faces_npz(tmp_path_factory):
-    path = tmp_path_factory.mktemp("sg2") / "faces.npz"
-    save_npz(path, images=make_faces(32, 32, seed=0))
-    return path
-
-
 def _train(data, run, steps, *extra) -> int:
     return main(["train", "stylegan2", "--data", str(data), "--out", str(run), "--steps", str(steps), *SMALL,
                  "--device", "cpu", "--num-workers", "0", "--log-every", "2", "--ckpt-every", "100", *extra])
 
 
 @pytest.fixture(scope="module")
-def trained(faces_npz, tmp_path_factory):
+def trained(faces32_npz, tmp_path_factory):
     run = tmp_path_factory.mktemp("sg2run") / "run"
-    assert _train(faces_npz, run, 4) == 0
+    assert _train(faces32_npz, run, 4) == 0
     return run
 
 
@@ -145,10 +138,10 @@ def test_options_are_checked():
 # ---------------------------------------------------------------- training
 
 @pytest.mark.slow
-def test_twenty_cpu_steps_with_every_regulariser(faces_npz, tmp_path):
+def test_twenty_cpu_steps_with_every_regulariser(faces32_npz, tmp_path):
     cfg = FAMILY.config(32, 3, z_dim=16, width=8, options={"pl_weight": 2.0, "r1_interval": 4, "ada_kimg": 0.1,
                                                             "ada_interval": 2, "ada_p": 0.2})
-    train = TrainConfig(data=str(faces_npz), out=str(tmp_path / "run"), steps=20, batch_size=4, log_every=5,
+    train = TrainConfig(data=str(faces32_npz), out=str(tmp_path / "run"), steps=20, batch_size=4, log_every=5,
                         sample_every=10**6, ckpt_every=10**6)
     trainer = Trainer(cfg, train, "cpu")
     g0 = {k: v.clone() for k, v in trainer.G.state_dict().items()}
@@ -166,19 +159,11 @@ def test_twenty_cpu_steps_with_every_regulariser(faces_npz, tmp_path):
 
 
 @pytest.mark.slow
-def test_resume_is_exact_with_ada_and_lazy_regularisers(faces_npz, tmp_path):
+def test_resume_is_exact_with_ada_and_lazy_regularisers(faces32_npz, tmp_path):
     extra = ("--pl-weight", "1", "-O", "r1_interval=3", "-O", "pl_interval=2", "-O", "ada_kimg=0.05",
              "-O", "ada_interval=1", "-O", "ada_p=0.3")
-    straight, split = tmp_path / "straight", tmp_path / "split"
-    assert _train(faces_npz, straight, 6, *extra) == 0
-    assert _train(faces_npz, split, 4, *extra) == 0
-    assert main(["train", "stylegan2", "--out", str(split), "--resume", "--steps", "6", "--device", "cpu",
-                 "--num-workers", "0"]) == 0
-    a, b = load_checkpoint(straight), load_checkpoint(split)
-    assert a["step"] == b["step"] == 6
-    for key in ("G", "D", "G_ema"):
-        for k, v in a[key].items():
-            assert torch.equal(v, b[key][k]), f"{key}.{k} differs after resume"
+    a, b = resume_matches_straight(functools.partial(_train, faces32_npz), "stylegan2", tmp_path, 6, 4, *extra)
+    split, straight = tmp_path / "split", tmp_path / "straight"
     assert a["objective"]["ada"]["p"] == b["objective"]["ada"]["p"]
     assert torch.equal(a["objective"]["pl_mean"], b["objective"]["pl_mean"])
     rows = list(csv.DictReader(open(split / "metrics.csv")))
@@ -189,15 +174,15 @@ def test_resume_is_exact_with_ada_and_lazy_regularisers(faces_npz, tmp_path):
     assert len({r["ada_p"] for r in rows}) > 1  # p moved during the run
 
 
-def test_options_cannot_change_on_resume_and_bad_options_are_one_line(trained, faces_npz, tmp_path, capsys):
+def test_options_cannot_change_on_resume_and_bad_options_are_one_line(trained, faces32_npz, tmp_path, capsys):
     assert main(["train", "stylegan2", "--out", str(trained), "--resume", "--steps", "9", "--pl-weight", "3"]) == 2
     assert "cannot change on resume" in capsys.readouterr().err
     for argv, message in [(["-O", "warp=1"], "no option warp"), (["-O", "nokey"], "KEY=VALUE"),
                           (["--r1-gamma", "-1"], "0 or more")]:
-        assert _train(faces_npz, tmp_path / "x", 2, *argv) == 2
+        assert _train(faces32_npz, tmp_path / "x", 2, *argv) == 2
         err = capsys.readouterr().err.strip()
         assert message in err and len(err.splitlines()) == 1, err
-    assert main(["train", "dcgan", "--data", str(faces_npz), "--out", str(tmp_path / "d"), "--pl-weight", "2"]) == 2
+    assert main(["train", "dcgan", "--data", str(faces32_npz), "--out", str(tmp_path / "d"), "--pl-weight", "2"]) == 2
     assert "dcgan takes no family options" in capsys.readouterr().err
 
 
@@ -218,9 +203,9 @@ def test_sample_with_truncation(trained, tmp_path, capsys):
         assert np.array_equal(npz["images"], half[:3].numpy())
 
 
-def test_truncation_and_w_space_are_refused_for_other_families(faces_npz, tmp_path, capsys):
+def test_truncation_and_w_space_are_refused_for_other_families(faces32_npz, tmp_path, capsys):
     run = tmp_path / "dcgan"
-    assert main(["train", "dcgan", "--data", str(faces_npz), "--out", str(run), "--steps", "1", "--batch-size", "4",
+    assert main(["train", "dcgan", "--data", str(faces32_npz), "--out", str(run), "--steps", "1", "--batch-size", "4",
                  "--resolution", "32", "--width", "4", "--device", "cpu", "--num-workers", "0"]) == 0
     capsys.readouterr()
     for argv in (["sample", str(run), "-n", "2", "-o", str(tmp_path / "s"), "--truncation", "0.7"],
@@ -298,7 +283,7 @@ teardown()
 
 
 @pytest.mark.slow
-def test_two_process_ddp_keeps_weights_and_ada_in_sync(faces_npz, tmp_path):
+def test_two_process_ddp_keeps_weights_and_ada_in_sync(faces32_npz, tmp_path):
     """R1 and path length need double backward, so the objective all-reduces gradients itself;
     w_avg follows the mean w over all processes, so it is the same on every rank."""
     import os
@@ -312,7 +297,7 @@ def test_two_process_ddp_keeps_weights_and_ada_in_sync(faces_npz, tmp_path):
     env = {**os.environ, "OMP_NUM_THREADS": "1", "GANEVAL_QUIET": "1", "PYTHONPATH": str(root)}
     def launch() -> subprocess.CompletedProcess:
         return subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
-                               str(script), str(faces_npz), str(tmp_path / "run"), str(report)],
+                               str(script), str(faces32_npz), str(tmp_path / "run"), str(report)],
                               cwd=root, env=env, capture_output=True, text=True, timeout=300)
 
     proc = launch()
@@ -327,15 +312,15 @@ def test_two_process_ddp_keeps_weights_and_ada_in_sync(faces_npz, tmp_path):
 
 # ---------------------------------------------------------------- as the reference does it (issue 15)
 
-def _tiny_trainer(faces_npz, tmp_path, batch_size=4, **options):
+def _tiny_trainer(faces32_npz, tmp_path, batch_size=4, **options):
     cfg = FAMILY.config(32, 3, z_dim=16, width=4, options=options)
-    train = TrainConfig(data=str(faces_npz), out=str(tmp_path / "run"), steps=3, batch_size=batch_size,
+    train = TrainConfig(data=str(faces32_npz), out=str(tmp_path / "run"), steps=3, batch_size=batch_size,
                         sample_every=10**6, ckpt_every=10**6)
     return Trainer(cfg, train, "cpu")
 
 
-def test_ema_copies_buffers_so_w_avg_is_the_generators(faces_npz, tmp_path):
-    t = _tiny_trainer(faces_npz, tmp_path, r1_interval=0, ada=False)
+def test_ema_copies_buffers_so_w_avg_is_the_generators(faces32_npz, tmp_path):
+    t = _tiny_trainer(faces32_npz, tmp_path, r1_interval=0, ada=False)
     for _ in range(3):
         t.train_step()
         assert torch.equal(t.G_ema.mapping.w_avg, t.G.mapping.w_avg)  # copied, not blended
@@ -344,13 +329,13 @@ def test_ema_copies_buffers_so_w_avg_is_the_generators(faces_npz, tmp_path):
     assert not torch.equal(t.G_ema.mapping.net[0].weight, t.G.mapping.net[0].weight)
 
 
-def test_r1_gamma_follows_the_auto_rule_of_resolution_and_batch(faces_npz, tmp_path):
-    four = _tiny_trainer(faces_npz, tmp_path / "a", batch_size=4).objective.r1_gamma
-    eight = _tiny_trainer(faces_npz, tmp_path / "b", batch_size=8).objective.r1_gamma
+def test_r1_gamma_follows_the_auto_rule_of_resolution_and_batch(faces32_npz, tmp_path):
+    four = _tiny_trainer(faces32_npz, tmp_path / "a", batch_size=4).objective.r1_gamma
+    eight = _tiny_trainer(faces32_npz, tmp_path / "b", batch_size=8).objective.r1_gamma
     assert four == pytest.approx(0.0002 * 32 * 32 / 4) and eight == pytest.approx(four / 2)
-    fixed = _tiny_trainer(faces_npz, tmp_path / "c", batch_size=8, r1_gamma=0.5).objective.r1_gamma
+    fixed = _tiny_trainer(faces32_npz, tmp_path / "c", batch_size=8, r1_gamma=0.5).objective.r1_gamma
     assert fixed == 0.5  # -O r1_gamma= overrides the rule
-    assert _train(faces_npz, tmp_path / "cli", 1, "-O", "r1_gamma=0.25") == 0
+    assert _train(faces32_npz, tmp_path / "cli", 1, "-O", "r1_gamma=0.25") == 0
     assert load_checkpoint(tmp_path / "cli")["config"]["model"]["options"]["r1_gamma"] == 0.25
 
 
@@ -391,7 +376,7 @@ def test_metric_sampling_uses_random_noise_and_sample_keeps_const(noisy_checkpoi
 
 
 @pytest.mark.slow
-def test_fid_generator_samples_with_random_noise(noisy_checkpoint, faces_npz, tmp_path, capsys, inception_weights):
+def test_fid_generator_samples_with_random_noise(noisy_checkpoint, faces32_npz, tmp_path, capsys, inception_weights):
     import json
 
     common = ["--json", "--num-workers", "0", "--device", "cpu", "--weights", inception_weights, "--batch-size", "4"]
@@ -401,7 +386,7 @@ def test_fid_generator_samples_with_random_noise(noisy_checkpoint, faces_npz, tm
     capsys.readouterr()
 
     def fid(*args) -> float:
-        assert main(["fid", str(faces_npz), *map(str, args), *common]) == 0
+        assert main(["fid", str(faces32_npz), *map(str, args), *common]) == 0
         return json.loads(capsys.readouterr().out)["fid"]
 
     streamed = fid("--generator", noisy_checkpoint, "-n", 8, "--seed", 0)
@@ -425,7 +410,7 @@ def test_options_are_named_as_the_reference():
         FAMILY.config(32, 3, options={"w_dim": 0})
 
 
-def test_checkpoints_with_the_old_names_still_load_and_resume(trained, faces_npz, tmp_path):
+def test_checkpoints_with_the_old_names_still_load_and_resume(trained, faces32_npz, tmp_path):
     """Before issue 14 a stylegan2 config kept channel_max in ``width`` and had no w_dim."""
     from ganeval.models.checkpoint import save_checkpoint
 
@@ -443,7 +428,7 @@ def test_checkpoints_with_the_old_names_still_load_and_resume(trained, faces_npz
     z = torch.randn(2, 16)
     assert torch.equal(G_old(z), G_new(z))
     assert main(["train", "stylegan2", "--out", str(old), "--resume", "--steps", "5", "--width", "8",
-                 "--data", str(faces_npz), "--device", "cpu", "--num-workers", "0"]) == 0
+                 "--data", str(faces32_npz), "--device", "cpu", "--num-workers", "0"]) == 0
     resumed = load_checkpoint(old)["config"]["model"]
     assert resumed["width"] is None and resumed["options"]["channel_max"] == 8 and resumed["options"]["r1_gamma"] == 0.0064
 

@@ -2,6 +2,7 @@
 machinery, bit-exact resume, and sampling through the one sampler."""
 from __future__ import annotations
 
+import functools
 from pathlib import Path
 
 import numpy as np
@@ -10,9 +11,9 @@ import torch
 
 from ganeval.cli.main import main
 from ganeval.errors import BadInput
-from ganeval.models.checkpoint import load_checkpoint
 from ganeval.models.nvlabs import _read
 from ganeval.models.stylegan3 import StyleGAN3Generator, stylegan3_options
+from tests.models.runs import resume_matches_straight
 
 DATA = Path(__file__).resolve().parents[1] / "data" / "nvlabs"
 
@@ -67,15 +68,6 @@ def test_discriminator_input_blur_fades_out():
     assert StyleGAN2Objective.blur_sigma(objective, 0) == 0.0
 
 
-@pytest.fixture(scope="module")
-def faces_npz(tmp_path_factory):
-    from ganeval.synth import make_faces
-
-    path = tmp_path_factory.mktemp("sg3data") / "faces.npz"
-    np.savez(path, images=make_faces(32, size=32, seed=0))
-    return path
-
-
 def _train(data, run, steps, *extra) -> int:
     return main(["train", "stylegan3", "--data", str(data), "--out", str(run), "--steps", str(steps), "--batch-size",
                  "4", "--resolution", "32", "--width", "8", "-O", "channel_base=256", "--z-dim", "8", "--device", "cpu",
@@ -84,16 +76,9 @@ def _train(data, run, steps, *extra) -> int:
 
 @pytest.mark.slow
 @pytest.mark.parametrize("cfg", ["t", "r"])
-def test_training_resumes_exactly_and_samples(cfg, faces_npz, tmp_path):
-    straight, split = tmp_path / "straight", tmp_path / "split"
-    assert _train(faces_npz, straight, 4, "--cfg", cfg) == 0
-    assert _train(faces_npz, split, 2, "--cfg", cfg) == 0
-    assert main(["train", "stylegan3", "--out", str(split), "--resume", "--steps", "4", "--device", "cpu",
-                 "--num-workers", "0"]) == 0
-    a, b = load_checkpoint(straight), load_checkpoint(split)
-    for key in ("G", "D", "G_ema"):
-        for k, v in a[key].items():
-            assert torch.equal(v, b[key][k]), f"{key}.{k} differs after resume"
+def test_training_resumes_exactly_and_samples(cfg, faces32_npz, tmp_path):
+    a, _ = resume_matches_straight(functools.partial(_train, faces32_npz), "stylegan3", tmp_path, 4, 2, "--cfg", cfg)
+    straight = tmp_path / "straight"
     mags = [v for k, v in a["G"].items() if k.endswith("magnitude_ema")]
     assert mags and any(float(m) != 1.0 for m in mags)  # tracked while training
     out = tmp_path / "s.npz"
