@@ -5,7 +5,9 @@ as people do and the report can tell them apart.
 The model is a small item-response one: each participant has a skill (a logit drawn so that an
 image of average difficulty is judged right with probability in ``accuracy``), each image a
 difficulty shared by everyone (so people agree beyond chance), attention checks are almost
-always right. Seeded: the same seed gives the same answers."""
+always right. Each answer comes with a browser-style response time (log-normal, median about 1.5 s,
+slower when less sure), drawn from its own stream so the answers do not depend on it. Seeded:
+the same seed gives the same answers and times."""
 from __future__ import annotations
 
 import zlib
@@ -14,7 +16,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from ganeval.study_app.protocol import REASONS
-from ganeval.study_app.store import StudyStore, Trial
+from ganeval.study_app.store import ClientTiming, StudyStore, Trial
 
 DEFAULT_ACCURACY = (0.55, 0.85)
 ATTENTION_ACCURACY = 0.97
@@ -47,6 +49,13 @@ def simulated_answer(trial: Trial, real: bool, skill: float, rng: np.random.Gene
     return SimulatedAnswer(answer, confidence, reasons)
 
 
+def simulated_response_ms(confidence: int, clock: np.random.Generator) -> int:
+    """Picture shown → press, as a browser would time it: log-normal around 1.5 s at full
+    confidence, 0.3 s slower per step of doubt, capped at a minute."""
+    median = 1500 + 300 * (5 - confidence)
+    return int(min(60_000, round(clock.lognormal(np.log(median), 0.4))))
+
+
 def image_truth(store: StudyStore) -> dict[str, str]:
     """image id → "real" | "fake": the admin's view, which a simulated participant needs to be right."""
     images = store.images_progress()
@@ -54,14 +63,16 @@ def image_truth(store: StudyStore) -> dict[str, str]:
 
 
 def simulate_participant(store: StudyStore, skill: float, rng: np.random.Generator,
-                         truth: dict[str, str] | None = None) -> str:
-    """A new simulated participant who gives consent and answers every trial; returns its token."""
+                         truth: dict[str, str] | None = None, clock: np.random.Generator | None = None) -> str:
+    """A new simulated participant who gives consent and answers every trial; returns its token.
+    ``clock`` draws the response times (none stored without it)."""
     truth = image_truth(store) if truth is None else truth
     token = store.start_participant(kind="simulated")
     store.give_consent(token)
     while (trial := store.current_trial(token)) is not None:
         a = simulated_answer(trial, truth[trial.image_id] == "real", skill, rng)
-        store.record(token, trial.trial_id, a.answer, confidence=a.confidence, reasons=a.reasons)
+        timing = ClientTiming(simulated_response_ms(a.confidence, clock), None) if clock is not None else None
+        store.record(token, trial.trial_id, a.answer, confidence=a.confidence, reasons=a.reasons, client=timing)
     return token
 
 
@@ -69,6 +80,7 @@ def simulate_participants(store: StudyStore, n: int, seed: int = 0,
                           accuracy: tuple[float, float] = DEFAULT_ACCURACY) -> list[str]:
     """``n`` simulated participants, each with an accuracy drawn uniformly from ``accuracy``;
     returns their tokens."""
-    rng = np.random.default_rng(seed)
+    rng, clock = np.random.default_rng(seed), np.random.default_rng([seed, 1])
     truth = image_truth(store)
-    return [simulate_participant(store, skill_for_accuracy(rng.uniform(*accuracy)), rng, truth) for _ in range(n)]
+    return [simulate_participant(store, skill_for_accuracy(rng.uniform(*accuracy)), rng, truth, clock)
+            for _ in range(n)]

@@ -833,3 +833,42 @@ def test_two_servers_one_database_30_participants(tmp_path, sources, db_url):
     states = store.participants_progress()
     assert set(states["status"]) == {"done"} and (states["answered"] == trials).all()
     store.dispose()
+
+
+def test_runs_reuse_one_private_launcher_folder(tmp_path):
+    """`study run` execs Streamlit and cannot clean up after it: runs share one launcher folder
+    per user instead of leaving one each, and a folder someone else controls is never used."""
+    import os
+    import stat
+
+    from ganeval.study_app.launch import LAUNCHER, write_launcher
+
+    first, second = write_launcher(tmp_path), write_launcher(tmp_path)
+    assert first == second and first.read_text() == LAUNCHER
+    assert sorted(p.name for p in tmp_path.iterdir()) == [first.parent.name]
+    assert stat.S_IMODE(os.stat(first.parent).st_mode) == 0o700
+    os.chmod(first.parent, 0o777)  # opened to others: not trusted any more
+    other = write_launcher(tmp_path)
+    assert other.parent != first.parent and other.read_text() == LAUNCHER
+    link_root = tmp_path / "links"
+    link_root.mkdir()
+    (link_root / first.parent.name).symlink_to(first.parent)
+    assert write_launcher(link_root).parent.parent == link_root and not write_launcher(link_root).is_symlink()
+
+
+def test_simulated_participants_answer_with_browser_like_times(tmp_path, sources):
+    """The demo's participants carry response times as a browser would report them (so the
+    report's response-time figure shows something), drawn apart from the answers."""
+    from ganeval.study_app.simulate import simulate_participants
+
+    store = make_study(tmp_path, sources, trials=6)
+    try:
+        simulate_participants(store, 3, seed=1)
+        frame = store.export_frame()
+    finally:
+        store.dispose()
+    rt = frame["rt_client_ms"].astype(float)
+    assert rt.notna().all() and (rt > 200).all() and (rt < 60_000).all()
+    assert 1000 < rt.median() < 4000
+    sure = frame["confidence"].astype(float) >= 4
+    assert rt[~sure].mean() > rt[sure].mean()  # doubt is slower
