@@ -760,6 +760,11 @@ def from_tf(kwargs: dict[str, Any], variables: dict[str, Any]) -> StyleGAN2Gener
                                  "resample_filter": arg("resample_kernel", [1, 3, 3, 1])}}
     if float(arg("fmap_decay", 1.0)) != 1.0:
         raise BadInput(f"a StyleGAN2 snapshot with fmap_decay={kwargs['fmap_decay']}: only 1 is supported")
+    for key, expected in (("nonlinearity", "lrelu"), ("use_noise", True), ("normalize_latents", True),
+                          ("fmap_min", 1), ("dtype", "float32")):
+        if kwargs.get(key, expected) != expected:
+            raise BadInput(f"a StyleGAN2 snapshot with {key}={kwargs[key]!r}: only NVlabs' default {expected!r} "
+                           "is supported")
 
     def take(name: str) -> np.ndarray:
         if name not in variables:

@@ -173,6 +173,14 @@ def test_tensorflow_snapshots_name_what_they_cannot_build(tmp_path):
     with pytest.raises(BadInput, match="use_pixel_norm=True: only NVlabs' default False is supported"):
         load_nvlabs_pickle(odd)
 
+    def relu(state):
+        if state["build_func_name"] == "G_main":
+            state["static_kwargs"] = dict(state["static_kwargs"], nonlinearity="relu")
+
+    odd.write_bytes(_tf_repickled(DATA / "sg2tf_64.pkl", relu))
+    with pytest.raises(BadInput, match="nonlinearity='relu': only NVlabs' default 'lrelu' is supported"):
+        load_nvlabs_pickle(odd)
+
     def drop(state):
         state["variables"] = [(k, v) for k, v in state["variables"] if k != "4x4/Conv/weight"]
 
