@@ -24,6 +24,7 @@ CONFIGS = {
     "sg3t_64": (64, dict(channel_base=512, channel_max=16)),
     "sg3r_64": (64, dict(channel_base=1024, channel_max=32, conv_kernel=1, use_radial_filters=True)),
     "sg3t_256": (256, dict(channel_base=256, channel_max=8)),
+    "sg3r_256": (256, dict(channel_base=512, channel_max=8, conv_kernel=1, use_radial_filters=True)),
 }
 
 
@@ -62,9 +63,12 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--nvlabs", type=Path, required=True, help="a fetched stylegan3 folder")
     ap.add_argument("--out", type=Path, default=Path(__file__).parent / "data" / "nvlabs")
+    ap.add_argument("--only", nargs="*", help="regenerate only these names")
     args = ap.parse_args()
     args.out.mkdir(parents=True, exist_ok=True)
     for i, name in enumerate([*CONFIGS, "sg2v3_64"]):
+        if args.only and name not in args.only:
+            continue
         G = build_stylegan2(args.nvlabs, 20) if name == "sg2v3_64" else build(args.nvlabs, name, seed=10 + i)
         write_golden(G, name, args.out)
 

@@ -3,7 +3,7 @@
 The golden arrays in tests/data/nvlabs come from NVlabs' code (tests/make_nvlabs_golden.py,
 tests/make_sg3_golden.py and tests/make_stylegan_golden.py, run outside the repository): small
 random StyleGAN2 generators at 64 px (one conditional) and 256 px, StyleGAN3-T at 64 and 256 px,
-StyleGAN3-R at 64 px, and StyleGAN (v1, TensorFlow) at 32 (conditional), 64 (one of them caught
+StyleGAN3-R at 64 and 256 px, and StyleGAN (v1, TensorFlow) at 32 (conditional), 64 (one of them caught
 while growing) and 128 px; seeds 0-3, truncation 0.7, constant noise, uint8 as NVlabs converts.
 sg2tf_* hold the sg2_64 networks in the TensorFlow layout (tests/make_stylegan2_tf_golden.py);
 NVlabs' own converter renders them as the sg2_64 goldens."""
@@ -23,7 +23,7 @@ from ganeval.generators import load_generator
 from ganeval.models.nvlabs import is_nvlabs_pickle, load_nvlabs_pickle
 
 DATA = Path(__file__).resolve().parents[1] / "data" / "nvlabs"
-GOLDEN = ["sg2_64", "sg2_64_cond", "sg2_256", "sg2v3_64", "sg3t_64", "sg3r_64", "sg3t_256",
+GOLDEN = ["sg2_64", "sg2_64_cond", "sg2_256", "sg2v3_64", "sg3t_64", "sg3r_64", "sg3t_256", "sg3r_256",
           "sg1_64", "sg1_128", "sg1_64_lod", "sg1_32_cond", "sg2tf_64", "sg2tf_64_cond"]
 # TensorFlow StyleGAN2 snapshots of the same networks as PyTorch goldens render those goldens
 RENDERS_AS = {"sg2tf_64": "sg2_64", "sg2tf_64_cond": "sg2_64_cond"}
