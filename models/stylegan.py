@@ -18,8 +18,8 @@ G = mapping ∘ synthesis (paper Fig. 1b).
 Equalised learning rate everywhere (He's constant applied at run time).
 
 Training (``StyleGANObjective``): non-saturating logistic loss, R1 (γ 10) on reals every step,
-style mixing with p 0.9, Adam lr 0.001 with β (0, 0.99), G_ema with a half-life of 10 thousand
-images, and the level of detail falling by one every ``lod_kimg`` + ``fade_kimg`` thousand images
+style mixing with p 0.9, Adam with β (0, 0.99) at lr 0.001, raised at 128 px and above as NVlabs'
+configs do, G_ema with a half-life of 10 thousand images, and the level of detail falling by one every ``lod_kimg`` + ``fade_kimg`` thousand images
 from ``start_resolution`` (reals are shown to D at the current level, faded the same way).
 """
 from __future__ import annotations
@@ -337,11 +337,18 @@ OPTIONS: dict[str, tuple[Any, type, str]] = {
     "start_resolution": (8, int, "resolution progressive growing starts from (the final one: no growing)"),
     "lod_kimg": (600.0, float, "thousands of images shown at each resolution before fading in the next"),
     "fade_kimg": (600.0, float, "thousands of images over which a new resolution fades in"),
+    "lr": (0.001, float, "Adam learning rate of G and D"),
+    "lr_schedule": (True, bool, "NVlabs' faster rates at high resolution: 0.0015 at 128 px, 0.002 at 256, 0.003 at 512"),
     "r1_gamma": (10.0, float, "R1 weight γ on reals, every step"),
     "style_mixing": (0.9, float, "probability of style-mixing regularisation"),
     "ema_kimg": (10.0, float, "half-life of G_ema in thousands of images"),
     "mbstd_group": (4, int, "minibatch-stddev group size"),
 }
+
+
+# NVlabs' StyleGAN configs (G_lrate_dict = D_lrate_dict): the learning rate at the resolution
+# being trained, where it differs from the base
+LR_BY_RESOLUTION = {128: 0.0015, 256: 0.002, 512: 0.003, 1024: 0.003}
 
 
 def stylegan_options(resolution: int, given: dict[str, Any]) -> dict[str, Any]:
@@ -354,6 +361,8 @@ def stylegan_options(resolution: int, given: dict[str, Any]) -> dict[str, Any]:
     start = out["start_resolution"]
     if start < 4 or start & (start - 1) or start > resolution:
         raise BadInput(f"stylegan option start_resolution must be a power of two from 4 to {resolution}, got {start}")
+    if out["lr"] <= 0:
+        raise BadInput(f"stylegan option lr must be positive, got {out['lr']}")
     if out["style_mixing"] > 1:
         raise BadInput(f"stylegan option style_mixing is a probability, got {out['style_mixing']}")
     return out
@@ -409,8 +418,18 @@ class StyleGANObjective(StyleGAN2Objective):
 
     def make_optimizers(self, G: nn.Module, D: nn.Module):
         b1, b2 = self.spec.family.betas
-        return (torch.optim.Adam(G.parameters(), lr=self.spec.family.lr_g, betas=(b1, b2), eps=1e-8),
-                torch.optim.Adam(D.parameters(), lr=self.spec.family.lr_d, betas=(b1, b2), eps=1e-8))
+        lr = self.options_v1.get("lr", self.spec.family.lr_g)
+        return (torch.optim.Adam(G.parameters(), lr=lr, betas=(b1, b2), eps=1e-8),
+                torch.optim.Adam(D.parameters(), lr=lr, betas=(b1, b2), eps=1e-8))
+
+    def learning_rate(self, lod: float) -> float:
+        """The rate at the level being trained (NVlabs: the resolution of ⌊lod⌋)."""
+        o = self.options_v1
+        lr = o.get("lr", self.spec.family.lr_g)
+        if not o.get("lr_schedule", False):
+            return lr
+        resolution = self.spec.model.resolution // 2 ** math.floor(lod)
+        return LR_BY_RESOLUTION.get(resolution, lr)
 
     def lod(self, step: int) -> float:
         o = self.options_v1
@@ -435,6 +454,9 @@ class StyleGANObjective(StyleGAN2Objective):
         lod = self.lod(t.step)
         for net in (t.G.synthesis, t.D):
             net.lod.fill_(lod)
+        for opt in (t.opt_G, t.opt_D):
+            for group in opt.param_groups:
+                group["lr"] = self.learning_rate(lod)
         n = self.spec.train.batch_size
         real = reals_at_lod(t.real_batch(), lod)
         with torch.no_grad(), t.autocast():

@@ -24,6 +24,19 @@ def test_schedule_follows_nvlabs_progressive_growing():
     assert lod_at(300_000, 64, 8, 600, 0) == 3 and lod_at(600_000, 64, 8, 600, 0) == 2
 
 
+def test_learning_rate_follows_nvlabs_per_resolution():
+    from types import SimpleNamespace
+
+    from ganeval.models.stylegan import StyleGANObjective
+
+    spec = SimpleNamespace(model=SimpleNamespace(resolution=256), family=SimpleNamespace(lr_g=0.001))
+    objective = SimpleNamespace(options_v1=stylegan_options(256, {}), spec=spec)
+    rates = [StyleGANObjective.learning_rate(objective, lod) for lod in (3.0, 2.0, 1.5, 1.0, 0.4, 0.0)]
+    assert rates == [0.001, 0.001, 0.0015, 0.0015, 0.002, 0.002]  # 32, 64, 128 (fading to 256), 256 px
+    objective.options_v1 = stylegan_options(256, {"lr_schedule": False, "lr": 0.002})
+    assert StyleGANObjective.learning_rate(objective, 0.0) == 0.002
+
+
 def test_options_are_checked():
     assert stylegan_options(64, {})["fmap_base"] == 8192
     with pytest.raises(BadInput, match="start_resolution must be a power of two from 4 to 64"):
