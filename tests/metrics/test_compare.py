@@ -84,3 +84,16 @@ def test_compare_command_and_its_errors(sets, tmp_path, inception_weights, capsy
     assert main(["compare", str(real), str(tmp_path / "missing.pkl"), "-o", str(tmp_path / "e")] + common) == 2
     assert main(["compare", str(real), str(other), "-o", str(tmp_path / "c")] + common) == 2  # not empty
     assert "--overwrite" in capsys.readouterr().err
+
+
+def test_over_training_reads_a_tensorflow_stylegan_run(sets, tmp_path, inception_weights):
+    """A StyleGAN (v1) run folder of NVlabs' TensorFlow snapshots, one caught while growing."""
+    real, _ = sets
+    nvlabs = PKL.parent
+    run = tmp_path / "run"
+    run.mkdir()
+    shutil.copy(nvlabs / "sg1_64_lod.pkl", run / "network-snapshot-000140.pkl")
+    shutil.copy(nvlabs / "sg1_64.pkl", run / "network-snapshot-000280.pkl")
+    rows = over_training(run, str(real), tmp_path / "curve", n=N, weights=inception_weights, device="cpu",
+                         say=lambda m: None)
+    assert [r["kimg_or_step"] for r in rows] == [140.0, 280.0] and rows[0]["fid"] != rows[1]["fid"]
