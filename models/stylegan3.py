@@ -128,7 +128,7 @@ class AliasFreeLayer(nn.Module):
         self.weight = nn.Parameter(torch.randn(out_channels, in_channels, kernel, kernel))
         self.bias = nn.Parameter(torch.zeros(out_channels))
         self.register_buffer("magnitude_ema", torch.ones(()))
-        self.magnitude_ema_beta = 0.999
+        self.magnitude_ema_beta = 0.999  # training sets NVlabs' rule for its batch
         self.register_buffer("up_filter", design[0] if up_taps > 1 else None)
         self.register_buffer("down_filter", design[1] if down_taps > 1 else None)
 
@@ -354,9 +354,21 @@ def build(cfg_model: Any) -> tuple[nn.Module, nn.Module]:
     return G, D
 
 
+def _objective(spec, G: nn.Module, D: nn.Module):
+    """StyleGAN2-ADA's objective, with G's magnitude estimates on NVlabs' half-life of 20 thousand
+    images (β = ½^(batch / 20000), the batch over all processes)."""
+    from ganeval.models.stylegan2 import StyleGAN2Objective
+
+    objective = StyleGAN2Objective(spec, G, D)
+    beta = 0.5 ** (objective._images_per_step() / 20_000)
+    for module in G.modules():
+        if hasattr(module, "magnitude_ema_beta"):
+            module.magnitude_ema_beta = beta
+    return objective
+
+
 def _family():
     from ganeval.models.spec import Family
-    from ganeval.models.stylegan2 import StyleGAN2Objective
 
     return Family(
         name="stylegan3",
@@ -364,7 +376,7 @@ def _family():
                 "StyleGAN2-ADA's D, losses, ADA, R1 and EMA",
         build=build, lr_g=0.0025, lr_d=0.002, betas=(0.0, 0.99), z_dim=512, width=None,
         width_option="channel_max", batch_size=32, resolutions=(32, 64, 128, 256, 512),
-        objective=StyleGAN2Objective, options=stylegan3_options,
+        objective=_objective, options=stylegan3_options,
         reference="Karras et al. Alias-free generative adversarial networks (2021)")
 
 

@@ -97,3 +97,14 @@ def test_training_resumes_exactly_and_samples(cfg, faces32_npz, tmp_path):
     assert main(["export", str(straight), "--nvlabs", str(tmp_path / "x.pkl"), "--nvlabs-repo",
                  "stylegan2-ada-pytorch"]) == 2
     assert not (tmp_path / "x.pkl").exists()
+
+
+def test_training_tracks_magnitudes_with_nvlabs_half_life(faces32_npz, tmp_path):
+    from ganeval.models.registry import get_family
+    from ganeval.models.trainer import Trainer, TrainConfig
+
+    cfg = get_family("stylegan3").config(32, 3, z_dim=8, width=8, options={"channel_base": 256})
+    trainer = Trainer(cfg, TrainConfig(data=str(faces32_npz), out=str(tmp_path / "run"), steps=1, batch_size=4,
+                                       num_workers=0), "cpu")
+    betas = {m.magnitude_ema_beta for m in trainer.G.modules() if hasattr(m, "magnitude_ema_beta")}
+    assert betas == {0.5 ** (4 / 20_000)}
